@@ -1,0 +1,204 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace P2PLocal.Rpc.Discovery;
+
+/// <summary>
+/// The UDP side of a node: one socket bound to the shared discovery port (address reuse, so many nodes share a
+/// host), a receive loop that feeds the <see cref="PeerDirectory"/>, and an advertiser that sends a hello at once,
+/// an alive beacon every interval, and a goodbye on shutdown. A hello from another node is answered at once, which
+/// is what makes joining take milliseconds instead of an interval.
+/// </summary>
+internal sealed class DiscoveryService : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NodeOptions _options;
+    private readonly PeerDirectory _peers;
+    private readonly Func<int> _servicePort;
+    private readonly IReadOnlyList<BeaconTarget> _targets;
+    private readonly string _instanceId;
+    private readonly DateTimeOffset _startedAt;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TimeProvider _time;
+    private Task _receiveLoop = Task.CompletedTask;
+    private Task _advertiseLoop = Task.CompletedTask;
+    private long _lastAnswerTicks;
+    private long _dropped;
+
+    public DiscoveryService(NodeOptions options, PeerDirectory peers, Func<int> servicePort, IReadOnlyList<BeaconTarget> targets,
+        string instanceId, DateTimeOffset startedAt, ILogger logger)
+    {
+        _options = options;
+        _peers = peers;
+        _servicePort = servicePort;
+        _targets = targets;
+        _instanceId = instanceId;
+        _startedAt = startedAt;
+        _logger = logger;
+        _time = options.TimeProvider;
+        _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            // On Linux this sets SO_REUSEADDR and SO_REUSEPORT: every node on the host gets every broadcast.
+            _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _socket.EnableBroadcast = true;
+            _socket.ReceiveBufferSize = 1 << 20;
+            _socket.Bind(new IPEndPoint(IPAddress.Any, options.DiscoveryPort));
+        }
+        catch
+        {
+            _socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Datagrams dropped as not being beacons (for tests and diagnostics).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public void Start()
+    {
+        _receiveLoop = Task.Run(ReceiveLoopAsync);
+        Send(BeaconKind.Hello);
+        _advertiseLoop = Task.Run(AdvertiseLoopAsync);
+    }
+
+    private async Task AdvertiseLoopAsync()
+    {
+        using var timer = new PeriodicTimer(_options.AdvertiseInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                Send(BeaconKind.Alive);
+                _peers.Expire(_time.GetUtcNow());
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var buffer = new byte[Beacon.MaxLength + 1];
+        EndPoint any = new IPEndPoint(IPAddress.Any, 0);
+        while (!_stop.IsCancellationRequested)
+        {
+            SocketReceiveFromResult received;
+            try
+            {
+                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (ObjectDisposedException)
+            {
+                break;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize)
+            {
+                Interlocked.Increment(ref _dropped);
+                continue;
+            }
+            catch (SocketException e)
+            {
+                if (_stop.IsCancellationRequested)
+                    break;
+                _logger.LogWarning(e, "Discovery receive failed; retrying");
+                continue;
+            }
+
+            try
+            {
+                Handle(buffer.AsSpan(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
+            }
+            catch (Exception e)
+            {
+                // Nothing a datagram carries may stop discovery.
+                Interlocked.Increment(ref _dropped);
+                _logger.LogDebug(e, "Dropped a beacon that could not be handled");
+            }
+        }
+    }
+
+    internal void Handle(ReadOnlySpan<byte> datagram, IPEndPoint source)
+    {
+        if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(source.Address))
+        {
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        if (!Beacon.TryParse(datagram, out var beacon) || beacon!.Protocol != _options.Protocol)
+        {
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        if (beacon.InstanceId == _instanceId)
+            return;
+
+        _peers.Observe(beacon, EffectiveEndPoint(beacon.EndPoint, source), _time.GetUtcNow(), _options.AdvertiseInterval);
+
+        if (beacon.Kind == BeaconKind.Hello)
+        {
+            // Answer a newcomer at once; a burst of hellos (many nodes starting together) gets one answer per 20 ms.
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref _lastAnswerTicks);
+            if (now - last >= 20 && Interlocked.CompareExchange(ref _lastAnswerTicks, now, last) == last)
+                Send(BeaconKind.Alive);
+        }
+    }
+
+    /// <summary>
+    /// The address to call a peer on. A beacon that advertises a loopback or unspecified address from a remote
+    /// source (the old p2p-local advertised 127.0.1.1 on Debian) is taken to mean the source's address.
+    /// </summary>
+    internal static IPEndPoint EffectiveEndPoint(IPEndPoint advertised, IPEndPoint source)
+    {
+        var unusable = IPAddress.IsLoopback(advertised.Address) || advertised.Address.Equals(IPAddress.Any);
+        return unusable && !IPAddress.IsLoopback(source.Address) ? new IPEndPoint(source.Address, advertised.Port) : advertised;
+    }
+
+    /// <summary>Sends one beacon to every target and seed. Send errors are logged, never thrown.</summary>
+    public void Send(BeaconKind kind)
+    {
+        var port = _servicePort();
+        foreach (var target in _targets)
+            SendTo(kind, target.Advertised, port, target.Destination);
+        foreach (var seed in _options.Seeds)
+        {
+            // A seed learns our address from the datagram's source (see EffectiveEndPoint).
+            var advertised = _options.Scope == DiscoveryScope.Loopback ? IPAddress.Loopback : IPAddress.Any;
+            SendTo(kind, advertised, port, seed);
+        }
+    }
+
+    private void SendTo(BeaconKind kind, IPAddress advertised, int port, IPEndPoint destination)
+    {
+        var beacon = new Beacon(_options.Protocol, _options.Name, new IPEndPoint(advertised, port), kind, _instanceId, _options.AdvertiseInterval, _startedAt);
+        try
+        {
+            _socket.SendTo(beacon.ToBytes(), destination);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            _logger.LogDebug(e, "Could not send a beacon to {Destination}", destination);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+            return;
+        Send(BeaconKind.Bye);
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        await Task.WhenAll(_receiveLoop, _advertiseLoop).ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}

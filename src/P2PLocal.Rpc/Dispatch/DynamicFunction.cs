@@ -1,0 +1,138 @@
+using MessagePack;
+
+namespace P2PLocal.Rpc.Dispatch;
+
+/// <summary>A function registered as a delegate over a kwargs dictionary, as in the Python p2p-local.</summary>
+internal sealed class DynamicFunction : IServiceDispatcher
+{
+    private readonly Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> _handler;
+
+    public DynamicFunction(string name, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
+    {
+        _handler = handler;
+        Functions = [FunctionDescriptor.Dynamic(name)];
+    }
+
+    public IReadOnlyList<FunctionDescriptor> Functions { get; }
+
+    public ValueTask InvokeAsync(FunctionCall call)
+    {
+        var kwargs = KwargsCodec.ReadKwargs(call.Kwargs, call.Options);
+        var pending = _handler(kwargs, call.CancellationToken);
+        if (pending.IsCompletedSuccessfully)
+        {
+            WriteResult(call, pending.Result);
+            return default;
+        }
+
+        return AwaitAndWriteAsync(call, pending);
+    }
+
+    private static async ValueTask AwaitAndWriteAsync(FunctionCall call, ValueTask<object?> pending)
+    {
+        var result = await pending.ConfigureAwait(false);
+        WriteResult(call, result);
+    }
+
+    private static void WriteResult(FunctionCall call, object? result)
+    {
+        var writer = new MessagePackWriter(call.Result);
+        MessagePackSerializer.Serialize(ref writer, result, call.Options);
+        writer.Flush();
+    }
+}
+
+/// <summary>The functions every node serves by itself.</summary>
+internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> listFunctions) : IServiceDispatcher
+{
+    public IReadOnlyList<FunctionDescriptor> Functions { get; } = [FunctionDescriptor.Dynamic(Protocol.Messages.MethodsFunction)];
+
+    public ValueTask InvokeAsync(FunctionCall call)
+    {
+        var writer = new MessagePackWriter(call.Result);
+        WriteDescriptors(ref writer, listFunctions());
+        writer.Flush();
+        return default;
+    }
+
+    /// <summary>Writes the <c>$methods</c> result: an array of maps (see PROTOCOL.md).</summary>
+    internal static void WriteDescriptors(ref MessagePackWriter writer, IReadOnlyList<FunctionDescriptor> functions)
+    {
+        writer.WriteArrayHeader(functions.Count);
+        foreach (var function in functions)
+        {
+            writer.WriteMapHeader(4);
+            writer.Write("name");
+            writer.Write(function.Name);
+            writer.Write("params");
+            writer.WriteArrayHeader(function.Parameters.Count);
+            foreach (var parameter in function.Parameters)
+            {
+                writer.WriteMapHeader(3);
+                writer.Write("name");
+                writer.Write(parameter.Name);
+                writer.Write("type");
+                writer.Write(parameter.Type);
+                writer.Write("optional");
+                writer.Write(parameter.IsOptional);
+            }
+
+            writer.Write("returns");
+            writer.Write(function.ReturnType);
+            writer.Write("fingerprint");
+            writer.Write(function.Fingerprint);
+        }
+    }
+
+    /// <summary>Reads a <c>$methods</c> result; unknown map keys are skipped so the shape can grow.</summary>
+    internal static IReadOnlyList<FunctionDescriptor> ReadDescriptors(ref MessagePackReader reader)
+    {
+        var count = reader.ReadArrayHeader();
+        var list = new List<FunctionDescriptor>(count);
+        for (var i = 0; i < count; i++)
+        {
+            string name = "", returns = "object";
+            string? fingerprint = null;
+            var parameters = new List<ParameterDescriptor>();
+            var fields = reader.ReadMapHeader();
+            for (var f = 0; f < fields; f++)
+            {
+                switch (reader.ReadString())
+                {
+                    case "name": name = reader.ReadString() ?? ""; break;
+                    case "returns": returns = reader.ReadString() ?? "object"; break;
+                    case "fingerprint": fingerprint = reader.ReadString(); break;
+                    case "params":
+                        var n = reader.ReadArrayHeader();
+                        for (var p = 0; p < n; p++)
+                            parameters.Add(ReadParameter(ref reader));
+                        break;
+                    default: reader.Skip(); break;
+                }
+            }
+
+            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint));
+        }
+
+        return list;
+    }
+
+    private static ParameterDescriptor ReadParameter(ref MessagePackReader reader)
+    {
+        string name = "", type = "object";
+        var optional = false;
+        var fields = reader.ReadMapHeader();
+        for (var f = 0; f < fields; f++)
+        {
+            switch (reader.ReadString())
+            {
+                case "name": name = reader.ReadString() ?? ""; break;
+                case "type": type = reader.ReadString() ?? "object"; break;
+                case "optional": optional = reader.ReadBoolean(); break;
+                default: reader.Skip(); break;
+            }
+        }
+
+        return new ParameterDescriptor(name, type, optional);
+    }
+}

@@ -1,0 +1,23 @@
+namespace P2PLocal.Rpc.Dispatch;
+
+/// <summary>What a node tells callers about one of its functions (see <see cref="Node.GetFunctionsAsync"/>).</summary>
+/// <param name="Name">The function's name on the wire.</param>
+/// <param name="Parameters">Its kwargs, in declaration order; empty for a dynamic function, which takes any kwargs.</param>
+/// <param name="ReturnType">The C# name of the result type, or <c>object</c> for a dynamic function.</param>
+/// <param name="Fingerprint">A hash of the service contract the function belongs to, or <see langword="null"/>.</param>
+/// <remarks>Immutable and thread-safe.</remarks>
+public sealed record FunctionDescriptor(
+    string Name,
+    IReadOnlyList<ParameterDescriptor> Parameters,
+    string ReturnType,
+    string? Fingerprint = null)
+{
+    /// <summary>Describes a dynamic function: any kwargs, any result.</summary>
+    public static FunctionDescriptor Dynamic(string name) => new(name, [], "object");
+}
+
+/// <summary>One kwarg a function takes.</summary>
+/// <param name="Name">The key in the kwargs map.</param>
+/// <param name="Type">The C# name of its type.</param>
+/// <param name="IsOptional">True when the function has a default for it, so callers may leave it out.</param>
+public sealed record ParameterDescriptor(string Name, string Type, bool IsOptional);

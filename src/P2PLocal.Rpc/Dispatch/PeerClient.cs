@@ -1,0 +1,52 @@
+using MessagePack;
+
+namespace P2PLocal.Rpc.Dispatch;
+
+/// <summary>Writes the kwargs of one call as a single MessagePack map, straight into the request frame.</summary>
+/// <typeparam name="TState">The arguments, usually a value tuple, so that no closure is allocated.</typeparam>
+public delegate void KwargsWriter<in TState>(ref MessagePackWriter writer, TState state, MessagePackSerializerOptions options);
+
+/// <summary>Reads the result of one call from the reply frame.</summary>
+public delegate TResult ResultReader<out TResult>(ref MessagePackReader reader, MessagePackSerializerOptions options);
+
+/// <summary>
+/// A handle for calling one named peer through its node; generated proxies are built on it. Cheap to create,
+/// holds no connection of its own: each call resolves the peer name, so a restarted peer is picked up.
+/// </summary>
+/// <remarks>Thread-safe.</remarks>
+public sealed class PeerClient
+{
+    internal PeerClient(Node node, string peerName)
+    {
+        Node = node;
+        PeerName = peerName;
+    }
+
+    /// <summary>The node the calls go out from.</summary>
+    public Node Node { get; }
+
+    /// <summary>The peer called.</summary>
+    public string PeerName { get; }
+
+    /// <summary>Calls <paramref name="function"/> on the peer with kwargs written by <paramref name="writeKwargs"/>.</summary>
+    /// <exception cref="PeerNotFoundException">No peer of that name is known.</exception>
+    /// <exception cref="MethodNotFoundException">The peer has no such function.</exception>
+    /// <exception cref="InvalidKwargsException">The peer rejected the kwargs.</exception>
+    /// <exception cref="RemoteException">The remote handler threw.</exception>
+    /// <exception cref="PeerConnectionException">The peer could not be reached or the connection dropped.</exception>
+    /// <exception cref="TimeoutException"><see cref="NodeOptions.RequestTimeout"/> passed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the remote handler's token fires too.</exception>
+    public ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TResult> readResult, CancellationToken cancellationToken = default) =>
+        Node.InvokeAsync(PeerName, function, state, writeKwargs, readResult, cancellationToken);
+
+    /// <summary>
+    /// The blocking form of <see cref="InvokeAsync"/>, for proxies of synchronous methods. It blocks the calling
+    /// thread; prefer the async form on UI or request threads.
+    /// </summary>
+    public TResult Invoke<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult)
+    {
+        var pending = InvokeAsync(function, state, writeKwargs, readResult);
+        return pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+    }
+}

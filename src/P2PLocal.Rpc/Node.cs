@@ -1,0 +1,424 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using MessagePack;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using P2PLocal.Rpc.Discovery;
+using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Transport;
+
+namespace P2PLocal.Rpc;
+
+/// <summary>
+/// A named peer on the network: it serves its registered functions over TCP, announces itself with UDP beacons,
+/// keeps the <see cref="Peers"/> it sees, and calls functions on them by name with kwargs.
+/// </summary>
+/// <remarks>
+/// Thread-safe: functions may be registered and requests made from any thread, at any time after
+/// <see cref="StartAsync"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
+/// </remarks>
+public sealed class Node : IAsyncDisposable, IDisposable, IRequestHost
+{
+    private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
+    private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;
+    private static readonly ResultReader<IReadOnlyList<FunctionDescriptor>> s_readDescriptors =
+        static (ref MessagePackReader reader, MessagePackSerializerOptions _) => BuiltInFunctions.ReadDescriptors(ref reader);
+
+    private readonly NodeOptions _options;
+    private readonly ILogger _logger;
+    private readonly string _instanceId = Guid.NewGuid().ToString("N")[..16];
+    private readonly DateTimeOffset _startedAt;
+    private readonly object _registrationGate = new();
+    private readonly ConcurrentDictionary<string, Task<ClientConnection>> _clients = new(StringComparer.Ordinal);
+    private readonly BuiltInFunctions _builtIns;
+    private Dictionary<string, IServiceDispatcher> _functions = new(StringComparer.Ordinal);
+    private ConnectionListener? _listener;
+    private DiscoveryService? _discovery;
+    private ITimer? _reaper;
+    private int _disposed;
+
+    private Node(NodeOptions options)
+    {
+        _options = options;
+        _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
+        _startedAt = options.TimeProvider.GetUtcNow();
+        SerializerOptions = options.SerializerOptions
+            .WithSecurity(MessagePackSecurity.UntrustedData)
+            .WithCompression(MessagePackCompression.None);
+        Peers = new PeerDirectory(this, _logger, options.MaxPeers);
+        _builtIns = new BuiltInFunctions(() => Functions);
+        LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize);
+    }
+
+    /// <summary>This node's name.</summary>
+    public string Name => _options.Name;
+
+    /// <summary>A value unique to this run of the node, sent in its beacons.</summary>
+    public string InstanceId => _instanceId;
+
+    /// <summary>The options the node was started with.</summary>
+    public NodeOptions Options => _options;
+
+    /// <summary>
+    /// Where the node serves: 127.0.0.1 and its port in <see cref="DiscoveryScope.Loopback"/>, 0.0.0.0 and its port in
+    /// <see cref="DiscoveryScope.Lan"/> (each beacon then carries the address of the interface it leaves by).
+    /// </summary>
+    public IPEndPoint ServiceEndPoint => _listener?.EndPoint ?? throw new InvalidOperationException("The node has not started.");
+
+    /// <summary>The peers this node sees.</summary>
+    public PeerDirectory Peers { get; }
+
+    /// <summary>The serializer options in force: the configured ones with untrusted-data security and no compression.</summary>
+    public MessagePackSerializerOptions SerializerOptions { get; }
+
+    /// <summary>The functions this node serves, as <see cref="GetFunctionsAsync"/> reports them to peers.</summary>
+    public IReadOnlyList<FunctionDescriptor> Functions
+    {
+        get
+        {
+            var functions = Volatile.Read(ref _functions);
+            return [.. functions.Values.Distinct().SelectMany(d => d.Functions).Where(f => functions.ContainsKey(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal)];
+        }
+    }
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    internal DateTimeOffset Now => _options.TimeProvider.GetUtcNow();
+
+    internal PeerInfo SelfInfo => new(Name, _options.Protocol, ServiceEndPoint, _instanceId)
+    {
+        StartedAt = _startedAt,
+        LastSeen = Now,
+        AdvertiseInterval = _options.AdvertiseInterval,
+    };
+
+    /// <summary>
+    /// Starts a node: it serves at once, announces itself, and asks who is there, so peers see each other within
+    /// milliseconds. Register functions right after it returns.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are not valid.</exception>
+    /// <exception cref="SocketException">The service port or the discovery port cannot be bound.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public static Task<Node> StartAsync(NodeOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        var node = new Node(options);
+        try
+        {
+            node.Start();
+        }
+        catch
+        {
+            node.Dispose();
+            throw;
+        }
+
+        return Task.FromResult(node);
+    }
+
+    private void Start()
+    {
+        var bindAddress = _options.Scope == DiscoveryScope.Loopback ? IPAddress.Loopback : IPAddress.Any;
+        _listener = new ConnectionListener(new IPEndPoint(bindAddress, _options.ServicePort), this, _options.MaxFrameSize, _options.MaxIncomingConnections);
+        _listener.Start();
+
+        var targets = _options.Scope == DiscoveryScope.Loopback
+            ? BeaconTargets.ForLoopback(_options.DiscoveryPort)
+            : BeaconTargets.ForLan(BeaconTargets.SystemInterfaces(), _options.DiscoveryPort);
+        if (targets.Count == 0 && _options.Seeds.Count == 0)
+            _logger.LogWarning("No interface with a broadcast address is up and no seeds are set: node {Name} can be seen by nobody", Name);
+        _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger);
+        _discovery.Start();
+
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 1000));
+        _reaper = _options.TimeProvider.CreateTimer(_ => ReapConnections(), null, period, period);
+        _logger.LogInformation("Node {Name} serves on {EndPoint} ({Scope}, discovery port {Port})", Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
+    }
+
+    /// <summary>Registers a function that takes the kwargs dictionary and returns a result (or null).</summary>
+    /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
+    public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, object?> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return Register(function, (kwargs, _) => new ValueTask<object?>(handler(kwargs)));
+    }
+
+    /// <summary>Registers an async function that takes the kwargs dictionary and the request's cancellation token.</summary>
+    /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
+    public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(function);
+        ArgumentNullException.ThrowIfNull(handler);
+        return Register(new DynamicFunction(function, handler));
+    }
+
+    /// <summary>Registers every function of a dispatcher (the source generator emits one per <c>[P2PService]</c>).</summary>
+    /// <exception cref="ArgumentException">A function name is empty, reserved, or already registered; nothing is registered then.</exception>
+    public Node Register(IServiceDispatcher dispatcher)
+    {
+        ArgumentNullException.ThrowIfNull(dispatcher);
+        lock (_registrationGate)
+        {
+            var next = new Dictionary<string, IServiceDispatcher>(_functions, StringComparer.Ordinal);
+            foreach (var function in dispatcher.Functions)
+            {
+                if (string.IsNullOrEmpty(function.Name) || function.Name.StartsWith('$'))
+                    throw new ArgumentException($"'{function.Name}' is not a valid function name: names must be non-empty and must not start with '$'.", nameof(dispatcher));
+                if (!next.TryAdd(function.Name, dispatcher))
+                    throw new ArgumentException($"Node '{Name}' already has a function '{function.Name}'.", nameof(dispatcher));
+            }
+
+            Volatile.Write(ref _functions, next);
+        }
+
+        return this;
+    }
+
+    /// <summary>Stops serving a function. Requests already running finish.</summary>
+    /// <returns>False when no function of that name was registered.</returns>
+    public bool Unregister(string function)
+    {
+        lock (_registrationGate)
+        {
+            var next = new Dictionary<string, IServiceDispatcher>(_functions, StringComparer.Ordinal);
+            if (!next.Remove(function))
+                return false;
+            Volatile.Write(ref _functions, next);
+            return true;
+        }
+    }
+
+    /// <summary>Calls <paramref name="function"/> on peer <paramref name="target"/> and returns its result as plain .NET values.</summary>
+    /// <param name="target">The peer's name.</param>
+    /// <param name="function">The function's name.</param>
+    /// <param name="kwargs">The arguments by parameter name; values must be MessagePack-serializable.</param>
+    /// <param name="cancellationToken">Cancels the call here and the handler's token there.</param>
+    /// <returns>
+    /// The result: integers as <see cref="long"/>, floats as <see cref="double"/>, maps as dictionaries, arrays as
+    /// <c>object?[]</c> (see <see cref="KwargsCodec"/>).
+    /// </returns>
+    /// <exception cref="PeerNotFoundException">No peer of that name is known.</exception>
+    /// <exception cref="NameConflictException">Two live nodes claim the target's name, or this node's own.</exception>
+    /// <exception cref="MethodNotFoundException">The peer has no such function.</exception>
+    /// <exception cref="InvalidKwargsException">The peer rejected the kwargs.</exception>
+    /// <exception cref="RemoteException">The remote handler threw.</exception>
+    /// <exception cref="PeerBusyException">The peer runs too many requests from this node already.</exception>
+    /// <exception cref="FrameTooLargeException">The request or its reply is above a frame limit.</exception>
+    /// <exception cref="PeerConnectionException">The peer cannot be reached, or the connection dropped mid-call.</exception>
+    /// <exception cref="TimeoutException"><see cref="NodeOptions.RequestTimeout"/> passed; the remote handler was cancelled.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    /// <exception cref="ObjectDisposedException">The node was shut down.</exception>
+    public Task<object?> RequestAsync(string target, string function, IReadOnlyDictionary<string, object?>? kwargs = null, CancellationToken cancellationToken = default) =>
+        InvokeAsync(target, function, kwargs, s_writeKwargs, s_readDynamic, cancellationToken).AsTask();
+
+    /// <summary>Calls a function and converts its result to <typeparamref name="T"/> with MessagePack.</summary>
+    /// <inheritdoc cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public Task<T> RequestAsync<T>(string target, string function, IReadOnlyDictionary<string, object?>? kwargs = null, CancellationToken cancellationToken = default) =>
+        InvokeAsync(target, function, kwargs, s_writeKwargs, TypedResult<T>.Read, cancellationToken).AsTask();
+
+    /// <summary>
+    /// The blocking form of <see cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>,
+    /// like the Python <c>request</c>. It blocks the calling thread (the library's one sync-over-async wrapper).
+    /// </summary>
+    /// <inheritdoc cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public object? Request(string target, string function, IReadOnlyDictionary<string, object?>? kwargs = null) =>
+        RequestAsync(target, function, kwargs).GetAwaiter().GetResult();
+
+    /// <summary>Lists the names of the functions peer <paramref name="target"/> serves.</summary>
+    /// <inheritdoc cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public async Task<IReadOnlyList<string>> GetMethodsAsync(string target, CancellationToken cancellationToken = default) =>
+        [.. (await GetFunctionsAsync(target, cancellationToken).ConfigureAwait(false)).Select(f => f.Name)];
+
+    /// <summary>The blocking form of <see cref="GetMethodsAsync"/>, like the Python <c>getmethods</c>.</summary>
+    /// <inheritdoc cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public IReadOnlyList<string> GetMethods(string target) => GetMethodsAsync(target).GetAwaiter().GetResult();
+
+    /// <summary>Lists the functions peer <paramref name="target"/> serves, with their signatures where it has them.</summary>
+    /// <inheritdoc cref="RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public Task<IReadOnlyList<FunctionDescriptor>> GetFunctionsAsync(string target, CancellationToken cancellationToken = default) =>
+        InvokeAsync(target, Messages.MethodsFunction, null, s_writeKwargs, s_readDescriptors, cancellationToken).AsTask();
+
+    /// <summary>The one path every call takes: resolve the peer, reuse or open its connection, send, await the reply.</summary>
+    internal ValueTask<TResult> InvokeAsync<TState, TResult>(string target, string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TResult> readResult, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(target);
+        ArgumentException.ThrowIfNullOrEmpty(function);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        ThrowIfOwnNameContested();
+        var peer = Peers.Resolve(target);
+        if (peer.IsLegacy)
+            throw new P2PException($"Peer '{target}' at {peer.EndPoint} is a Python p2p-local node (XML-RPC); it cannot take P2PLocal.Rpc requests.");
+
+        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
+            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
+        return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
+    }
+
+    private async ValueTask<TResult> ConnectAndInvokeAsync<TState, TResult>(PeerInfo peer, string function, TState state,
+        KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult, CancellationToken cancellationToken)
+    {
+        var connection = await GetConnectionAsync(peer, cancellationToken).ConfigureAwait(false);
+        return await connection.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Returns the open connection to a peer instance, opening one (once, shared by concurrent callers) if needed.</summary>
+    private async Task<ClientConnection> GetConnectionAsync(PeerInfo peer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var connecting = _clients.GetOrAdd(peer.InstanceId, _ => ConnectAsync(peer));
+            try
+            {
+                var connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (!connection.IsClosed)
+                    return connection;
+            }
+            catch (PeerConnectionException) when (!cancellationToken.IsCancellationRequested)
+            {
+                _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
+                throw;
+            }
+
+            // The connection closed since it was opened: drop it and open another.
+            _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+        }
+    }
+
+    private async Task<ClientConnection> ConnectAsync(PeerInfo peer)
+    {
+        await Task.Yield(); // never connect inside GetOrAdd's factory
+        try
+        {
+            var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
+                _options.ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
+            _ = connection.Closed.ContinueWith(_ => _clients.TryRemove(peer.InstanceId, out var _), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            if (IsDisposed)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw new ObjectDisposedException(nameof(Node));
+            }
+
+            return connection;
+        }
+        catch (PeerConnectionException e) when (e.Message.Contains("restarted", StringComparison.Ordinal))
+        {
+            Peers.Forget(peer);
+            throw;
+        }
+    }
+
+    /// <summary>Whether a peer instance still serves at its endpoint (used when another instance claims its name).</summary>
+    internal async Task<bool> IsAliveAsync(PeerInfo peer)
+    {
+        if (IsDisposed)
+            return false;
+        if (peer.IsLegacy)
+        {
+            using var socket = new Socket(peer.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                await socket.ConnectAsync(peer.EndPoint, timeout.Token).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                return false;
+            }
+        }
+
+        try
+        {
+            var connection = await GetConnectionAsync(peer, CancellationToken.None).ConfigureAwait(false);
+            return !connection.IsClosed;
+        }
+        catch (PeerConnectionException)
+        {
+            return false;
+        }
+    }
+
+    private void ThrowIfOwnNameContested()
+    {
+        foreach (var claim in Peers.ClaimsOn(Name))
+        {
+            var claimIsOlder = claim.StartedAt < _startedAt
+                || (claim.StartedAt == _startedAt && string.CompareOrdinal(claim.InstanceId, _instanceId) < 0);
+            if (claimIsOlder)
+                throw new NameConflictException($"Node '{Name}' shares its name with an older live node at {claim.EndPoint}; rename one of them. This node sends no requests until the name is its own.") { PeerName = Name };
+        }
+    }
+
+    private void ReapConnections()
+    {
+        _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout);
+        // Close our idle outgoing connections before the peer's reaper does, so a call never races that close.
+        var idleMs = _options.IdleConnectionTimeout.TotalMilliseconds / 2;
+        foreach (var (_, connecting) in _clients)
+        {
+            if (connecting.IsCompletedSuccessfully && connecting.Result is { PendingCount: 0 } connection
+                && Environment.TickCount64 - connection.LastUsedTicks > idleMs)
+                connection.Close();
+        }
+    }
+
+    Hello IRequestHost.LocalHello => LocalHello;
+
+    internal Hello LocalHello { get; }
+
+    int IRequestHost.MaxConcurrentRequests => _options.MaxConcurrentRequestsPerConnection;
+
+    ILogger IRequestHost.Logger => _logger;
+
+    IServiceDispatcher? IRequestHost.FindFunction(string function) =>
+        function == Messages.MethodsFunction ? _builtIns : Volatile.Read(ref _functions).GetValueOrDefault(function);
+
+    /// <summary>
+    /// Leaves the network: sends a goodbye (peers drop this node at once), stops taking requests, lets running ones
+    /// finish for up to <see cref="NodeOptions.ShutdownGracePeriod"/>, then closes every connection. Idempotent.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        if (_reaper is not null)
+            await _reaper.DisposeAsync().ConfigureAwait(false);
+        if (_discovery is not null)
+            await _discovery.DisposeAsync().ConfigureAwait(false);
+        Peers.Close();
+        if (_listener is not null)
+            await _listener.DisposeAsync(_options.ShutdownGracePeriod).ConfigureAwait(false);
+        foreach (var (_, connecting) in _clients)
+        {
+            try
+            {
+                await (await connecting.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is P2PException or ObjectDisposedException or OperationCanceledException)
+            {
+            }
+        }
+
+        _clients.Clear();
+        _logger.LogInformation("Node {Name} shut down", Name);
+    }
+
+    /// <summary>Shuts the node down and waits for it (the Python <c>shutdown</c>). See <see cref="DisposeAsync"/>.</summary>
+    public void Shutdown() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Same as <see cref="Shutdown"/>.</summary>
+    public void Dispose() => Shutdown();
+
+    private static class TypedResult<T>
+    {
+        public static readonly ResultReader<T> Read = static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
+            MessagePackSerializer.Deserialize<T>(ref reader, options);
+    }
+}

@@ -1,0 +1,116 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace P2PLocal.Rpc;
+
+/// <summary>Where a node looks for peers and where it serves.</summary>
+public enum DiscoveryScope
+{
+    /// <summary>
+    /// The local network: the node serves on every interface and beacons on every up IPv4 interface that has
+    /// a broadcast address, each beacon carrying that interface's own address. The default for real deployments.
+    /// </summary>
+    Lan,
+
+    /// <summary>
+    /// This host only: the node serves on 127.0.0.1 and beacons to 127.255.255.255. Use it for tests,
+    /// samples and several nodes on one machine; no traffic leaves the host.
+    /// </summary>
+    Loopback,
+}
+
+/// <summary>Settings for <see cref="Node.StartAsync(NodeOptions, System.Threading.CancellationToken)"/>.</summary>
+/// <remarks>Instances are immutable once built; one instance may start several nodes.</remarks>
+public sealed class NodeOptions
+{
+    /// <summary>The default UDP port that beacons are sent to and listened for on.</summary>
+    public const int DefaultDiscoveryPort = 47474;
+
+    /// <summary>The default largest frame (4 MiB, as gRPC's default message limit).</summary>
+    public const int DefaultMaxFrameSize = 4 * 1024 * 1024;
+
+    /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The discovery protocol name: nodes of another protocol are invisible to each other. Default <c>itecnet</c>.</summary>
+    public string Protocol { get; init; } = "itecnet";
+
+    /// <summary>The TCP port requests are served on; 0 (the default) picks a free port.</summary>
+    public int ServicePort { get; init; }
+
+    /// <summary>The UDP port beacons go to. Every node of one group must use the same port.</summary>
+    public int DiscoveryPort { get; init; } = DefaultDiscoveryPort;
+
+    /// <summary>How often the node announces itself (the Python <c>timer</c>). A peer that misses about three intervals expires.</summary>
+    public TimeSpan AdvertiseInterval { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Where the node serves and beacons. Default <see cref="DiscoveryScope.Lan"/>.</summary>
+    public DiscoveryScope Scope { get; init; } = DiscoveryScope.Lan;
+
+    /// <summary>How long a request may take before it fails with <see cref="TimeoutException"/>; the remote handler is cancelled then.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The largest frame this node sends or accepts, in bytes. Default 4 MiB.</summary>
+    public int MaxFrameSize { get; init; } = DefaultMaxFrameSize;
+
+    /// <summary>How many requests one incoming connection may have running at once; more are rejected with <see cref="PeerBusyException"/> on the caller. Default 1024.</summary>
+    public int MaxConcurrentRequestsPerConnection { get; init; } = 1024;
+
+    /// <summary>How many incoming connections the node keeps open at once; further ones are refused. Default 1024.</summary>
+    public int MaxIncomingConnections { get; init; } = 1024;
+
+    /// <summary>An incoming connection that sends nothing for this long is closed. Default 2 minutes.</summary>
+    public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long a connection may take to say who it is (its hello frame) before it is closed. Default 5 seconds.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Discovery endpoints (a peer's host and <see cref="DiscoveryPort"/>) that also get every beacon by unicast,
+    /// for networks that drop broadcast.
+    /// </summary>
+    public IReadOnlyList<IPEndPoint> Seeds { get; init; } = [];
+
+    /// <summary>How long shutdown lets running requests finish before it cancels them. Default 5 seconds.</summary>
+    public TimeSpan ShutdownGracePeriod { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long connecting to a peer (TCP connect and hello) may take. Default 5 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The MessagePack options for kwargs and results, for custom resolvers. The node always applies
+    /// <see cref="MessagePack.MessagePackSecurity.UntrustedData"/> and no compression on top. Default: the standard resolver.
+    /// </summary>
+    public MessagePack.MessagePackSerializerOptions SerializerOptions { get; init; } = MessagePack.MessagePackSerializerOptions.Standard;
+
+    /// <summary>The most peers the node keeps track of; beacons from further instances are dropped. Default 4096.</summary>
+    public int MaxPeers { get; init; } = 4096;
+
+    /// <summary>Where the node logs joins, leaves, conflicts and dropped input. Default: no logging.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>The clock for beacons and expiry; tests pass a fake one. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name.Contains('|', StringComparison.Ordinal))
+            throw new ArgumentException("Name must be non-empty and must not contain '|'.", nameof(Name));
+        if (string.IsNullOrWhiteSpace(Protocol) || Protocol.Contains('|', StringComparison.Ordinal))
+            throw new ArgumentException("Protocol must be non-empty and must not contain '|'.", nameof(Protocol));
+        if (ServicePort is < 0 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(ServicePort), ServicePort, "A port is 0 to 65535.");
+        if (DiscoveryPort is < 1 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(DiscoveryPort), DiscoveryPort, "A discovery port is 1 to 65535.");
+        if (AdvertiseInterval <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(AdvertiseInterval), AdvertiseInterval, "The interval must be positive.");
+        if (RequestTimeout <= TimeSpan.Zero && RequestTimeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), RequestTimeout, "The timeout must be positive or infinite.");
+        if (MaxFrameSize < 1024)
+            throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
+        if (MaxConcurrentRequestsPerConnection < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (MaxPeers < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
+    }
+}

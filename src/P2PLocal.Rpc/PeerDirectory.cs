@@ -1,0 +1,384 @@
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
+using P2PLocal.Rpc.Dispatch;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Discovery;
+
+namespace P2PLocal.Rpc;
+
+/// <summary>Two live nodes claim one name.</summary>
+/// <param name="Name">The contested name.</param>
+/// <param name="Existing">The instance that held the name first.</param>
+/// <param name="Contender">The instance that claimed it while the first was still alive.</param>
+/// <param name="InvolvesThisNode">True when one of the two is the node raising the event.</param>
+public sealed record NameConflict(string Name, PeerInfo Existing, PeerInfo Contender, bool InvolvesThisNode);
+
+/// <summary>
+/// The peers a node currently sees, kept current by discovery: peers join when their first beacon arrives, leave on
+/// their goodbye, and expire after about three missed beacon intervals. A restarted peer (same name, new instance)
+/// replaces the old one once the old one is found dead; two live instances of one name are a <see cref="NameConflict"/>,
+/// and such a name resolves to no peer until one of them goes.
+/// </summary>
+/// <remarks>
+/// Thread-safe. Enumeration works on a snapshot. Events are raised on a discovery thread, outside any lock;
+/// an exception thrown by a handler is logged and otherwise ignored.
+/// </remarks>
+public sealed class PeerDirectory : IEnumerable<PeerInfo>
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<string, PeerInfo> _peers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PeerInfo> _candidates = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<TaskCompletionSource<PeerInfo>>> _waiters = new(StringComparer.Ordinal);
+    private readonly Node _node;
+    private readonly ILogger _logger;
+    private readonly int _maxPeers;
+    private bool _warnedFull;
+
+    internal PeerDirectory(Node node, ILogger logger, int maxPeers)
+    {
+        _node = node;
+        _logger = logger;
+        _maxPeers = maxPeers;
+    }
+
+    /// <summary>Raised when a peer appears (first beacon, or a restart that replaced its old instance).</summary>
+    public event EventHandler<PeerInfo>? Joined;
+
+    /// <summary>Raised when a peer leaves (goodbye), expires, or is replaced by its restarted instance.</summary>
+    public event EventHandler<PeerInfo>? Left;
+
+    /// <summary>Raised when two live nodes claim one name; see <see cref="NameConflictException"/>.</summary>
+    public event EventHandler<NameConflict>? NameConflict;
+
+    /// <summary>How many peer instances are known (a contested name counts each instance).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+                return _peers.Count;
+        }
+    }
+
+    /// <summary>Finds the peer of that name. False when none is known or two live nodes claim the name.</summary>
+    public bool TryGet(string name, [MaybeNullWhen(false)] out PeerInfo peer)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        lock (_gate)
+            return TryGetLocked(name, out peer, out _);
+    }
+
+    /// <summary>Returns a handle for calling the peer <paramref name="name"/> (resolved at each call).</summary>
+    public PeerClient Client(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return new PeerClient(_node, name);
+    }
+
+    /// <summary>Completes as soon as a peer of that name is seen (at once if it already is).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    /// <exception cref="ObjectDisposedException">The node shut down first.</exception>
+    public Task<PeerInfo> WaitForAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        TaskCompletionSource<PeerInfo> waiter;
+        lock (_gate)
+        {
+            if (TryGetLocked(name, out var peer, out _))
+                return Task.FromResult(peer);
+            if (_node.IsDisposed)
+                return Task.FromException<PeerInfo>(new ObjectDisposedException(nameof(Node)));
+            waiter = new TaskCompletionSource<PeerInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_waiters.TryGetValue(name, out var list))
+                _waiters[name] = list = [];
+            list.Add(waiter);
+        }
+
+        if (!cancellationToken.CanBeCanceled)
+            return waiter.Task;
+        var registration = cancellationToken.Register(() =>
+        {
+            lock (_gate)
+            {
+                if (_waiters.TryGetValue(name, out var list))
+                    list.Remove(waiter);
+            }
+
+            waiter.TrySetCanceled(cancellationToken);
+        });
+        waiter.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration,
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return waiter.Task;
+    }
+
+    /// <summary>Returns a snapshot of the known peers.</summary>
+    public IEnumerator<PeerInfo> GetEnumerator()
+    {
+        PeerInfo[] snapshot;
+        lock (_gate)
+            snapshot = [.. _peers.Values];
+        return ((IEnumerable<PeerInfo>)snapshot).GetEnumerator();
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>The peer to call for <paramref name="name"/>.</summary>
+    /// <exception cref="PeerNotFoundException">No such peer.</exception>
+    /// <exception cref="NameConflictException">Two live peers claim the name.</exception>
+    internal PeerInfo Resolve(string name)
+    {
+        lock (_gate)
+        {
+            if (TryGetLocked(name, out var peer, out var claimants))
+                return peer;
+            if (claimants > 1)
+            {
+                var where = string.Join(" and ", _peers.Values.Where(p => p.Name == name).Select(p => p.EndPoint));
+                throw new NameConflictException($"Two live nodes claim the name '{name}' ({where}); calls to it are refused until one leaves.") { PeerName = name };
+            }
+        }
+
+        throw new PeerNotFoundException($"No peer named '{name}' is known to node '{_node.Name}'. Wait for it with Peers.WaitForAsync, or check its protocol and discovery port.") { PeerName = name };
+    }
+
+    /// <summary>The live instances, other than this node, that use this node's own name.</summary>
+    internal PeerInfo[] ClaimsOn(string name)
+    {
+        lock (_gate)
+            return [.. _peers.Values.Where(p => p.Name == name)];
+    }
+
+    private bool TryGetLocked(string name, [MaybeNullWhen(false)] out PeerInfo peer, out int claimants)
+    {
+        peer = null;
+        claimants = 0;
+        foreach (var candidate in _peers.Values)
+        {
+            if (candidate.Name != name)
+                continue;
+            claimants++;
+            peer = candidate;
+        }
+
+        if (claimants == 1 && peer is not null)
+            return true;
+        peer = null;
+        return false;
+    }
+
+    /// <summary>Takes in one beacon of this node's protocol from another instance.</summary>
+    internal void Observe(Beacon beacon, IPEndPoint serviceEndPoint, DateTimeOffset now, TimeSpan defaultInterval)
+    {
+        var key = beacon.Kind == BeaconKind.Legacy ? "legacy:" + serviceEndPoint : beacon.InstanceId;
+        var events = new List<Action>();
+        PeerInfo? toProbe = null;
+        lock (_gate)
+        {
+            if (beacon.Kind == BeaconKind.Bye)
+            {
+                _candidates.Remove(key);
+                if (_peers.Remove(key, out var gone))
+                {
+                    events.Add(() => Left?.Invoke(this, gone));
+                    PromoteCandidatesLocked(gone.Name, events);
+                }
+            }
+            else if (_peers.TryGetValue(key, out var known))
+            {
+                _peers[key] = known with { LastSeen = now, EndPoint = serviceEndPoint };
+            }
+            else if (_candidates.TryGetValue(key, out var candidate))
+            {
+                _candidates[key] = candidate with { LastSeen = now, EndPoint = serviceEndPoint };
+            }
+            else if (_peers.Count + _candidates.Count >= _maxPeers)
+            {
+                if (!_warnedFull)
+                    _logger.LogWarning("The peer table is full ({Max} peers); beacons of further instances are dropped", _maxPeers);
+                _warnedFull = true;
+            }
+            else
+            {
+                var peer = new PeerInfo(beacon.Name, beacon.Protocol, serviceEndPoint, beacon.Kind == BeaconKind.Legacy ? "" : beacon.InstanceId)
+                {
+                    LastSeen = now,
+                    StartedAt = beacon.Kind == BeaconKind.Legacy ? DateTimeOffset.MinValue : beacon.StartedAt,
+                    AdvertiseInterval = beacon.Kind == BeaconKind.Legacy ? defaultInterval : beacon.Interval,
+                };
+                var holder = _peers.Values.FirstOrDefault(p => p.Name == peer.Name);
+                if (holder is null && peer.Name == _node.Name)
+                {
+                    // Another live node uses this node's own name: it is beaconing, so no probe is needed.
+                    _peers[key] = peer;
+                    var self = _node.SelfInfo;
+                    events.Add(() => RaiseConflict(new NameConflict(peer.Name, self, peer, InvolvesThisNode: true)));
+                }
+                else if (holder is null)
+                {
+                    AddLocked(key, peer, events);
+                }
+                else if (holder.EndPoint.Equals(peer.EndPoint))
+                {
+                    // Same address and port: the old instance cannot still be serving there.
+                    _peers.Remove(Key(holder));
+                    events.Add(() => Left?.Invoke(this, holder));
+                    AddLocked(key, peer, events);
+                }
+                else
+                {
+                    // A restart on a new port, or a second node with the name: ask the holder whether it is alive.
+                    _candidates[key] = peer;
+                    toProbe = holder;
+                }
+            }
+        }
+
+        Raise(events);
+        if (toProbe is not null)
+            _ = ProbeAsync(toProbe);
+    }
+
+    private async Task ProbeAsync(PeerInfo holder)
+    {
+        bool alive;
+        try
+        {
+            alive = await _node.IsAliveAsync(holder).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            alive = false;
+        }
+
+        var events = new List<Action>();
+        lock (_gate)
+        {
+            var stillHeld = _peers.TryGetValue(Key(holder), out var current);
+            if (stillHeld && !alive)
+            {
+                _peers.Remove(Key(holder));
+                events.Add(() => Left?.Invoke(this, current!));
+                _logger.LogInformation("Peer {Name} at {EndPoint} is gone; a new instance replaces it", holder.Name, holder.EndPoint);
+            }
+
+            if (stillHeld && alive)
+            {
+                foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
+                {
+                    _candidates.Remove(Key(contender));
+                    _peers[Key(contender)] = contender;
+                    events.Add(() => RaiseConflict(new NameConflict(holder.Name, holder, contender, InvolvesThisNode: false)));
+                }
+            }
+            else
+            {
+                PromoteCandidatesLocked(holder.Name, events);
+            }
+        }
+
+        Raise(events);
+    }
+
+    /// <summary>After the holder of a name went, the newest waiting candidate takes the name.</summary>
+    private void PromoteCandidatesLocked(string name, List<Action> events)
+    {
+        var waiting = _candidates.Values.Where(c => c.Name == name).OrderByDescending(c => c.StartedAt).ToList();
+        foreach (var candidate in waiting)
+            _candidates.Remove(Key(candidate));
+        if (waiting.Count > 0 && !_peers.Values.Any(p => p.Name == name))
+            AddLocked(Key(waiting[0]), waiting[0], events);
+    }
+
+    private void AddLocked(string key, PeerInfo peer, List<Action> events)
+    {
+        _peers[key] = peer;
+        events.Add(() => Joined?.Invoke(this, peer));
+        if (_waiters.Remove(peer.Name, out var waiters))
+            events.Add(() => waiters.ForEach(w => w.TrySetResult(peer)));
+        _logger.LogDebug("Peer {Name} joined at {EndPoint}", peer.Name, peer.EndPoint);
+    }
+
+    private void RaiseConflict(NameConflict conflict)
+    {
+        _logger.LogWarning("Two live nodes claim the name {Name}: {Existing} and {Contender}", conflict.Name, conflict.Existing.EndPoint, conflict.Contender.EndPoint);
+        NameConflict?.Invoke(this, conflict);
+    }
+
+    /// <summary>Drops peers whose beacons stopped: about three missed intervals.</summary>
+    internal void Expire(DateTimeOffset now)
+    {
+        var events = new List<Action>();
+        lock (_gate)
+        {
+            foreach (var (key, peer) in _peers.ToList())
+            {
+                if (now - peer.LastSeen <= ExpiryOf(peer))
+                    continue;
+                _peers.Remove(key);
+                events.Add(() => Left?.Invoke(this, peer));
+                _logger.LogDebug("Peer {Name} expired", peer.Name);
+                PromoteCandidatesLocked(peer.Name, events);
+            }
+
+            foreach (var (key, candidate) in _candidates.ToList())
+            {
+                if (now - candidate.LastSeen > ExpiryOf(candidate))
+                    _candidates.Remove(key);
+            }
+        }
+
+        Raise(events);
+    }
+
+    internal static TimeSpan ExpiryOf(PeerInfo peer) => peer.AdvertiseInterval * 3.5;
+
+    /// <summary>Forgets a peer at once (its connection proved it is another instance now).</summary>
+    internal void Forget(PeerInfo peer)
+    {
+        var events = new List<Action>();
+        lock (_gate)
+        {
+            if (_peers.Remove(Key(peer), out var gone))
+            {
+                events.Add(() => Left?.Invoke(this, gone));
+                PromoteCandidatesLocked(gone.Name, events);
+            }
+        }
+
+        Raise(events);
+    }
+
+    /// <summary>Fails every waiter: the node is shutting down.</summary>
+    internal void Close()
+    {
+        List<TaskCompletionSource<PeerInfo>> waiters;
+        lock (_gate)
+        {
+            waiters = _waiters.Values.SelectMany(w => w).ToList();
+            _waiters.Clear();
+            _peers.Clear();
+            _candidates.Clear();
+        }
+
+        foreach (var waiter in waiters)
+            waiter.TrySetException(new ObjectDisposedException(nameof(Node), "The node shut down before the peer was seen."));
+    }
+
+    private static string Key(PeerInfo peer) => peer.IsLegacy ? "legacy:" + peer.EndPoint : peer.InstanceId;
+
+    private void Raise(List<Action> events)
+    {
+        foreach (var raise in events)
+        {
+            try
+            {
+                raise();
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "A peer event handler threw");
+            }
+        }
+    }
+}

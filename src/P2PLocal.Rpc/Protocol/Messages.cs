@@ -1,0 +1,113 @@
+using MessagePack;
+
+namespace P2PLocal.Rpc.Protocol;
+
+/// <summary>The first element of every message array. See PROTOCOL.md.</summary>
+internal enum MessageKind
+{
+    Request = 0,
+    Result = 1,
+    Error = 2,
+    Cancel = 3,
+    Hello = 4,
+}
+
+/// <summary>Why a request failed, as sent in an error message. Values are part of the wire format.</summary>
+internal enum ErrorCode
+{
+    HandlerFailed = 1,
+    MethodNotFound = 2,
+    InvalidKwargs = 3,
+    Busy = 4,
+    Canceled = 5,
+    FrameTooLarge = 6,
+    ShuttingDown = 7,
+    BadRequest = 8,
+}
+
+/// <summary>The hello both sides send first on a connection: who they are and what they accept.</summary>
+internal readonly record struct Hello(int Version, string Name, string InstanceId, int MaxFrameSize);
+
+/// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
+internal static class Messages
+{
+    public const int ProtocolVersion = 1;
+
+    /// <summary>The reserved function that lists a node's functions; see <c>GetMethodsAsync</c>.</summary>
+    public const string MethodsFunction = "$methods";
+
+    public static void WriteHello(ref MessagePackWriter writer, in Hello hello)
+    {
+        writer.WriteArrayHeader(5);
+        writer.Write((int)MessageKind.Hello);
+        writer.Write(hello.Version);
+        writer.Write(hello.Name);
+        writer.Write(hello.InstanceId);
+        writer.Write(hello.MaxFrameSize);
+    }
+
+    /// <summary>Writes the header of a request; the caller then writes exactly one value, the kwargs map.</summary>
+    public static void WriteRequestHeader(ref MessagePackWriter writer, uint id, string function)
+    {
+        writer.WriteArrayHeader(4);
+        writer.Write((int)MessageKind.Request);
+        writer.Write(id);
+        writer.Write(function);
+    }
+
+    /// <summary>Writes the header of a result; the caller then writes exactly one value, the result.</summary>
+    public static void WriteResultHeader(ref MessagePackWriter writer, uint id)
+    {
+        writer.WriteArrayHeader(3);
+        writer.Write((int)MessageKind.Result);
+        writer.Write(id);
+    }
+
+    public static void WriteError(ref MessagePackWriter writer, uint id, ErrorCode code, string type, string message)
+    {
+        writer.WriteArrayHeader(5);
+        writer.Write((int)MessageKind.Error);
+        writer.Write(id);
+        writer.Write((int)code);
+        writer.Write(type);
+        writer.Write(message);
+    }
+
+    public static void WriteCancel(ref MessagePackWriter writer, uint id)
+    {
+        writer.WriteArrayHeader(2);
+        writer.Write((int)MessageKind.Cancel);
+        writer.Write(id);
+    }
+
+    /// <summary>Reads the array header and kind of a message; throws <see cref="MessagePackSerializationException"/> on garbage.</summary>
+    public static MessageKind ReadKind(ref MessagePackReader reader, out int count)
+    {
+        count = reader.ReadArrayHeader();
+        if (count < 2)
+            throw new MessagePackSerializationException($"A message needs at least 2 elements; got {count}.");
+        var kind = reader.ReadInt32();
+        if (kind is < 0 or > (int)MessageKind.Hello)
+            throw new MessagePackSerializationException($"Unknown message kind {kind}.");
+        return (MessageKind)kind;
+    }
+
+    /// <summary>Reads the rest of a hello after <see cref="ReadKind"/>.</summary>
+    public static Hello ReadHello(ref MessagePackReader reader, int count)
+    {
+        if (count < 5)
+            throw new MessagePackSerializationException("A hello needs 5 elements.");
+        var hello = new Hello(reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "", reader.ReadInt32());
+        for (var i = 5; i < count; i++)
+            reader.Skip();
+        return hello;
+    }
+
+    /// <summary>Reads an error's fields after <see cref="ReadKind"/> and the id.</summary>
+    public static (ErrorCode Code, string Type, string Message) ReadError(ref MessagePackReader reader, int count)
+    {
+        if (count < 5)
+            throw new MessagePackSerializationException("An error needs 5 elements.");
+        return ((ErrorCode)reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "");
+    }
+}

@@ -1,0 +1,224 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using MessagePack;
+using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Protocol;
+
+namespace P2PLocal.Rpc.Transport;
+
+/// <summary>
+/// The calling side of one connection to a peer: multiplexes any number of requests, each with its own id, and
+/// completes them in whatever order replies arrive. Cancellation and timeouts are forwarded to the peer.
+/// </summary>
+/// <remarks>Thread-safe: any number of callers may invoke at once.</remarks>
+internal sealed class ClientConnection : FramedConnection
+{
+    private readonly ConcurrentDictionary<uint, TaskCompletionSource<ReceivedFrame>> _pending = new();
+    private readonly TaskCompletionSource<Hello> _hello = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly MessagePackSerializerOptions _options;
+    private readonly string _peerName;
+    private int _nextId;
+    private int _maxSendFrameSize;
+
+    private ClientConnection(Socket socket, string peerName, int maxFrameSize, MessagePackSerializerOptions options)
+        : base(socket, maxFrameSize)
+    {
+        _peerName = peerName;
+        _options = options;
+        _maxSendFrameSize = maxFrameSize;
+    }
+
+    public int PendingCount => _pending.Count;
+
+    /// <summary>When a call was last made (<see cref="Environment.TickCount64"/>).</summary>
+    public long LastUsedTicks { get; private set; } = Environment.TickCount64;
+
+    /// <summary>The peer's hello.</summary>
+    public Hello PeerHello { get; private set; }
+
+    /// <summary>
+    /// Connects, exchanges hellos, and checks that the peer is the instance expected (when one is given).
+    /// </summary>
+    /// <exception cref="PeerConnectionException">The peer cannot be reached, does not answer, or is another instance.</exception>
+    public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutCts.CancelAfter(timeout);
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        ClientConnection? connection = null;
+        try
+        {
+            await socket.ConnectAsync(endPoint, timeoutCts.Token).ConfigureAwait(false);
+            connection = new ClientConnection(socket, peerName, localHello.MaxFrameSize, options);
+            connection.StartLoops();
+            connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
+            var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
+            if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
+                throw new PeerConnectionException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.");
+            connection.PeerHello = hello;
+            connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
+            return connection;
+        }
+        catch (Exception e)
+        {
+            if (connection is not null)
+                await connection.DisposeAsync().ConfigureAwait(false);
+            else
+                socket.Dispose();
+            if (e is PeerConnectionException)
+                throw;
+            cancellationToken.ThrowIfCancellationRequested();
+            var why = e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds:0} ms" : e.Message;
+            throw new PeerConnectionException($"Cannot connect to peer '{peerName}' at {endPoint}: {why}", e);
+        }
+    }
+
+    /// <summary>Sends one request and waits for its reply.</summary>
+    public async ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TResult> readResult, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        LastUsedTicks = Environment.TickCount64;
+        var id = (uint)Interlocked.Increment(ref _nextId);
+        var frame = BuildRequest(id, function, state, writeKwargs);
+        var pending = new TaskCompletionSource<ReceivedFrame>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[id] = pending;
+        if (!TrySend(frame))
+        {
+            _pending.TryRemove(id, out _);
+            throw ConnectionLost(null);
+        }
+
+        if (IsClosed)
+            FailPending(null); // the close raced the registration; make sure nothing waits forever
+
+        ReceivedFrame response;
+        try
+        {
+            response = await pending.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Abandon(id);
+            throw new TimeoutException($"Peer '{_peerName}' did not answer '{function}' within {timeout.TotalMilliseconds:0} ms; the request was cancelled there.");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Abandon(id);
+            throw;
+        }
+
+        using (response)
+            return ReadReply(response, function, readResult);
+    }
+
+    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs)
+    {
+        var frame = new FrameBuffer();
+        try
+        {
+            var writer = new MessagePackWriter(frame);
+            Messages.WriteRequestHeader(ref writer, id, function);
+            writeKwargs(ref writer, state, _options);
+            writer.Flush();
+            frame.Complete(_maxSendFrameSize);
+            return frame;
+        }
+        catch (FrameTooLargeException e)
+        {
+            frame.Dispose();
+            throw new FrameTooLargeException($"The request to '{_peerName}'.{function} is too large: {e.Message}", e);
+        }
+        catch
+        {
+            frame.Dispose();
+            throw;
+        }
+    }
+
+    private TResult ReadReply<TResult>(ReceivedFrame response, string function, ResultReader<TResult> readResult)
+    {
+        var reader = new MessagePackReader(response.Payload);
+        var kind = Messages.ReadKind(ref reader, out var count);
+        reader.ReadUInt32();
+        if (kind == MessageKind.Result)
+            return readResult(ref reader, _options);
+
+        var (code, type, message) = Messages.ReadError(ref reader, count);
+        throw code switch
+        {
+            ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },
+            ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{_peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
+            ErrorCode.Busy => new PeerBusyException(message),
+            ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
+            ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{_peerName}' is shutting down."),
+            ErrorCode.Canceled => new OperationCanceledException($"Peer '{_peerName}' cancelled '{function}'."),
+            _ => new RemoteException($"'{_peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
+        };
+    }
+
+    /// <summary>Forgets a request the caller gave up on and tells the peer to cancel it.</summary>
+    private void Abandon(uint id)
+    {
+        if (_pending.TryRemove(id, out var pending))
+        {
+            // A reply may have raced in; its buffer must still go back to the pool.
+            if (pending.Task.IsCompletedSuccessfully)
+                pending.Task.Result.Dispose();
+            else
+                pending.TrySetCanceled();
+        }
+
+        TrySend(id, static (ref MessagePackWriter w, uint i) => Messages.WriteCancel(ref w, i), int.MaxValue);
+    }
+
+    protected override void OnFrame(ReceivedFrame frame)
+    {
+        var reader = new MessagePackReader(frame.Payload);
+        MessageKind kind;
+        uint id;
+        try
+        {
+            kind = Messages.ReadKind(ref reader, out var count);
+            if (kind == MessageKind.Hello)
+            {
+                _hello.TrySetResult(Messages.ReadHello(ref reader, count));
+                frame.Dispose();
+                return;
+            }
+
+            if (kind is not (MessageKind.Result or MessageKind.Error))
+                throw new InvalidDataException($"A server does not send {kind} messages.");
+            id = reader.ReadUInt32();
+        }
+        catch
+        {
+            frame.Dispose();
+            throw;
+        }
+
+        if (!_pending.TryRemove(id, out var pending) || !pending.TrySetResult(frame))
+            frame.Dispose(); // the caller already gave up on it
+    }
+
+    protected override void OnClosed(Exception? reason)
+    {
+        _hello.TrySetException(ConnectionLost(reason));
+        FailPending(reason);
+    }
+
+    private void FailPending(Exception? reason)
+    {
+        foreach (var id in _pending.Keys)
+        {
+            if (_pending.TryRemove(id, out var pending))
+                pending.TrySetException(ConnectionLost(reason));
+        }
+    }
+
+    private PeerConnectionException ConnectionLost(Exception? reason) =>
+        new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
+}

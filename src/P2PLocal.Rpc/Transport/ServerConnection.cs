@@ -1,0 +1,238 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using MessagePack;
+using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Protocol;
+
+namespace P2PLocal.Rpc.Transport;
+
+/// <summary>What a server connection needs from its node.</summary>
+internal interface IRequestHost
+{
+    Hello LocalHello { get; }
+    MessagePackSerializerOptions SerializerOptions { get; }
+    int MaxConcurrentRequests { get; }
+    ILogger Logger { get; }
+
+    /// <summary>Finds the dispatcher serving a function, or null.</summary>
+    IServiceDispatcher? FindFunction(string function);
+}
+
+/// <summary>
+/// The serving side of one incoming connection: expects a hello first, then runs each request on the thread pool
+/// with its own cancellation token, and answers with a result or an error frame. A frame it cannot parse closes the
+/// connection; nothing a peer sends can fault the node.
+/// </summary>
+internal sealed class ServerConnection : FramedConnection
+{
+    private readonly IRequestHost _host;
+    private readonly ConcurrentDictionary<uint, CancellationTokenSource> _running = new();
+    private readonly CancellationTokenSource _shutdown = new();
+    private volatile bool _draining;
+    private int _runningCount;
+    private TaskCompletionSource? _drained;
+
+    public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
+        : base(socket, maxFrameSize)
+    {
+        _host = host;
+        StartLoops();
+    }
+
+    /// <summary>The caller's hello, once it arrived.</summary>
+    public Hello? Peer { get; private set; }
+
+    public int RunningCount => Volatile.Read(ref _runningCount);
+
+    protected override void OnFrame(ReceivedFrame frame)
+    {
+        var handedOff = false;
+        try
+        {
+            var reader = new MessagePackReader(frame.Payload);
+            var kind = Messages.ReadKind(ref reader, out var count);
+            if (Peer is null)
+            {
+                if (kind != MessageKind.Hello)
+                    throw new InvalidDataException("The first frame on a connection must be a hello.");
+                Peer = Messages.ReadHello(ref reader, count);
+                TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
+                return;
+            }
+
+            switch (kind)
+            {
+                case MessageKind.Request:
+                    if (count != 4)
+                        throw new InvalidDataException($"A request has 4 elements, not {count}.");
+                    var id = reader.ReadUInt32();
+                    var function = reader.ReadString() ?? "";
+                    var kwargsStart = (int)reader.Consumed;
+                    KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
+                    if (reader.Consumed != frame.Length)
+                        throw new InvalidDataException("Bytes follow the request's kwargs.");
+                    handedOff = Accept(id, function, frame, kwargsStart);
+                    return;
+                case MessageKind.Cancel:
+                    if (_running.TryGetValue(reader.ReadUInt32(), out var cts))
+                        TryCancel(cts);
+                    return;
+                default:
+                    throw new InvalidDataException($"A client does not send {kind} messages.");
+            }
+        }
+        finally
+        {
+            if (!handedOff)
+                frame.Dispose();
+        }
+    }
+
+    /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart)
+    {
+        if (_draining)
+        {
+            SendError(id, ErrorCode.ShuttingDown, "ShuttingDown", "The node is shutting down.");
+            return false;
+        }
+
+        var dispatcher = _host.FindFunction(function);
+        if (dispatcher is null)
+        {
+            SendError(id, ErrorCode.MethodNotFound, "MethodNotFound", $"Node '{_host.LocalHello.Name}' has no function '{function}'.");
+            return false;
+        }
+
+        if (Interlocked.Increment(ref _runningCount) > _host.MaxConcurrentRequests)
+        {
+            Finish();
+            SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' already runs {_host.MaxConcurrentRequests} requests from this connection.");
+            return false;
+        }
+
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token);
+        if (!_running.TryAdd(id, cts))
+        {
+            cts.Dispose();
+            Finish();
+            throw new InvalidDataException($"Request id {id} is already running.");
+        }
+
+        var work = new RequestWork(this, id, function, frame, kwargsStart, dispatcher, cts);
+        ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), work, preferLocal: false);
+        return true;
+    }
+
+    private sealed class RequestWork(ServerConnection owner, uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cts)
+    {
+        public async Task RunAsync()
+        {
+            var response = new FrameBuffer(256);
+            try
+            {
+                WriteResultHeader(response, id);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
+                await dispatcher.InvokeAsync(call).ConfigureAwait(false);
+                response.Complete(owner.MaxSendFrameSize);
+                owner.TrySend(response);
+                response = null;
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
+            {
+                owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.");
+            }
+            catch (FrameTooLargeException e)
+            {
+                owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}");
+            }
+            catch (InvalidKwargsException e)
+            {
+                owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message);
+            }
+            catch (Exception e)
+            {
+                owner._host.Logger.LogDebug(e, "Function {Function} failed for {Caller}", function, owner.Peer?.Name);
+                owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message);
+            }
+            finally
+            {
+                response?.Dispose();
+                frame.Dispose();
+                owner._running.TryRemove(id, out _);
+                cts.Dispose();
+                owner.Finish();
+            }
+        }
+
+        private static void WriteResultHeader(FrameBuffer response, uint id)
+        {
+            var writer = new MessagePackWriter(response);
+            Messages.WriteResultHeader(ref writer, id);
+            writer.Flush();
+        }
+    }
+
+    /// <summary>The caller's frame limit bounds what we send it.</summary>
+    private int MaxSendFrameSize => Math.Min(MaxReceiveFrameSize, Peer?.MaxFrameSize is > 0 and var max ? max : MaxReceiveFrameSize);
+
+    private void SendError(uint id, ErrorCode code, string type, string message) =>
+        TrySend((id, code, type, message), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message) e) =>
+            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue);
+
+    private void Finish()
+    {
+        if (Interlocked.Decrement(ref _runningCount) == 0 && _draining)
+            _drained?.TrySetResult();
+    }
+
+    private static void TryCancel(CancellationTokenSource cts)
+    {
+        try
+        {
+            cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The request finished while the cancel was on its way.
+        }
+    }
+
+    /// <summary>
+    /// Stops taking requests, lets running ones finish for up to <paramref name="grace"/>, cancels the rest,
+    /// then closes once their replies are written.
+    /// </summary>
+    public async Task DrainAsync(TimeSpan grace)
+    {
+        _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _draining = true;
+        if (RunningCount > 0)
+        {
+            var finished = await Task.WhenAny(_drained.Task, Task.Delay(grace)).ConfigureAwait(false);
+            if (finished != _drained.Task)
+            {
+                await _shutdown.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAny(_drained.Task, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+            }
+        }
+
+        await CloseAfterFlushAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    protected override void OnClosed(Exception? reason)
+    {
+        if (reason is not null and not IOException and not SocketException and not OperationCanceledException)
+            _host.Logger.LogDebug(reason, "Closed connection from {Remote} after bad input", RemoteEndPoint);
+        // Nobody is left to read the replies: stop the handlers.
+        try
+        {
+            _shutdown.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+}
