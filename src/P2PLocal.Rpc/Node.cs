@@ -19,7 +19,7 @@ namespace P2PLocal.Rpc;
 /// Thread-safe: functions may be registered and requests made from any thread, at any time after
 /// <see cref="StartAsync"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
 /// </remarks>
-public sealed class Node : IAsyncDisposable, IDisposable, IRequestHost
+public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 {
     private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
     private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;

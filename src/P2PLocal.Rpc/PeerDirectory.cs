@@ -24,7 +24,7 @@ public sealed record NameConflict(string Name, PeerInfo Existing, PeerInfo Conte
 /// Thread-safe. Enumeration works on a snapshot. Events are raised on a discovery thread, outside any lock;
 /// an exception thrown by a handler is logged and otherwise ignored.
 /// </remarks>
-public sealed class PeerDirectory : IEnumerable<PeerInfo>
+public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, PeerInfo> _peers = new(StringComparer.Ordinal);

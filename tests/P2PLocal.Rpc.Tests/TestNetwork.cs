@@ -1,0 +1,35 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace P2PLocal.Rpc.Tests;
+
+/// <summary>Loopback-scope nodes on a discovery port no other test uses.</summary>
+public static class TestNetwork
+{
+    /// <summary>Generous safety net for waits on events; tests finish long before it on a healthy machine.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    /// <summary>A UDP port that is free now: the OS picks it, so parallel tests and processes do not collide.</summary>
+    public static int FreeUdpPort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    public static NodeOptions Options(string name, int discoveryPort, TimeSpan? interval = null) => new()
+    {
+        Name = name,
+        DiscoveryPort = discoveryPort,
+        Scope = DiscoveryScope.Loopback,
+        AdvertiseInterval = interval ?? TimeSpan.FromSeconds(3),
+        ShutdownGracePeriod = TimeSpan.FromSeconds(2),
+    };
+
+    public static Task<Node> StartAsync(string name, int discoveryPort, TimeSpan? interval = null) =>
+        Node.StartAsync(Options(name, discoveryPort, interval));
+
+    public static async Task<T> Within<T>(this Task<T> task) => await task.WaitAsync(Patience);
+
+    public static async Task Within(this Task task) => await task.WaitAsync(Patience);
+}
