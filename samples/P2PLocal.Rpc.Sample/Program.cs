@@ -1,12 +1,18 @@
 // Three nodes on this host, in loopback scope: they find each other, call each other by name with kwargs,
 // show the errors a caller sees, and leave with a goodbye. Nothing leaves 127.0.0.0/8.
 //   dotnet run --project samples/P2PLocal.Rpc.Sample [discovery-port]
+// One node per process instead (run it in several terminals, then call it from another):
+//   dotnet run --project samples/P2PLocal.Rpc.Sample serve <name> <discovery-port>
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using P2PLocal.Rpc;
 
-var port = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : FreeUdpPort();
+if (args is ["serve", var serveName, var servePort])
+    return await ServeAsync(serveName, int.Parse(servePort, CultureInfo.InvariantCulture));
+
+var port = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : FreeUdpPort();
 var clock = Stopwatch.StartNew();
 void Say(string what) => Console.WriteLine($"[{clock.ElapsedMilliseconds,5} ms] {what}");
 
@@ -85,6 +91,24 @@ await alice.DisposeAsync();
 await left.Task.WaitAsync(TimeSpan.FromSeconds(10));
 Say("alice shut down; bob saw her goodbye");
 return 0;
+
+// Serves greet/add/whoami until standard input closes, then leaves with a goodbye.
+static async Task<int> ServeAsync(string name, int discoveryPort)
+{
+    await using var node = await Node.StartAsync(new NodeOptions
+    {
+        Name = name,
+        Scope = DiscoveryScope.Loopback,
+        DiscoveryPort = discoveryPort,
+        AdvertiseInterval = TimeSpan.FromSeconds(1),
+    });
+    node.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
+    node.Register("add", kwargs => (long)kwargs["a"]! + (long)kwargs["b"]!);
+    node.Register("whoami", _ => new Dictionary<string, object?> { ["name"] = name, ["pid"] = Environment.ProcessId });
+    Console.WriteLine($"READY {node.ServiceEndPoint.Port} {node.InstanceId}");
+    await Console.In.ReadToEndAsync();
+    return 0;
+}
 
 static int FreeUdpPort()
 {
