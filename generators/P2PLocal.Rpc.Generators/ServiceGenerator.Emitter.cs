@@ -101,7 +101,7 @@ public sealed partial class ServiceGenerator
             foreach (var function in contract.Functions)
             {
                 var parameters = Kwargs_(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
-                w.WriteLine($"new({Quote(function.WireName)}, new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => !p.IsCancellationToken) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
             }
 
             w.Unindent().WriteLine("};");
@@ -134,7 +134,7 @@ public sealed partial class ServiceGenerator
             w.OpenBlock($"public {ValueTask} InvokeAsync({Dispatch}.FunctionCall call) => call.Function switch");
             for (var i = 0; i < functions.Count; i++)
                 w.WriteLine($"{Quote(functions[i].Function.WireName)} => {methodNames[i]}(call),");
-            w.WriteLine($"_ => throw new global::P2PLocal.Rpc.MethodNotFoundException($\"{{nameof({service.FullyQualifiedName})}} has no function '{{call.Function}}'.\"),");
+            w.WriteLine($"_ => throw new global::P2PLocal.Rpc.MethodNotFoundException({Quote(service.Name + " has no function '")} + call.Function + \"'.\"),");
             w.CloseBlock("};");
 
             for (var i = 0; i < functions.Count; i++)

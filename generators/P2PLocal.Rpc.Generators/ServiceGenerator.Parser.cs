@@ -152,7 +152,11 @@ public sealed partial class ServiceGenerator
             var where = At(method);
             var before = diagnostics.Count;
             if (method.TypeParameters.Length > 0)
+            {
+                // Its type parameters would trip every other check; this one says all there is to say.
                 Report(diagnostics, DiagnosticDescriptors.GenericMethod, where, method.Name);
+                return null;
+            }
 
             var wireName = method.Name;
             var rename = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == FunctionAttribute);
