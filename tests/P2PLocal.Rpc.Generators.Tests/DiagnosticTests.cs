@@ -94,7 +94,7 @@ public sealed class DiagnosticTests
     [Fact]
     public void Every_descriptor_has_a_fix_a_description_a_help_link_a_release_entry_and_a_test()
     {
-        var root = FindRepositoryRoot();
+        var root = Repository.Root;
         var releases = File.ReadAllText(Path.Combine(root, "generators", "P2PLocal.Rpc.Generators", "AnalyzerReleases.Unshipped.md"));
         var docs = File.ReadAllText(Path.Combine(root, "docs", "generator.md"));
         var tested = Cases.Select(row => (string)row[0]).ToHashSet();
@@ -111,13 +111,5 @@ public sealed class DiagnosticTests
             Assert.Contains(descriptor.Id, docs, StringComparison.Ordinal);
             Assert.Contains(descriptor.Id, tested);
         }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "P2PLocal.Rpc.sln")))
-            directory = directory.Parent;
-        return directory?.FullName ?? throw new InvalidOperationException("The repository root (P2PLocal.Rpc.sln) is not above the test binaries.");
     }
 }
