@@ -282,9 +282,9 @@ public sealed partial class ServiceGenerator
                 var reader = function.ResultType is null ? "" : $"{Results}.Reader<{function.ResultType.FullyQualifiedName}>(), ";
                 var body = function.ReturnKind switch
                 {
-                    ReturnKind.Void or ReturnKind.Value => $"_client.Invoke({wire}, {state}, {writer}, {reader}{token})",
-                    ReturnKind.Task or ReturnKind.TaskOfT => $"_client.InvokeAsync({wire}, {state}, {writer}, {reader}{token}).AsTask()",
-                    _ => $"_client.InvokeAsync({wire}, {state}, {writer}, {reader}{token})",
+                    ReturnKind.Void or ReturnKind.Value => $"this._client.Invoke({wire}, {state}, {writer}, {reader}{token})",
+                    ReturnKind.Task or ReturnKind.TaskOfT => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token}).AsTask()",
+                    _ => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token})",
                 };
                 w.WriteLine();
                 w.WriteLine($"public {Signature(function)} =>");

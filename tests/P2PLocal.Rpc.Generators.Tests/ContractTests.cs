@@ -97,4 +97,21 @@ public sealed class ContractTests
         Assert.Contains("No generated dispatcher", error.Message, StringComparison.Ordinal);
         Assert.Empty(bob.Functions);
     }
+
+    [Fact]
+    public async Task Register_of_a_hand_written_dispatcher_class_registers_it_as_a_dispatcher()
+    {
+        var (alice, bob) = await StartPairAsync();
+        await using var _ = alice;
+        await using var __ = bob;
+        bob.Register(new HandWritten());
+        Assert.Equal("by hand", await alice.RequestAsync("bob", "manual").Within());
+    }
+
+    private sealed class HandWritten : Dispatch.IServiceDispatcher
+    {
+        public IReadOnlyList<Dispatch.FunctionDescriptor> Functions { get; } = [Dispatch.FunctionDescriptor.Dynamic("manual")];
+
+        public ValueTask InvokeAsync(Dispatch.FunctionCall request) => Dispatch.GeneratedResults.Write(request, "by hand");
+    }
 }

@@ -92,6 +92,22 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void Generated_helper_types_do_not_clash_with_user_types_of_the_same_names()
+    {
+        var (result, diagnostics) = GeneratorHarness.Run(Usings + """
+            namespace Demo;
+            [P2PService] public partial class Foo { public int Get() => 1; }
+            public class FooDispatcher { }
+            public class IFooProxy { }
+            public class IFooContract { }
+            public class FooRegistration { }
+            """);
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Empty(diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+    }
+
+    [Fact]
     public void Every_descriptor_has_a_fix_a_description_a_help_link_a_release_entry_and_a_test()
     {
         var root = Repository.Root;

@@ -97,6 +97,8 @@ public sealed class TypedCallTests(ServedPair pair) : IClassFixture<ServedPair>
             Assert.Equal(6, proxy.Sum(1, 2, 3));
             Assert.Equal(6, proxy.AddThree(1, 2, 3));
             Assert.Equal("Hello, Ann (South, 1.5)", proxy.Greet("Ann", direction: Direction.South, scale: 1.5));
+            Assert.Equal("36!", proxy.Nine(1, 2, 3, 4, 5, 6, 7, 8));
+            Assert.Equal("abc1de", proxy.Clash("a", "b", "c", 1, "d", "e"));
         }).Within();
     }
 
@@ -109,6 +111,8 @@ public sealed class TypedCallTests(ServedPair pair) : IClassFixture<ServedPair>
         Assert.Equal(new Point(0, 2), await pair.Alice.RequestAsync<Point>("bob", "Move", Kwargs(("point", new Point(1, 2)), ("direction", 3))).Within());
         Assert.Null(await pair.Alice.RequestAsync("bob", "Half", Kwargs(("value", null))).Within());
         Assert.Equal(2L, await pair.Alice.RequestAsync("bob", "Turn", Kwargs(("direction", 1))).Within());
+        Assert.Equal("9?", await pair.Alice.RequestAsync("bob", "Nine",
+            Kwargs(("i", "?"), ("h", 2), ("g", 1), ("f", 1), ("e", 1), ("d", 1), ("c", 1), ("b", 1), ("a", 1))).Within());
     }
 
     [Fact]

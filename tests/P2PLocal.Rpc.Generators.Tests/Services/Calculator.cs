@@ -87,6 +87,12 @@ public partial class Calculator
     [P2PFunction(Name = "add_three")]
     public int AddThree(int a, int b, int c) => a + b + c;
 
+    /// <summary>Nine kwargs: the proxy's value-tuple state nests past seven items.</summary>
+    public string Nine(int a, int b, int c, int d, int e, int f, int g, int h, string i = "!") => $"{a + b + c + d + e + f + g + h}{i}";
+
+    /// <summary>Kwarg names that are also names in the generated code.</summary>
+    public string Clash(string call, string reader, string function, int count, string key, string _client) => call + reader + function + count + key + _client;
+
     [P2PIgnore]
     public void NotServed() => Resets = -1;
 }
