@@ -76,7 +76,7 @@ public sealed partial class ServiceGenerator
                 w.WriteLine($"{Signature(function)};");
             w.CloseBlock();
             w.WriteLine();
-            w.OpenBlock($"partial class {service.Name} : {contract.FullyQualifiedName}");
+            w.OpenBlock($"partial {service.Keyword} {service.Name} : {contract.FullyQualifiedName}");
             w.CloseBlock();
             w.WriteLine();
         }

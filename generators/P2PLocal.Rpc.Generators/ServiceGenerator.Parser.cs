@@ -99,7 +99,7 @@ public sealed partial class ServiceGenerator
                 type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
                 type.Name,
                 serviceType,
-                isInterface,
+                isInterface ? "interface" : type.IsRecord ? "record" : "class",
                 type.DeclaredAccessibility == Accessibility.Public ? "public" : "internal",
                 generatedInterface,
                 dispatcherServiceType,
@@ -132,7 +132,7 @@ public sealed partial class ServiceGenerator
                         continue;
                     }
 
-                    if (!isInterface && (method.DeclaredAccessibility != Accessibility.Public || HasAttribute(method, IgnoreAttribute)))
+                    if (!isInterface && !IsServed(method))
                         continue;
                     var function = ParseFunction(method, diagnostics);
                     if (function is not null)
@@ -145,6 +145,24 @@ public sealed partial class ServiceGenerator
             }
 
             return functions;
+        }
+
+        /// <summary>
+        /// The public methods a class declares, less those marked [P2PIgnore], compiler-made ones (records), overrides of
+        /// object's members, and Dispose/DisposeAsync: a peer must not be able to dispose the service.
+        /// </summary>
+        private static bool IsServed(IMethodSymbol method)
+        {
+            if (method.DeclaredAccessibility != Accessibility.Public || method.IsImplicitlyDeclared || HasAttribute(method, IgnoreAttribute))
+                return false;
+            for (var overridden = method.OverriddenMethod; overridden is not null; overridden = overridden.OverriddenMethod)
+            {
+                if (overridden.ContainingType.SpecialType == SpecialType.System_Object)
+                    return false;
+            }
+
+            return !(method.Parameters.Length == 0 && method.Name is "Dispose" or "DisposeAsync"
+                && method.ContainingType.AllInterfaces.Any(i => i.ToDisplayString() is "System.IDisposable" or "System.IAsyncDisposable"));
         }
 
         private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics)

@@ -1,5 +1,6 @@
 using System.Linq;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using P2PLocal.Rpc.Generators.Diagnostics;
 using P2PLocal.Rpc.Generators.Model;
@@ -26,7 +27,8 @@ public sealed partial class ServiceGenerator : IIncrementalGenerator
         var parsed = context.SyntaxProvider
             .ForAttributeWithMetadataName(
                 ServiceAttribute,
-                static (node, _) => node is ClassDeclarationSyntax or InterfaceDeclarationSyntax,
+                static (node, _) => node is ClassDeclarationSyntax or InterfaceDeclarationSyntax
+                    or RecordDeclarationSyntax { ClassOrStructKeyword.RawKind: not (int)SyntaxKind.StructKeyword },
                 static (context, cancellationToken) => Parser.Parse(context, cancellationToken))
             .WithTrackingName(TrackingNames.Parse);
 

@@ -52,8 +52,10 @@ public sealed class SnapshotTests
         public enum Mode { Off = -1, On = 1 }
 
         [P2PService]
-        internal partial class Shapes
+        internal partial class Shapes : System.IDisposable
         {
+            public override string ToString() => "not a function";
+            public void Dispose() { }
             public void Nothing() { }
             public Task TaskOnly(CancellationToken cancellationToken) => Task.CompletedTask;
             public ValueTask ValueTaskOnly() => default;
@@ -105,6 +107,19 @@ public sealed class SnapshotTests
                 Shop.Contracts.Order[] Shop.Contracts.IOrders.List() => [];
                 public void NotInTheContract() { }
             }
+        }
+        """);
+
+    [Fact]
+    public void Record_service() => VerifyGenerated("""
+        using P2PLocal.Rpc;
+
+        namespace Demo;
+
+        [P2PService]
+        public partial record Counter(int Start)
+        {
+            public int Next(int step = 1) => Start + step;
         }
         """);
 }

@@ -21,7 +21,7 @@ internal sealed record ContractSpec(
 /// <param name="Namespace">The namespace, or null for the global namespace.</param>
 /// <param name="Name">The type's name.</param>
 /// <param name="FullyQualifiedName">The type's name in code.</param>
-/// <param name="IsInterface">True for a contract-first interface.</param>
+/// <param name="Keyword">How the type is declared: <c>class</c>, <c>record</c> or <c>interface</c> (contract first).</param>
 /// <param name="Accessibility"><c>public</c> or <c>internal</c>, given to the generated interface.</param>
 /// <param name="GeneratedInterfaceName">The name of the interface to emit for a class (<c>IFoo</c>), or null.</param>
 /// <param name="DispatcherServiceType">The type the dispatcher holds.</param>
@@ -31,7 +31,7 @@ internal sealed record ServiceSpec(
     string? Namespace,
     string Name,
     string FullyQualifiedName,
-    bool IsInterface,
+    string Keyword,
     string Accessibility,
     string? GeneratedInterfaceName,
     string DispatcherServiceType,
