@@ -45,8 +45,6 @@ public sealed partial class ServiceGenerator
                 Report(diagnostics, DiagnosticDescriptors.Generic, where, type.Name);
             if (type.IsFileLocal)
                 Report(diagnostics, DiagnosticDescriptors.NotAccessible, where, type.Name);
-            if (!isInterface && !syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
-                Report(diagnostics, DiagnosticDescriptors.NotPartial, where, type.Name);
 
             var contracts = new List<ContractSpec>();
             string? generatedInterface = null;
@@ -64,7 +62,9 @@ public sealed partial class ServiceGenerator
                 var contractInterfaces = type.AllInterfaces.Where(IsService).ToList();
                 if (contractInterfaces.Count == 0)
                 {
-                    // The contract is the class's own public methods, as an interface the generator adds.
+                    // The contract is the class's own public methods, as an interface the generator adds to it.
+                    if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+                        Report(diagnostics, DiagnosticDescriptors.NotPartial, where, type.Name);
                     generatedInterface = "I" + type.Name;
                     var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
                     var contractName = ns is null ? generatedInterface : ns + "." + generatedInterface;

@@ -76,6 +76,19 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void A_class_that_serves_a_contract_interface_need_not_be_partial()
+    {
+        var (result, diagnostics) = GeneratorHarness.Run(Usings + """
+            [P2PService] public interface IClock { long Now(); }
+            [P2PService] public sealed class Clock : IClock { public long Now() => 0; }
+            """);
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Empty(diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.Equal(2, result.GeneratedSources.Length);
+    }
+
+    [Fact]
     public void Overloads_with_distinct_wire_names_are_fine()
     {
         var (result, diagnostics) = GeneratorHarness.Run(Usings + """
