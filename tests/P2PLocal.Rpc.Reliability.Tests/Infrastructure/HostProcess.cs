@@ -56,7 +56,7 @@ public sealed class HostProcess : IAsyncDisposable
     /// <summary>Starts a host and waits for its READY line.</summary>
     /// <param name="netns">A network namespace to run it in (<c>ip netns exec</c>), or null for this one.</param>
     public static async Task<HostProcess> StartAsync(string name, int discoveryPort, string functions = "echo,whoami",
-        string scope = "loopback", string? netns = null, int intervalMs = 1000)
+        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0)
     {
         var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
         var info = new ProcessStartInfo
@@ -78,7 +78,8 @@ public sealed class HostProcess : IAsyncDisposable
         }
 
         foreach (var arg in new[] { HostDll, "--name", name, "--port", discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                     "--scope", scope, "--functions", functions, "--interval-ms", intervalMs.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                     "--scope", scope, "--functions", functions, "--interval-ms", intervalMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     "--service-port", servicePort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             info.ArgumentList.Add(arg);
 
         var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the test host.");

@@ -26,6 +26,9 @@ public sealed class RawPeer : IDisposable
         return new RawPeer(socket);
     }
 
+    /// <summary>Wraps the accepting side of a connection (for tests that play a peer's server).</summary>
+    public static RawPeer Accepted(Socket socket) => new(socket);
+
     /// <summary>Connects and exchanges hellos, as a real caller would.</summary>
     public static async Task<RawPeer> ConnectWithHelloAsync(IPEndPoint endPoint, string name = "raw", int maxFrameSize = 4 * 1024 * 1024)
     {
