@@ -120,13 +120,24 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
         var port = Net.FreeUdpPort();
         await using var bob = await Net.StartAsync("bob", port);
         bob.Register("whoami", _ => bob.InstanceId);
-        await using var caller = await Net.StartAsync("caller", port);
+        var logs = new CapturingLogs();
+        var callerOptions = Net.Options("caller", port);
+        await using var caller = await Net.StartAsync(new NodeOptions
+        {
+            Name = callerOptions.Name,
+            DiscoveryPort = port,
+            Scope = DiscoveryScope.Loopback,
+            AdvertiseInterval = callerOptions.AdvertiseInterval,
+            LoggerFactory = logs,
+        });
         await caller.Peers.WaitForAsync("bob").Within();
         var conflicts = new List<NameConflict>();
+        var conflicted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         caller.Peers.NameConflict += (_, c) =>
         {
             lock (conflicts)
                 conflicts.Add(c);
+            conflicted.TrySetResult();
         };
 
         // An impostor that answers hellos with the spoofed instance and counts the requests it gets.
@@ -175,9 +186,15 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
 
         using var attacker = Attacker();
         var results = new Dictionary<string, int>();
+        // The caller checks the claim before it acts on it: wait for the verdict (a conflict, or a logged rejection).
+        attacker.SendTo(BeaconBytes("bob", endPoint, spoofInstance, "hello"), LoopbackBroadcast(port));
+        var verdict = spoof == "points at a live impostor"
+            ? conflicted.Task.ContinueWith(_ => "NameConflict raised", TaskScheduler.Default)
+            : logs.WaitForAsync("Ignored a beacon claiming the name bob");
+        var verdictText = await verdict.Within();
         for (var round = 0; round < 20; round++)
         {
-            attacker.SendTo(BeaconBytes("bob", endPoint, spoofInstance, round == 0 ? "hello" : "alive"), LoopbackBroadcast(port));
+            attacker.SendTo(BeaconBytes("bob", endPoint, spoofInstance, "alive"), LoopbackBroadcast(port));
             string outcome;
             try
             {
@@ -199,7 +216,8 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
         int conflictCount;
         lock (conflicts)
             conflictCount = conflicts.Count;
-        output.WriteLine($"B5 spoof {spoof}: 20 rounds of beacon + call -> {string.Join(", ", results.Select(r => $"{r.Value} {r.Key}"))}; NameConflict events {conflictCount}; requests that reached the impostor: {requestsToImpostor}");
+        output.WriteLine($"B5 spoof {spoof}: verdict \"{verdictText}\"");
+        output.WriteLine($"B5 spoof {spoof}: then 20 rounds of beacon + call -> {string.Join(", ", results.Select(r => $"{r.Value} {r.Key}"))}; NameConflict events {conflictCount}; requests that reached the impostor: {requestsToImpostor}");
         if (spoof == "points at a live impostor")
             Assert.NotEqual(0, conflictCount); // a second live node with the name is surfaced
         else
