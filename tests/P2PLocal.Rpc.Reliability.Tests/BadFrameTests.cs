@@ -161,6 +161,47 @@ public class BadFrameTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task B2_a_caller_closes_its_idle_connection_before_a_peer_with_a_shorter_idle_timeout_reaps_it()
+    {
+        // The victim reaps after 1 s; the caller's own idle timeout is the default 2 min. Without the victim's timeout
+        // (sent in its hello), the victim's reaper closed the connection under the caller's next request: B1 "longer"
+        // failed that way about once in three full runs.
+        var port = Net.FreeUdpPort();
+        var logs = new CapturingLogs(Microsoft.Extensions.Logging.LogLevel.Debug);
+        var options = Net.Options("victim", port, idleTimeout: TimeSpan.FromSeconds(1));
+        await using var victim = await Net.StartAsync(new NodeOptions
+        {
+            Name = options.Name,
+            DiscoveryPort = port,
+            Scope = DiscoveryScope.Loopback,
+            AdvertiseInterval = options.AdvertiseInterval,
+            IdleConnectionTimeout = options.IdleConnectionTimeout,
+            LoggerFactory = logs,
+        });
+        victim.Register("echo", kwargs => kwargs.GetValueOrDefault("value"));
+        await using var caller = await Net.StartAsync("caller", port);
+        await caller.Peers.WaitForAsync("victim").Within();
+
+        var clock = Stopwatch.StartNew();
+        await Net.AssertServesAsync(caller, "victim");
+        var connection = OutgoingConnections(caller).Single();
+        var reason = await connection.Closed.Within();
+        var closedAfter = clock.ElapsedMilliseconds;
+        output.WriteLine($"close reason: {reason}; peer idle {connection.PeerHello.IdleTimeoutMs}; logs: {string.Join(" | ", logs.Lines)}");
+        await Net.AssertServesAsync(caller, "victim"); // a new connection
+
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("Idle.", StringComparison.Ordinal));
+        output.WriteLine($"B2 caller closed its idle connection {closedAfter} ms after its last call (victim's idle timeout 1000 ms, caller's {caller.Options.IdleConnectionTimeout.TotalSeconds} s); the victim never had to reap it");
+    }
+
+    private static List<Transport.ClientConnection> OutgoingConnections(Node node)
+    {
+        var clients = (System.Collections.Concurrent.ConcurrentDictionary<string, Task<Transport.ClientConnection>>)typeof(Node)
+            .GetField("_clients", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(node)!;
+        return [.. clients.Values.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result)];
+    }
+
     private static byte[] Prefix(int length)
     {
         var prefix = new byte[4];

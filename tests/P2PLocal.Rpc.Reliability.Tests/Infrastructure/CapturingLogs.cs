@@ -3,8 +3,9 @@ using Microsoft.Extensions.Logging;
 namespace P2PLocal.Rpc.Reliability.Tests;
 
 /// <summary>A logger factory that keeps warnings and lets a test wait for one that contains some text.</summary>
-public sealed class CapturingLogs : ILoggerFactory
+public sealed class CapturingLogs(LogLevel minimum = LogLevel.Warning) : ILoggerFactory
 {
+    private readonly LogLevel _minimum = minimum;
     private readonly List<string> _lines = [];
     private readonly List<(string Text, TaskCompletionSource<string> Seen)> _waiters = [];
 
@@ -55,12 +56,12 @@ public sealed class CapturingLogs : ILoggerFactory
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= owner._minimum;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             if (IsEnabled(logLevel))
-                owner.Add($"{logLevel}: {formatter(state, exception)}");
+                owner.Add($"{logLevel}: {formatter(state, exception)}{(exception is null ? "" : $" ({exception.GetType().Name}: {exception.Message})")}");
         }
     }
 }
