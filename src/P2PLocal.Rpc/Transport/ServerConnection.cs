@@ -46,6 +46,9 @@ internal sealed class ServerConnection : FramedConnection
 
     public int RunningCount => Volatile.Read(ref _runningCount);
 
+    /// <summary>When the connection was accepted (<see cref="Environment.TickCount64"/>).</summary>
+    public long OpenedTicks { get; } = Environment.TickCount64;
+
     protected override void OnFrame(ReceivedFrame frame)
     {
         var handedOff = false;
