@@ -1,11 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
+using P2PLocal.Rpc;
 using P2PLocal.Rpc.Benchmarks;
 using P2PLocal.Rpc.Benchmarks.Arms;
 
-// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery]
+// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--rounds N]
+if (Option("--serve-bob") is { } bobPort)
+{
+    await AllocationSplit.ServeBobAsync(int.Parse(bobPort, CultureInfo.InvariantCulture));
+    return 0;
+}
+
 var quick = args.Contains("--quick");
-var settings = new Settings(quick);
+var settings = new Settings(quick, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : null);
 var only = Option("--arms")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var outDir = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");
 Directory.CreateDirectory(outDir);
@@ -21,21 +28,34 @@ var factories = new List<Func<IArm>>
 factories.AddRange(TypedArms.Factories);
 
 var total = Stopwatch.StartNew();
-var results = new List<ArmResult>();
-foreach (var factory in factories)
+var rounds = new Dictionary<string, List<ArmResult>>();
+for (var round = 1; round <= settings.Rounds; round++)
 {
-    await using var arm = factory();
-    if (only is not null && !only.Contains(arm.Name))
-        continue;
-    Console.Write($"{arm.Name,-15} ");
-    var started = Stopwatch.StartNew();
-    await arm.StartAsync();
-    var result = await Runner.RunAsync(arm, settings);
-    results.Add(result);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"p50 {result.P50Us,7:0.0} µs  p99 {result.P99Us,7:0.0} µs  seq {result.SequentialPerSecond,8:#,0}/s  " +
-        $"64 in flight {result.PerSecondInFlight[64],9:#,0}/s  256 {result.PerSecondInFlight[256],9:#,0}/s  " +
-        $"alloc {result.AllocatedPerCall,6:#,0} B  wire {result.WirePerCall,5:#,0} B  1KB p50 {result.PayloadP50Us,6:0.0} µs  ({started.Elapsed.TotalSeconds:0.0} s)"));
+    if (settings.Rounds > 1)
+        Console.WriteLine($"round {round} of {settings.Rounds}");
+    foreach (var factory in factories)
+    {
+        await using var arm = factory();
+        if (only is not null && !only.Contains(arm.Name))
+            continue;
+        Console.Write($"{arm.Name,-15} ");
+        var started = Stopwatch.StartNew();
+        await arm.StartAsync();
+        var result = await Runner.RunAsync(arm, settings);
+        (rounds.TryGetValue(arm.Name, out var list) ? list : rounds[arm.Name] = []).Add(result);
+        Report.PrintLine(result, started.Elapsed);
+    }
+}
+
+var results = rounds.Values.Select(Runner.Median).ToList();
+if (settings.Rounds > 1)
+{
+    Console.WriteLine("median over rounds");
+    foreach (var result in results)
+    {
+        Console.Write($"{result.Name,-15} ");
+        Report.PrintLine(result, TimeSpan.Zero);
+    }
 }
 
 DiscoveryResult? discovery = null;
@@ -46,6 +66,20 @@ if (!args.Contains("--no-discovery"))
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"seen p50 {Report.Percentile(discovery.SeenMs, 50):0.0} ms p99 {Report.Percentile(discovery.SeenMs, 99):0.0} ms  " +
         $"goodbye p50 {Report.Percentile(discovery.GoodbyeMs, 50):0.0} ms  first call p50 {Report.Percentile(discovery.FirstCallMs, 50):0.0} ms"));
+}
+
+Dictionary<string, (double Client, double Server)>? split = null;
+if (!args.Contains("--no-split"))
+{
+    Console.Write("alloc split     ");
+    var splitCallers = new Dictionary<string, Func<Node, Func<ValueTask>>>
+    {
+        ["dynamic"] = alice => async () => await alice.RequestAsync("bob", "Greet", new Dictionary<string, object?> { ["name"] = "bench" }),
+    };
+    foreach (var (name, caller) in TypedArms.SplitCallers)
+        splitCallers[name] = caller;
+    split = await AllocationSplit.MeasureAsync(settings, splitCallers);
+    Console.WriteLine(string.Join("  ", split.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key}: client {s.Value.Client:#,0} B server {s.Value.Server:#,0} B"))));
 }
 
 string[] notes =
@@ -59,7 +93,7 @@ string[] notes =
     "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
-var markdown = Report.Markdown(results, discovery, settings, command, notes);
+var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
 await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.md"), markdown);
 try
 {

@@ -24,6 +24,10 @@ public static class Report
         new("1 KB wire B/call", r => r.PayloadWirePerCall, "#,0", false),
     ];
 
+    public static void PrintLine(ArmResult result, TimeSpan took) =>
+        Console.WriteLine(string.Create(s_inv,
+            $"p50 {result.P50Us,7:0.0} µs  p99 {result.P99Us,7:0.0} µs  seq {result.SequentialPerSecond,8:#,0}/s  8 {result.PerSecondInFlight[8],8:#,0}/s  64 {result.PerSecondInFlight[64],8:#,0}/s  256 {result.PerSecondInFlight[256],8:#,0}/s  alloc {result.AllocatedPerCall,6:#,0} B  wire {result.WirePerCall,5:#,0} B  1KB p50 {result.PayloadP50Us,6:0.0} µs{(took > TimeSpan.Zero ? $"  ({took.TotalSeconds:0.0} s)" : "")}"));
+
     public static string Machine()
     {
         var cpu = "unknown CPU";
@@ -35,7 +39,7 @@ public static class Report
         return $"{cpu}, {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
     }
 
-    public static string Markdown(IReadOnlyList<ArmResult> arms, DiscoveryResult? discovery, Settings settings, string command, IEnumerable<string> notes)
+    public static string Markdown(IReadOnlyList<ArmResult> arms, DiscoveryResult? discovery, IReadOnlyDictionary<string, (double Client, double Server)>? split, Settings settings, string command, IEnumerable<string> notes)
     {
         var md = new StringBuilder();
         md.AppendLine("# Benchmarks");
@@ -77,12 +81,25 @@ public static class Report
             DiscoveryRow(md, $"start to first call ({discovery.FirstCallKind}: `StartAsync`, wait for the peer, connect, call)", discovery.FirstCallMs);
         }
 
+        if (split is not null)
+        {
+            md.AppendLine();
+            md.AppendLine("## Bytes allocated per Greet call, client and server apart");
+            md.AppendLine();
+            md.AppendLine("bob runs in a child process here, so each process's `GC.GetTotalAllocatedBytes(true)` delta is one side's alone (over the sequential batch).");
+            md.AppendLine();
+            md.AppendLine("| arm | client B/call | server B/call |");
+            md.AppendLine("|---|---:|---:|");
+            foreach (var (name, (client, server)) in split)
+                md.AppendLine(s_inv, $"| `{name}` | {client:#,0} | {server:#,0} |");
+        }
+
         md.AppendLine();
         md.AppendLine("## Targets (issue 4)");
         md.AppendLine();
         md.AppendLine("| target | measured | met |");
         md.AppendLine("|---|---|---|");
-        foreach (var (target, measured, met) in Targets(arms, discovery))
+        foreach (var (target, measured, met) in Targets(arms, discovery, split))
             md.AppendLine(s_inv, $"| {target} | {measured} | {(met is null ? "n/a" : met.Value ? "yes" : "**no**")} |");
 
         md.AppendLine();
@@ -139,7 +156,8 @@ public static class Report
         return sorted[Math.Clamp(rank, 0, sorted.Length - 1)];
     }
 
-    private static IEnumerable<(string Target, string Measured, bool? Met)> Targets(IReadOnlyList<ArmResult> arms, DiscoveryResult? discovery)
+    private static IEnumerable<(string Target, string Measured, bool? Met)> Targets(IReadOnlyList<ArmResult> arms, DiscoveryResult? discovery,
+        IReadOnlyDictionary<string, (double Client, double Server)>? split)
     {
         ArmResult? Get(string name) => arms.FirstOrDefault(a => a.Name == name);
         var raw = Get("raw");
@@ -173,8 +191,11 @@ public static class Report
             yield return ($"{label} calls/s at 64 in flight >= 1.2x StreamJsonRpc", $"{at64:#,0} = {at64 / theirs:0.00}x of {theirs:#,0}", at64 >= 1.2 * theirs);
         }
 
-        yield return ($"{label}: <= 512 B allocated per Greet, client and server each (here: both sides together <= 1024 B)",
-            $"{p2p.AllocatedPerCall:#,0} B both sides", p2p.AllocatedPerCall <= 1024);
+        if (split is not null && split.TryGetValue(p2p.Name, out var sides))
+            yield return ($"{label}: <= 512 B allocated per Greet on the client, and on the server", $"client {sides.Client:#,0} B, server {sides.Server:#,0} B", sides.Client <= 512 && sides.Server <= 512);
+        else
+            yield return ($"{label}: <= 512 B allocated per Greet, client and server each (here: both sides together <= 1024 B)",
+                $"{p2p.AllocatedPerCall:#,0} B both sides", p2p.AllocatedPerCall <= 1024);
         if (typed is not null && dynamic is not null)
             yield return ("dynamic p50 within 1.5x typed", $"{dynamic.P50Us / typed.P50Us:0.00}x", dynamic.P50Us <= 1.5 * typed.P50Us);
         if (discovery is not null)

@@ -4,13 +4,16 @@ using P2PLocal.Rpc.Benchmarks.Arms;
 
 namespace P2PLocal.Rpc.Benchmarks;
 
-public sealed record Settings(bool Quick)
+public sealed record Settings(bool Quick, int? RoundsOverride = null)
 {
-    public int WarmupCalls => Quick ? 2_000 : 10_000;
-    public int SequentialCalls => Quick ? 5_000 : 30_000;
-    public int PayloadCalls => Quick ? 1_000 : 5_000;
-    public TimeSpan ThroughputWarmup => TimeSpan.FromMilliseconds(Quick ? 150 : 500);
-    public TimeSpan ThroughputDuration => TimeSpan.FromMilliseconds(Quick ? 500 : 2_000);
+    public int WarmupCalls => Quick ? 2_000 : 5_000;
+    public int SequentialCalls => Quick ? 5_000 : 20_000;
+    public int PayloadCalls => Quick ? 1_000 : 3_000;
+    public TimeSpan ThroughputWarmup => TimeSpan.FromMilliseconds(Quick ? 150 : 300);
+    public TimeSpan ThroughputDuration => TimeSpan.FromMilliseconds(Quick ? 500 : 1_000);
+
+    /// <summary>Rounds over every arm; each figure reported is the median over the rounds (the machine is shared).</summary>
+    public int Rounds => RoundsOverride ?? (Quick ? 1 : 3);
     public const int WireCalls = 1_000;
     public const int DiscoveryRuns = 20;
     public static readonly int[] InFlight = [1, 8, 64, 256];
@@ -33,6 +36,28 @@ public sealed class ArmResult
 
 public static class Runner
 {
+    /// <summary>The median of each figure over rounds of the same arm.</summary>
+    public static ArmResult Median(IReadOnlyList<ArmResult> rounds)
+    {
+        static double Mid(IEnumerable<double> values) => Report.Percentile([.. values], 50);
+        static double? MidOrNull(IEnumerable<double?> values) => values.All(v => v is null) ? null : Mid(values.Where(v => v is not null).Select(v => v!.Value));
+        var merged = new ArmResult
+        {
+            Name = rounds[0].Name,
+            P50Us = Mid(rounds.Select(r => r.P50Us)),
+            P99Us = Mid(rounds.Select(r => r.P99Us)),
+            SequentialPerSecond = Mid(rounds.Select(r => r.SequentialPerSecond)),
+            AllocatedPerCall = Mid(rounds.Select(r => r.AllocatedPerCall)),
+            WirePerCall = MidOrNull(rounds.Select(r => r.WirePerCall)),
+            PayloadP50Us = Mid(rounds.Select(r => r.PayloadP50Us)),
+            PayloadAllocatedPerCall = Mid(rounds.Select(r => r.PayloadAllocatedPerCall)),
+            PayloadWirePerCall = MidOrNull(rounds.Select(r => r.PayloadWirePerCall)),
+        };
+        foreach (var n in Settings.InFlight)
+            merged.PerSecondInFlight[n] = Mid(rounds.Select(r => r.PerSecondInFlight[n]));
+        return merged;
+    }
+
     private const string Name = "bench";
 
     public static async Task<ArmResult> RunAsync(IArm arm, Settings settings)

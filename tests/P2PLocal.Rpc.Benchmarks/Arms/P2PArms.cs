@@ -40,7 +40,9 @@ public sealed class DynamicArm : P2PArm
 {
     public override string Name => "dynamic";
 
-    protected override void Register(Node bob)
+    protected override void Register(Node bob) => RegisterFunctions(bob);
+
+    public static void RegisterFunctions(Node bob)
     {
         bob.Register("Greet", kwargs => "Hello, " + (string?)kwargs["name"]);
         // The payload arrives as plain values (an object?[] for a keyed [MessagePackObject]) and goes back as it came.

@@ -8,8 +8,9 @@ using MessagePack;
 namespace P2PLocal.Rpc.Benchmarks.Arms;
 
 /// <summary>
-/// The throughput ceiling: one connection, request ids, writes batched while more are queued, replies matched by
-/// id and completed on the thread pool (as a library must, so a caller's continuation cannot stall the reader).
+/// The throughput ceiling: one connection, request ids, writes batched while more are queued (callers append to a
+/// buffer; one writer loop, woken when the buffer goes from empty to not, sends all of it in one call), replies
+/// matched by id and completed on the thread pool (as a library must, so a caller's continuation cannot stall the reader).
 /// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body; the server answers every frame of one read in one send.
 /// </summary>
 public sealed class RawPipelinedArm : IArm
@@ -144,13 +145,15 @@ public sealed class RawPipelinedArm : IArm
         private byte[] _queued = new byte[64 * 1024];
         private byte[] _spare = new byte[64 * 1024];
         private int _queuedLength;
-        private bool _sending;
+        private readonly Signal _queuedSignal = new();
+        private bool _writerWoken;
         private int _nextId;
 
         public Client(Socket socket)
         {
             _socket = socket;
             _ = Task.Run(ReadLoopAsync);
+            _ = Task.Run(WriteLoopAsync);
         }
 
         public async ValueTask<string> GreetAsync(string name)
@@ -175,7 +178,7 @@ public sealed class RawPipelinedArm : IArm
         private PendingCall Send<T>(byte op, T state, Func<Span<byte>, T, int> writeBody, int maxBody)
         {
             PendingCall call;
-            bool startSending;
+            bool wake;
             lock (_gate)
             {
                 call = _pool.Count > 0 ? _pool.Pop() : new PendingCall();
@@ -190,36 +193,45 @@ public sealed class RawPipelinedArm : IArm
                 var body = writeBody(frame[9..], state);
                 BinaryPrimitives.WriteInt32BigEndian(frame, 5 + body);
                 _queuedLength += 9 + body;
-                startSending = !_sending;
-                _sending = true;
+                wake = !_writerWoken;
+                _writerWoken = true;
             }
 
-            // The caller that finds nobody sending becomes the sender and drains whatever queues up meanwhile.
-            if (startSending)
-                _ = SendQueuedAsync();
+            if (wake)
+                _queuedSignal.Set();
             return call;
         }
 
-        private async Task SendQueuedAsync()
+        private async Task WriteLoopAsync()
         {
-            while (true)
+            try
             {
-                byte[] batch;
-                int length;
-                lock (_gate)
+                while (true)
                 {
-                    if (_queuedLength == 0)
+                    await _queuedSignal.WaitAsync();
+                    while (true)
                     {
-                        _sending = false;
-                        return;
+                        byte[] batch;
+                        int length;
+                        lock (_gate)
+                        {
+                            if (_queuedLength == 0)
+                            {
+                                _writerWoken = false;
+                                break;
+                            }
+
+                            (batch, _queued, _spare) = (_queued, _spare, _queued);
+                            length = _queuedLength;
+                            _queuedLength = 0;
+                        }
+
+                        await _socket.SendAsync(batch.AsMemory(0, length), SocketFlags.None);
                     }
-
-                    (batch, _queued, _spare) = (_queued, _spare, _queued);
-                    length = _queuedLength;
-                    _queuedLength = 0;
                 }
-
-                await _socket.SendAsync(batch.AsMemory(0, length), SocketFlags.None);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
             }
         }
 
@@ -263,6 +275,27 @@ public sealed class RawPipelinedArm : IArm
             {
             }
         }
+    }
+
+    /// <summary>A reusable wake-up for one waiter; the waiter resumes on the thread pool.</summary>
+    private sealed class Signal : IValueTaskSource
+    {
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+
+        public ValueTask WaitAsync() => new(this, _core.Version);
+
+        public void Set() => _core.SetResult(true);
+
+        public void GetResult(short token)
+        {
+            _core.GetResult(token);
+            _core.Reset();
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     /// <summary>A reusable awaitable for one outstanding call; the reply body is copied into its own buffer.</summary>
