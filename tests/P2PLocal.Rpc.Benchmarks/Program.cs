@@ -12,6 +12,22 @@ if (Option("--serve-bob") is { } bobPort)
 }
 
 var quick = args.Contains("--quick");
+if (Option("--alloc-profile") is { } profiled)
+{
+    IArm profiledArm = profiled switch
+    {
+        "raw" => new RawArm(),
+        "raw-pipelined" => new RawPipelinedArm(),
+        "streamjsonrpc" => new StreamJsonRpcArm(),
+        "grpc" => new GrpcArm(),
+        "dynamic" => new DynamicArm(),
+        _ => TypedArms.Factories.Select(f => f()).First(a => a.Name == profiled),
+    };
+    await using (profiledArm)
+        await AllocationProfile.RunAsync(profiledArm, 200_000);
+    return 0;
+}
+
 var settings = new Settings(quick, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : null);
 var only = Option("--arms")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var outDir = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -61,8 +62,11 @@ public sealed class GrpcArm : IArm
 
     private sealed class Caller(Greeter.GreeterClient client) : ICaller
     {
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<string> GreetAsync(string name) =>
             (await client.GreetAsync(new GreetRequest { Name = name })).Message;
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
 
         public async ValueTask<Payload> EchoAsync(Payload payload) =>
             Payload.FromProto(await client.EchoAsync(payload.ToProto()));

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Net.Sockets;
 
@@ -53,8 +54,11 @@ public sealed class DynamicArm : P2PArm
 
     private sealed class Caller(Node alice) : ICaller
     {
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<string> GreetAsync(string name) =>
             (string)(await alice.RequestAsync("bob", "Greet", new Dictionary<string, object?> { ["name"] = name }))!;
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
 
         public async ValueTask<Payload> EchoAsync(Payload payload) =>
             await alice.RequestAsync<Payload>("bob", "Echo", new Dictionary<string, object?> { ["payload"] = payload });

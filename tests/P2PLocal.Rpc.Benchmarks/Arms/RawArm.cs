@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -89,6 +90,8 @@ public sealed class RawArm : IArm
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+
     internal static async ValueTask<bool> ReceiveExactlyAsync(Socket socket, Memory<byte> buffer)
     {
         while (buffer.Length > 0)
@@ -129,12 +132,16 @@ public sealed class RawArm : IArm
     {
         private readonly byte[] _buffer = new byte[64 * 1024];
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+
         public async ValueTask<string> GreetAsync(string name)
         {
             var length = 1 + Encoding.UTF8.GetBytes(name, 0, name.Length, _buffer, 5);
             var reply = await RoundTripAsync(GreetOp, length);
             return Encoding.UTF8.GetString(_buffer, 5, reply - 1);
         }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
 
         public async ValueTask<Payload> EchoAsync(Payload payload)
         {
@@ -143,6 +150,8 @@ public sealed class RawArm : IArm
             var reply = await RoundTripAsync(EchoOp, 1 + writer.Written);
             return MessagePackSerializer.Deserialize<Payload>(_buffer.AsMemory(5, reply - 1));
         }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
 
         private async ValueTask<int> RoundTripAsync(byte op, int length)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -156,6 +157,8 @@ public sealed class RawPipelinedArm : IArm
             _ = Task.Run(WriteLoopAsync);
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+
         public async ValueTask<string> GreetAsync(string name)
         {
             var call = Send(RawArm.GreetOp, name, static (span, n) => Encoding.UTF8.GetBytes(n, span), Encoding.UTF8.GetMaxByteCount(name.Length));
@@ -164,6 +167,8 @@ public sealed class RawPipelinedArm : IArm
             Return(call);
             return result;
         }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
 
         public async ValueTask<Payload> EchoAsync(Payload payload)
         {
