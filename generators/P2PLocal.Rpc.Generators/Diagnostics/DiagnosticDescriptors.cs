@@ -13,7 +13,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor NotPartial = Create(
         "P2P001", "Service class must be partial",
         "Make class '{0}' partial: the generator adds the contract interface to it",
-        "A [P2PService] class gets its contract interface added by generated code, which needs the class to be declared partial. (A class that implements a [P2PService] interface gets no interface and need not be partial.)");
+        "A [P2PService] class gets its contract interface added by generated code, which needs the class to be declared partial. A class that implements a [P2PService] interface gets no interface and need not be partial.");
 
     public static readonly DiagnosticDescriptor Nested = Create(
         "P2P002", "Service must not be nested",
