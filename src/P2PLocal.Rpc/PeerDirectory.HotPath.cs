@@ -1,0 +1,22 @@
+namespace P2PLocal.Rpc;
+
+public sealed partial class PeerDirectory
+{
+    /// <summary>
+    /// Whether any live instance other than this node uses <paramref name="name"/>: the allocation-free check every
+    /// call makes before <see cref="ClaimsOn"/> builds the list (which only a name conflict needs).
+    /// </summary>
+    internal bool AnyClaimOn(string name)
+    {
+        lock (_gate)
+        {
+            foreach (var peer in _peers.Values)
+            {
+                if (peer.Name == name)
+                    return true;
+            }
+        }
+
+        return false;
+    }
+}
