@@ -55,6 +55,9 @@ internal sealed class ServerConnection : FramedConnection
 
     public int RunningCount => Volatile.Read(ref _runningCount);
 
+    /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
+    protected override bool SendInline => RunningCount <= 1;
+
     protected override void OnFrame(ReceivedFrame frame)
     {
         var handedOff = false;
