@@ -134,7 +134,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                 return peer;
             if (claimants > 1)
             {
-                var where = string.Join(" and ", _peers.Values.Where(p => p.Name == name).Select(p => p.EndPoint));
+                var where = ClaimantEndPoints(name);
                 throw new NameConflictException($"Two live nodes claim the name '{name}' ({where}); calls to it are refused until one leaves.") { PeerName = name };
             }
         }
