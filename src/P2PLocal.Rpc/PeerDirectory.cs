@@ -192,7 +192,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             {
                 _candidates[key] = candidate with { LastSeen = now, EndPoint = serviceEndPoint };
             }
-            else if (_peers.Count + _candidates.Count >= _maxPeers)
+            else if (_peers.Count + _candidates.Count >= _maxPeers && !TryEvictSilentLocked(now, events))
             {
                 if (!_warnedFull)
                     _logger.LogWarning("The peer table is full ({Max} peers); beacons of further instances are dropped", _maxPeers);
