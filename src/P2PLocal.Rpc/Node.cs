@@ -49,7 +49,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         _builtIns = new BuiltInFunctions(() => Functions);
-        LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize);
+        LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
     }
 
     /// <summary>This node's name.</summary>
@@ -134,7 +134,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger);
         _discovery.Start();
 
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 1000));
+        // At most 250 ms, so outgoing connections close well inside a peer's shorter idle timeout too (see ReapConnections).
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 250));
         _reaper = _options.TimeProvider.CreateTimer(_ => ReapConnections(), null, period, period);
         _logger.LogInformation("Node {Name} serves on {EndPoint} ({Scope}, discovery port {Port})", Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
     }
@@ -362,11 +363,15 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     {
         _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout);
         // Close our idle outgoing connections before the peer's reaper does, so a call never races that close.
-        var idleMs = _options.IdleConnectionTimeout.TotalMilliseconds / 2;
+        // The peer's idle timeout (from its hello) counts when it is shorter than ours.
+        var ownIdleMs = _options.IdleConnectionTimeout.TotalMilliseconds;
         foreach (var (_, connecting) in _clients)
         {
-            if (connecting.IsCompletedSuccessfully && connecting.Result is { PendingCount: 0 } connection
-                && Environment.TickCount64 - connection.LastUsedTicks > idleMs)
+            if (!connecting.IsCompletedSuccessfully || connecting.Result is not { PendingCount: 0 } connection)
+                continue;
+            var peerIdleMs = connection.PeerHello.IdleTimeoutMs;
+            var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;
+            if (Environment.TickCount64 - connection.LastUsedTicks > idleMs)
                 connection.Close();
         }
     }

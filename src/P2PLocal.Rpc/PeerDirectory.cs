@@ -218,16 +218,14 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                 {
                     AddLocked(key, peer, events);
                 }
-                else if (holder.EndPoint.Equals(peer.EndPoint))
+                else if (IsRejectedLocked(key, now))
                 {
-                    // Same address and port: the old instance cannot still be serving there.
-                    _peers.Remove(Key(holder));
-                    events.Add(() => Left?.Invoke(this, holder));
-                    AddLocked(key, peer, events);
+                    // Claimed this name lately and did not answer as that instance: not worth another probe yet.
                 }
                 else
                 {
-                    // A restart on a new port, or a second node with the name: ask the holder whether it is alive.
+                    // A restart (on the same port or a new one), a second node with the name, or a spoof: ask the
+                    // holder whether it is alive. Same endpoint is no proof the holder is gone: a beacon can lie.
                     _candidates[key] = peer;
                     toProbe = holder;
                 }
@@ -264,12 +262,9 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 
             if (stillHeld && alive)
             {
+                // Only a contender that answers as the instance it claims is a second live node (see VerifyContenderAsync).
                 foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
-                {
-                    _candidates.Remove(Key(contender));
-                    _peers[Key(contender)] = contender;
-                    events.Add(() => RaiseConflict(new NameConflict(holder.Name, holder, contender, InvolvesThisNode: false)));
-                }
+                    events.Add(() => _ = VerifyContenderAsync(holder, contender));
             }
             else
             {

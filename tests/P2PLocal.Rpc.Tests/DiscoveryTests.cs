@@ -215,6 +215,28 @@ public class DiscoveryTests
         }
     }
 
+    [Fact]
+    public async Task Seeds_find_peers_that_broadcast_cannot_reach()
+    {
+        // Different discovery ports: no broadcast of one reaches the other, only the unicast copies to the seeds.
+        var alicePort = TestNetwork.FreeUdpPort();
+        var bobPort = TestNetwork.FreeUdpPort();
+        NodeOptions Seeded(string name, int own, int seed) => new()
+        {
+            Name = name,
+            DiscoveryPort = own,
+            Scope = DiscoveryScope.Loopback,
+            Seeds = [new IPEndPoint(IPAddress.Loopback, seed)],
+        };
+        await using var bob = await Node.StartAsync(Seeded("bob", bobPort, alicePort));
+        bob.Register("ping", _ => "pong");
+        await using var alice = await Node.StartAsync(Seeded("alice", alicePort, bobPort));
+
+        await alice.Peers.WaitForAsync("bob").Within();
+        await bob.Peers.WaitForAsync("alice").Within();
+        Assert.Equal("pong", await alice.RequestAsync("bob", "ping").Within());
+    }
+
     private static int FreeTcpPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -67,7 +67,8 @@ public static class KwargsCodec
 
             return result;
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InsufficientExecutionStackException or InvalidOperationException or OverflowException)
+        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InsufficientExecutionStackException or InvalidOperationException or OverflowException
+            or ArgumentException) // a timestamp extension whose seconds or nanoseconds are out of DateTime's range
         {
             throw new InvalidKwargsException($"The kwargs are not valid MessagePack: {e.Message}", e);
         }

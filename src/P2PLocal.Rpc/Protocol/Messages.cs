@@ -26,7 +26,15 @@ internal enum ErrorCode
 }
 
 /// <summary>The hello both sides send first on a connection: who they are and what they accept.</summary>
-internal readonly record struct Hello(int Version, string Name, string InstanceId, int MaxFrameSize);
+/// <param name="Version">The protocol version, <see cref="Messages.ProtocolVersion"/>.</param>
+/// <param name="Name">The sender's node name.</param>
+/// <param name="InstanceId">The sender's instance, as in its beacons.</param>
+/// <param name="MaxFrameSize">The largest frame the sender accepts.</param>
+/// <param name="IdleTimeoutMs">
+/// How long the sender keeps a quiet incoming connection open (0: not said). An optional sixth element, so a caller
+/// can close an idle connection before the peer reaps it under a request in flight; older readers skip it.
+/// </param>
+internal readonly record struct Hello(int Version, string Name, string InstanceId, int MaxFrameSize, long IdleTimeoutMs = 0);
 
 /// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
 internal static class Messages
@@ -38,12 +46,13 @@ internal static class Messages
 
     public static void WriteHello(ref MessagePackWriter writer, in Hello hello)
     {
-        writer.WriteArrayHeader(5);
+        writer.WriteArrayHeader(6);
         writer.Write((int)MessageKind.Hello);
         writer.Write(hello.Version);
         writer.Write(hello.Name);
         writer.Write(hello.InstanceId);
         writer.Write(hello.MaxFrameSize);
+        writer.Write(hello.IdleTimeoutMs);
     }
 
     /// <summary>Writes the header of a request; the caller then writes exactly one value, the kwargs map.</summary>
@@ -98,8 +107,15 @@ internal static class Messages
         if (count < 5)
             throw new MessagePackSerializationException("A hello needs 5 elements.");
         var hello = new Hello(reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "", reader.ReadInt32());
-        for (var i = 5; i < count; i++)
-            reader.Skip();
+        var next = 5;
+        if (count > 5 && reader.NextMessagePackType == MessagePackType.Integer)
+        {
+            hello = hello with { IdleTimeoutMs = Math.Max(0, reader.ReadInt64()) };
+            next = 6;
+        }
+
+        for (var i = next; i < count; i++)
+            Dispatch.KwargsCodec.SkipValue(ref reader); // iterative: extra elements may nest arbitrarily
         return hello;
     }
 

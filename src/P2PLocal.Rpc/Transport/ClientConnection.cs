@@ -189,13 +189,23 @@ internal sealed class ClientConnection : FramedConnection
 
     private TResult ReadReply<TResult>(ReceivedFrame response, string function, ResultReader<TResult> readResult)
     {
-        var reader = new MessagePackReader(response.Payload);
-        var kind = Messages.ReadKind(ref reader, out var count);
-        reader.ReadUInt32();
-        if (kind == MessageKind.Result)
-            return readResult(ref reader, _options);
+        ErrorCode code;
+        string type, message;
+        try
+        {
+            var reader = new MessagePackReader(response.Payload);
+            var kind = Messages.ReadKind(ref reader, out var count);
+            reader.ReadUInt32();
+            if (kind == MessageKind.Result)
+                return readResult(ref reader, _options);
+            (code, type, message) = Messages.ReadError(ref reader, count);
+        }
+        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or ArgumentException or OverflowException or InsufficientExecutionStackException)
+        {
+            // A malformed reply (MessagePackReader throws ArgumentOutOfRangeException for a 32-bit length >= 2^31).
+            throw new P2PException($"Peer '{_peerName}' sent a reply to '{function}' that cannot be read: {e.Message}", e);
+        }
 
-        var (code, type, message) = Messages.ReadError(ref reader, count);
         throw code switch
         {
             ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },

@@ -66,7 +66,7 @@ internal sealed class ConnectionListener
                 continue;
             }
 
-            if (_connections.Count >= _maxConnections)
+            if (_connections.Count >= _maxConnections && !EvictOneWithoutHello())
             {
                 _host.Logger.LogWarning("Refused a connection from {Remote}: {Max} connections are open", accepted.RemoteEndPoint, _maxConnections);
                 accepted.Dispose();
@@ -85,6 +85,27 @@ internal sealed class ConnectionListener
                 accepted.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Makes room when every slot is taken by closing the oldest connection that has not said hello yet: callers
+    /// that trickle bytes (slowloris) must not lock honest callers out until the handshake timeout reaps them.
+    /// </summary>
+    private bool EvictOneWithoutHello()
+    {
+        ServerConnection? oldest = null;
+        foreach (var connection in _connections.Keys)
+        {
+            if (connection.Peer is null && !connection.IsClosed && (oldest is null || connection.OpenedTicks < oldest.OpenedTicks))
+                oldest = connection;
+        }
+
+        if (oldest is null)
+            return false;
+        _host.Logger.LogWarning("{Max} connections are open: closed the oldest one that never said hello ({Remote})", _maxConnections, oldest.RemoteEndPoint);
+        oldest.Close(new TimeoutException("Evicted: no hello while the connection limit was reached."));
+        _connections.TryRemove(oldest, out _);
+        return true;
     }
 
     /// <summary>Closes connections that never said hello in time, or that sat idle too long.</summary>

@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Logging;
+
+namespace P2PLocal.Rpc;
+
+/// <summary>
+/// Checking a beacon that claims a name another live peer holds. Anyone on the network can send a beacon, so a claim
+/// counts as a <see cref="NameConflict"/> only once a node at the claimed endpoint answers with the claimed instance.
+/// A claim that does not hold up is logged and ignored for a while; calls keep going to the holder.
+/// </summary>
+public sealed partial class PeerDirectory
+{
+    /// <summary>How long a claim that did not hold up is ignored, at most.</summary>
+    private static readonly TimeSpan s_maxRejection = TimeSpan.FromSeconds(60);
+
+    private readonly Dictionary<string, DateTimeOffset> _rejected = new(StringComparer.Ordinal);
+
+    private bool IsRejectedLocked(string key, DateTimeOffset now)
+    {
+        if (!_rejected.TryGetValue(key, out var until))
+            return false;
+        if (now < until)
+            return true;
+        _rejected.Remove(key);
+        return false;
+    }
+
+    private async Task VerifyContenderAsync(PeerInfo holder, PeerInfo contender)
+    {
+        bool alive;
+        try
+        {
+            alive = await _node.IsAliveAsync(contender).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            alive = false;
+        }
+
+        var events = new List<Action>();
+        lock (_gate)
+        {
+            if (!_candidates.Remove(Key(contender)))
+                return; // expired, said goodbye, or was promoted meanwhile
+            if (!alive)
+            {
+                if (_rejected.Count >= _maxPeers)
+                    _rejected.Clear(); // bounded: a flood of fake instances costs probes, never memory
+                var interval = contender.AdvertiseInterval > TimeSpan.Zero ? ExpiryOf(contender) : s_maxRejection;
+                _rejected[Key(contender)] = _node.Now + (interval < s_maxRejection ? interval : s_maxRejection);
+                _logger.LogWarning("Ignored a beacon claiming the name {Name} for {EndPoint}: no node of instance {Instance} answers there (spoofed or stale); {Holder} keeps the name",
+                    contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
+            }
+            else if (_peers.ContainsKey(Key(holder)))
+            {
+                _peers[Key(contender)] = contender;
+                events.Add(() => RaiseConflict(new NameConflict(holder.Name, holder, contender, InvolvesThisNode: false)));
+            }
+            else
+            {
+                // The holder went while we checked: the contender takes the name.
+                _candidates[Key(contender)] = contender;
+                PromoteCandidatesLocked(contender.Name, events);
+            }
+        }
+
+        Raise(events);
+    }
+}

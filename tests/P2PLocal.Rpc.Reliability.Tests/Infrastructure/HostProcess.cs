@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+
+namespace P2PLocal.Rpc.Reliability.Tests;
+
+/// <summary>A node in its own process (tests/P2PLocal.Rpc.TestHost), driven through stdin/stdout lines.</summary>
+public sealed class HostProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
+    private readonly List<string> _stderr = [];
+
+    private HostProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+                _lines.Writer.TryComplete();
+            else
+                _lines.Writer.TryWrite(e.Data);
+        };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_stderr)
+                    _stderr.Add(e.Data);
+            }
+        };
+    }
+
+    public int ServicePort { get; private set; }
+
+    public string InstanceId { get; private set; } = "";
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Where the test host's build output sits, next to this test assembly's.</summary>
+    public static string HostDll
+    {
+        get
+        {
+            // tests/P2PLocal.Rpc.Reliability.Tests/bin/<Configuration>/net10.0/ -> tests/P2PLocal.Rpc.TestHost/bin/<Configuration>/net10.0/
+            var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var tfm = here.Name;
+            var configuration = here.Parent!.Name;
+            var testsDir = here.Parent.Parent!.Parent!.Parent!.FullName;
+            var dll = Path.Combine(testsDir, "P2PLocal.Rpc.TestHost", "bin", configuration, tfm, "P2PLocal.Rpc.TestHost.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("Build tests/P2PLocal.Rpc.TestHost first.", dll);
+        }
+    }
+
+    /// <summary>Starts a host and waits for its READY line.</summary>
+    /// <param name="netns">A network namespace to run it in (<c>ip netns exec</c>), or null for this one.</param>
+    public static async Task<HostProcess> StartAsync(string name, int discoveryPort, string functions = "echo,whoami",
+        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0)
+    {
+        var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        var info = new ProcessStartInfo
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (netns is not null)
+        {
+            info.FileName = "ip";
+            foreach (var arg in new[] { "netns", "exec", netns, dotnet })
+                info.ArgumentList.Add(arg);
+        }
+        else
+        {
+            info.FileName = dotnet;
+        }
+
+        foreach (var arg in new[] { HostDll, "--name", name, "--port", discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     "--scope", scope, "--functions", functions, "--interval-ms", intervalMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     "--service-port", servicePort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+            info.ArgumentList.Add(arg);
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the test host.");
+        var host = new HostProcess(process);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var ready = await host.ReadLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal));
+            var parts = ready.Split(' ');
+            host.ServicePort = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+            host.InstanceId = parts[2];
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Sends a command line and returns the first output line that <paramref name="isAnswer"/> accepts.</summary>
+    public async Task<string> CommandAsync(string command, Func<string, bool> isAnswer)
+    {
+        await _process.StandardInput.WriteLineAsync(command);
+        await _process.StandardInput.FlushAsync();
+        return await ReadLineAsync(isAnswer);
+    }
+
+    public async Task<string> ReadLineAsync(Func<string, bool> accept)
+    {
+        using var timeout = new CancellationTokenSource(Net.Patience);
+        try
+        {
+            await foreach (var line in _lines.Reader.ReadAllAsync(timeout.Token))
+            {
+                if (accept(line))
+                    return line;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        throw new TimeoutException($"The test host gave no expected line. stderr: {Stderr}");
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+                return string.Join('\n', _stderr);
+        }
+    }
+
+    /// <summary>Kills the process outright: no goodbye, sockets closed by the kernel.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+            _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync().WaitAsync(Net.Patience);
+    }
+
+    /// <summary>Closes stdin: the host shuts its node down gracefully and exits.</summary>
+    public async Task StopAsync()
+    {
+        if (_process.HasExited)
+            return;
+        _process.StandardInput.Close();
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(Net.Patience);
+        }
+        catch (TimeoutException)
+        {
+            await KillAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await StopAsync();
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException)
+        {
+            await KillAsync();
+        }
+
+        _process.Dispose();
+    }
+}

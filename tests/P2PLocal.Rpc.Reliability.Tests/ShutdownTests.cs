@@ -1,0 +1,124 @@
+using System.Diagnostics;
+
+namespace P2PLocal.Rpc.Reliability.Tests;
+
+/// <summary>F4: graceful shutdown with calls in flight, counting what a leak would leave behind.</summary>
+[Collection(Serial.Name)]
+public class ShutdownTests(ITestOutputHelper output)
+{
+    private const int Quick = 10, Honouring = 5, Stubborn = 2;
+
+    [Fact]
+    public async Task F4_graceful_shutdown_completes_or_fails_calls_cleanly_sends_goodbye_and_leaks_nothing()
+    {
+        var stubbornHandlers = new List<Task>();
+        await CycleAsync(stubbornHandlers); // warm-up: JIT, thread pool, epoll and the like are made once per process
+        await Task.WhenAll(stubbornHandlers).Within();
+        var before = Resources.Measure();
+
+        const int cycles = 5;
+        var lines = new List<string>();
+        for (var i = 0; i < cycles; i++)
+            lines.Add(await CycleAsync(stubbornHandlers));
+        // Handlers that ignore cancellation outlive the node by design; wait for them before counting.
+        await Task.WhenAll(stubbornHandlers).Within();
+        var right = Resources.Measure();
+        var settle = Stopwatch.StartNew();
+        var after = await SettledAsync(before);
+        var settledMs = settle.ElapsedMilliseconds;
+
+        foreach (var line in lines)
+            output.WriteLine(line);
+        output.WriteLine($"F4 before {cycles} cycles: {before}");
+        output.WriteLine($"F4 right after the last shutdown returned: {right}");
+        output.WriteLine($"F4 after  {cycles} cycles: {after} (counts settled {settledMs} ms after the last shutdown returned)");
+        Assert.InRange(after.Sockets, 0, before.Sockets);
+        Assert.InRange(after.Descriptors, 0, before.Descriptors + 2);
+        Assert.InRange(after.Timers, 0, before.Timers + 2);
+    }
+
+    /// <summary>Counts again until sockets and timers are back (closing is asynchronous), within the patience.</summary>
+    private static async Task<Resources> SettledAsync(Resources before)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var now = Resources.Measure();
+            if ((now.Sockets <= before.Sockets && now.Timers <= before.Timers) || deadline.Elapsed > TimeSpan.FromSeconds(10))
+                return now;
+            await Task.Yield();
+        }
+    }
+
+    private static async Task<string> CycleAsync(List<Task> stubbornHandlers)
+    {
+        var port = Net.FreeUdpPort();
+        var server = await Net.StartAsync(Net.Options("server", port, interval: TimeSpan.FromSeconds(30), grace: TimeSpan.FromMilliseconds(500)));
+        var caller = await Net.StartAsync("caller", port);
+        var running = 0;
+        var allRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Started()
+        {
+            if (Interlocked.Increment(ref running) == Quick + Honouring + Stubborn)
+                allRunning.TrySetResult();
+        }
+
+        server.Register("quick", async (_, ct) =>
+        {
+            Started();
+            await release.Task.WaitAsync(ct);
+            return "done";
+        });
+        server.Register("honouring", async (_, ct) =>
+        {
+            Started();
+            await Task.Delay(Timeout.Infinite, ct);
+            return null;
+        });
+        server.Register("stubborn", (_, _) =>
+        {
+            Started();
+            var handler = Task.Delay(3000, CancellationToken.None); // ignores its token, outlives grace + 1 s drain
+            lock (stubbornHandlers)
+                stubbornHandlers.Add(handler);
+            return new ValueTask<object?>(handler.ContinueWith(_ => (object?)"late", TaskScheduler.Default));
+        });
+        await caller.Peers.WaitForAsync("server").Within();
+        var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        caller.Peers.Left += (_, p) =>
+        {
+            if (p.Name == "server")
+                left.TrySetResult();
+        };
+
+        var quick = Enumerable.Range(0, Quick).Select(_ => caller.RequestAsync("server", "quick")).ToList();
+        var honouring = Enumerable.Range(0, Honouring).Select(_ => caller.RequestAsync("server", "honouring")).ToList();
+        var stubborn = Enumerable.Range(0, Stubborn).Select(_ => caller.RequestAsync("server", "stubborn")).ToList();
+        await allRunning.Task.Within();
+
+        var clock = Stopwatch.StartNew();
+        var shutdown = server.DisposeAsync().AsTask();
+        await left.Task.Within(); // the goodbye: the advertise interval is 30 s, so expiry cannot explain it
+        var goodbyeAfter = clock.ElapsedMilliseconds;
+        release.SetResult(); // the quick calls finish inside the grace period
+        await shutdown.Within();
+        var shutdownTook = clock.ElapsedMilliseconds;
+
+        var quickOk = 0;
+        foreach (var call in quick)
+            quickOk += await call.Within() is "done" ? 1 : 0;
+        var failures = new List<string>();
+        foreach (var call in honouring.Concat(stubborn))
+        {
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => call.Within());
+            Assert.True(e is P2PException or OperationCanceledException, $"unclean failure: {e}");
+            failures.Add(e.GetType().Name);
+        }
+
+        await caller.DisposeAsync();
+        Assert.Equal(Quick, quickOk);
+        return $"F4 cycle: goodbye seen {goodbyeAfter} ms after shutdown began; shutdown took {shutdownTook} ms (grace 500 ms); {quickOk}/{Quick} quick calls completed; "
+            + $"cancellable and stubborn calls failed cleanly: {string.Join(", ", failures.GroupBy(f => f).Select(g => $"{g.Count()} {g.Key}"))}";
+    }
+}
