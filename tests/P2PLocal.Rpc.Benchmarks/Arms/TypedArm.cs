@@ -1,15 +1,39 @@
 namespace P2PLocal.Rpc.Benchmarks.Arms;
 
-/// <summary>The typed arm joins once the source generator lands; until then there is none.</summary>
-public static class TypedArms
+/// <summary>
+/// The benchmark's contract, served and called through generated code. Its wire names differ from the dynamic
+/// arm's <c>Greet</c>/<c>Echo</c> because the allocation split serves both on one bob.
+/// </summary>
+[P2PService]
+public interface IBenchService
 {
-    public static IEnumerable<Func<IArm>> Factories => [];
+    [P2PFunction(Name = "TypedGreet")]
+    ValueTask<string> GreetAsync(string name);
 
-    public static Func<Node, Task<string>>? FirstCall => null;
+    [P2PFunction(Name = "TypedEcho")]
+    ValueTask<Payload> EchoAsync(Payload payload);
+}
 
-    /// <summary>Registers the typed service on bob, when there is one.</summary>
-    public static Action<Node>? Register => null;
+public sealed class BenchService : IBenchService
+{
+    public ValueTask<string> GreetAsync(string name) => ValueTask.FromResult("Hello, " + name);
 
-    /// <summary>Typed Greet calls for the allocation split, by arm name.</summary>
-    public static IEnumerable<KeyValuePair<string, Func<Node, Func<ValueTask>>>> SplitCallers => [];
+    public ValueTask<Payload> EchoAsync(Payload payload) => ValueTask.FromResult(payload);
+}
+
+/// <summary><c>node.Peers.Get&lt;IBenchService&gt;("bob").GreetAsync(name)</c>: generated proxy and dispatcher.</summary>
+public sealed class TypedArm : P2PArm
+{
+    public override string Name => "typed";
+
+    protected override void Register(Node bob) => TypedArms.Register!(bob);
+
+    public override Task<ICaller> CreateCallerAsync() => Task.FromResult<ICaller>(new Caller(Alice.Peers.Get<IBenchService>("bob")));
+
+    private sealed class Caller(IBenchService bob) : ICaller
+    {
+        public ValueTask<string> GreetAsync(string name) => bob.GreetAsync(name);
+
+        public ValueTask<Payload> EchoAsync(Payload payload) => bob.EchoAsync(payload);
+    }
 }
