@@ -19,4 +19,11 @@ public sealed partial class PeerDirectory
 
         return false;
     }
+
+    /// <summary>
+    /// The endpoints of every peer using <paramref name="name"/>, for the conflict message. A method of its own so
+    /// that <see cref="Resolve"/>, run on every call, does not allocate the lambda's closure on entry.
+    /// </summary>
+    private string ClaimantEndPoints(string name) =>
+        string.Join(" and ", _peers.Values.Where(p => p.Name == name).Select(p => p.EndPoint));
 }

@@ -69,9 +69,5 @@ public static class DiscoveryBench
     }
 
     /// <summary>Bob serves Greet the way the typed arm's service does, when there is one; dynamically otherwise.</summary>
-    public static Action<Node> RegisterGreet { get; set; } = bob =>
-    {
-        bob.Register("Greet", kwargs => "Hello, " + (string?)kwargs["name"]);
-        TypedArms.Register?.Invoke(bob);
-    };
+    public static Action<Node> RegisterGreet { get; set; } = bob => bob.Register("Greet", kwargs => "Hello, " + (string?)kwargs["name"]);
 }

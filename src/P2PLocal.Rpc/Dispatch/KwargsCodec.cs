@@ -22,6 +22,18 @@ public static class KwargsCodec
         }
 
         writer.WriteMapHeader(kwargs.Count);
+        if (kwargs is Dictionary<string, object?> dictionary)
+        {
+            // The usual kwargs type: its struct enumerator spares the boxed one of the interface.
+            foreach (var (key, value) in dictionary)
+            {
+                writer.Write(key);
+                MessagePackSerializer.Serialize(ref writer, value, options);
+            }
+
+            return;
+        }
+
         foreach (var (key, value) in kwargs)
         {
             writer.Write(key);
@@ -121,7 +133,16 @@ public static class KwargsCodec
                     left += 2L * reader.ReadMapHeader();
                     break;
                 default:
-                    reader.Skip();
+                    try
+                    {
+                        reader.Skip();
+                    }
+                    catch (ArgumentOutOfRangeException e)
+                    {
+                        // MessagePackReader reads a str32/bin32/ext32 length of 2^31 or more as negative (found by B7).
+                        throw new EndOfStreamException("A length header claims more bytes than the data holds.", e);
+                    }
+
                     break;
             }
         }

@@ -10,11 +10,11 @@ namespace P2PLocal.Rpc.Protocol;
 /// </summary>
 /// <remarks>
 /// The first completion wins; later ones return false so the caller of <see cref="TrySetResult"/> can return the
-/// frame to the pool. Continuations always run on the thread pool, never on the read loop that completes the call.
+/// frame to the pool. Continuations always run on a thread-pool thread, never on the read loop that completes the call.
 /// <see cref="Disarm"/> must run before the call goes back to the pool: it waits out a running cancellation
 /// callback, and a timer callback that may already be queued finds its timer retired and does nothing.
 /// </remarks>
-internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>
+internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPoolWorkItem
 {
     private static readonly TimerCallback s_onTimeout = static state => ((TimerBox)state!).Owner.OnTimeout((TimerBox)state);
     private static readonly Action<object?, CancellationToken> s_onCanceled = static (state, token) => ((PendingCall)state!).TrySetException(new OperationCanceledException(token));
@@ -22,7 +22,11 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>
     /// <summary>A callback this close to its deadline may already be queued when the timer is stopped.</summary>
     private const long QueuedCallbackSlackMs = 100;
 
-    private ManualResetValueTaskSourceCore<ReceivedFrame> _core = new() { RunContinuationsAsynchronously = true };
+    // Completion is queued to the thread pool's global queue (Execute), where any idle thread takes it; with
+    // RunContinuationsAsynchronously the continuation would sit in the read loop's local queue until stolen.
+    private ManualResetValueTaskSourceCore<ReceivedFrame> _core = new() { RunContinuationsAsynchronously = false };
+    private ReceivedFrame _result;
+    private Exception? _error;
     private readonly object _timerGate = new();
     private Timer? _timer;
     private TimerBox? _timerBox;
@@ -38,6 +42,8 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>
     public void Reset()
     {
         _core.Reset();
+        _result = default;
+        _error = null;
         _completed = 0;
     }
 
@@ -107,7 +113,9 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>
     {
         if (Interlocked.Exchange(ref _completed, 1) != 0)
             return false;
-        _core.SetResult(frame);
+        _result = frame;
+        _error = null;
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
     }
 
@@ -115,8 +123,18 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>
     {
         if (Interlocked.Exchange(ref _completed, 1) != 0)
             return false;
-        _core.SetException(error);
+        _result = default;
+        _error = error;
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        if (_error is { } error)
+            _core.SetException(error);
+        else
+            _core.SetResult(_result);
     }
 
     /// <summary>Releases the timer when the connection drops its pool.</summary>

@@ -268,6 +268,9 @@ internal sealed class ClientConnection : FramedConnection
         FailPending(reason);
     }
 
+    /// <summary>Only this call is waiting: write it at once (see <see cref="FramedConnection.SendInline"/>).</summary>
+    protected override bool SendInline => _pending.Count <= 1; // a hint: a racy read costs at most one hop or one unbatched write
+
     private void FailPending(Exception? reason)
     {
         lock (_pendingGate)

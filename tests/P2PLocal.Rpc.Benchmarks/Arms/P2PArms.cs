@@ -30,8 +30,10 @@ public abstract class P2PArm : IArm
 
     public async ValueTask DisposeAsync()
     {
-        await Alice.DisposeAsync();
-        await Bob.DisposeAsync();
+        if (Alice is not null)
+            await Alice.DisposeAsync();
+        if (Bob is not null)
+            await Bob.DisposeAsync();
         GC.SuppressFinalize(this);
     }
 }
