@@ -145,6 +145,16 @@ public static class Runner
         return calls / elapsed.TotalSeconds;
     }
 
+    /// <summary>Load for a profiler: <paramref name="inFlight"/> loops for <paramref name="duration"/>.</summary>
+    public static async Task<double> LoadAsync(IArm arm, int inFlight, TimeSpan duration)
+    {
+        var callers = new ICaller[inFlight];
+        for (var i = 0; i < inFlight; i++)
+            callers[i] = await arm.CreateCallerAsync();
+        var (calls, elapsed) = await RunLoopsAsync(callers, duration);
+        return calls / elapsed.TotalSeconds;
+    }
+
     private static async Task<(long Calls, TimeSpan Elapsed)> RunLoopsAsync(ICaller[] callers, TimeSpan duration)
     {
         var stop = 0;
