@@ -160,12 +160,16 @@ public static class Runner
         var stop = 0;
         long calls = 0;
         var started = Stopwatch.GetTimestamp();
-        var loops = callers.Select(caller => Task.Run(async () =>
+        var loops = callers.Select((caller, i) => Task.Run(async () =>
         {
+            // Each loop greets its own name and checks the reply, so a stack that mixes up replies cannot score.
+            var name = Name + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var expected = "Hello, " + name;
             long n = 0;
             while (Volatile.Read(ref stop) == 0)
             {
-                await caller.GreetAsync(Name);
+                if (!string.Equals(await caller.GreetAsync(name), expected, StringComparison.Ordinal))
+                    throw new InvalidOperationException($"A reply reached the wrong caller (expected '{expected}').");
                 n++;
             }
 
