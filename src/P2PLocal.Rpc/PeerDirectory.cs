@@ -192,7 +192,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             {
                 _candidates[key] = candidate with { LastSeen = now, EndPoint = serviceEndPoint };
             }
-            else if (_peers.Count + _candidates.Count >= _maxPeers)
+            else if (_peers.Count + _candidates.Count >= _maxPeers && !TryEvictSilentLocked(now, events))
             {
                 if (!_warnedFull)
                     _logger.LogWarning("The peer table is full ({Max} peers); beacons of further instances are dropped", _maxPeers);
@@ -239,15 +239,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 
     private async Task ProbeAsync(PeerInfo holder)
     {
-        bool alive;
-        try
-        {
-            alive = await _node.IsAliveAsync(holder).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            alive = false;
-        }
+        var alive = await AnswersAsync(holder).ConfigureAwait(false);
 
         var events = new List<Action>();
         lock (_gate)
@@ -273,6 +265,19 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         }
 
         Raise(events);
+    }
+
+    /// <summary>Whether a node of that instance serves at the peer's endpoint; any failure to find out means no.</summary>
+    private async Task<bool> AnswersAsync(PeerInfo peer)
+    {
+        try
+        {
+            return await _node.IsAliveAsync(peer).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
     }
 
     /// <summary>After the holder of a name went, the newest waiting candidate takes the name.</summary>

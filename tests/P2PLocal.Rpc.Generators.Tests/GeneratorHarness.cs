@@ -24,11 +24,13 @@ internal static class GeneratorHarness
         ];
     });
 
-    public static CSharpCompilation Compile(params string[] sources) =>
+    public static CSharpCompilation Compile(params string[] sources) => Compile("Consumer", [], sources);
+
+    public static CSharpCompilation Compile(string assemblyName, IEnumerable<MetadataReference> references, params string[] sources) =>
         CSharpCompilation.Create(
-            "Consumer",
+            assemblyName,
             sources.Select((source, i) => CSharpSyntaxTree.ParseText(source, ParseOptions, path: $"Service{i}.cs")),
-            s_references.Value,
+            [.. s_references.Value, .. references],
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable)
                 // MessagePack is built against an older System.Memory; the compiler notes the unification.
                 .WithSpecificDiagnosticOptions([new("CS1701", ReportDiagnostic.Suppress), new("CS1702", ReportDiagnostic.Suppress)]));
@@ -40,9 +42,14 @@ internal static class GeneratorHarness
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     /// <summary>Runs the generator; returns its result and the diagnostics of the compilation with the generated code added.</summary>
-    public static (GeneratorRunResult Result, ImmutableArray<Diagnostic> CompileDiagnostics) Run(params string[] sources)
+    public static (GeneratorRunResult Result, ImmutableArray<Diagnostic> CompileDiagnostics) Run(params string[] sources) => Run(Compile(sources));
+
+    public static (GeneratorRunResult Result, ImmutableArray<Diagnostic> CompileDiagnostics) Run(Compilation compilation) =>
+        Run(compilation, out _);
+
+    public static (GeneratorRunResult Result, ImmutableArray<Diagnostic> CompileDiagnostics) Run(Compilation compilation, out Compilation output)
     {
-        var driver = CreateDriver().RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out _);
+        var driver = CreateDriver().RunGeneratorsAndUpdateCompilation(compilation, out output, out _);
         return (driver.GetRunResult().Results.Single(), output.GetDiagnostics());
     }
 

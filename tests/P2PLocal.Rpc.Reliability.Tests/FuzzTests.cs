@@ -77,7 +77,7 @@ public class FuzzTests(ITestOutputHelper output)
 
         foreach (var (target, (runs, accepted, rejected)) in counts)
             output.WriteLine($"B7 {target}: {runs} executions, {accepted} accepted, {rejected} rejected cleanly, crashes {crashes.Count(c => c.StartsWith(target, StringComparison.Ordinal))}");
-        output.WriteLine($"B7 of the server-parse rejections, {Interlocked.Read(ref s_negativeLengths)} were MessagePackReader's ArgumentOutOfRangeException for a 32-bit length >= 2^31 (closes the connection like any parse error)");
+        output.WriteLine($"B7 of the server-parse rejections, {Interlocked.Read(ref s_negativeLengths)} were MessagePackReader's ArgumentOutOfRangeException for a str32 length >= 2^31 in a header field (closes the connection like any parse error)");
         output.WriteLine($"B7 seed {s_seed}, {counts.Values.Sum(c => c.Runs)} executions in {clock.ElapsedMilliseconds} ms, {crashes.Count} crashes");
         foreach (var crash in crashes.Take(10))
             output.WriteLine("B7 CRASH " + crash);
@@ -292,6 +292,21 @@ public class FuzzTests(ITestOutputHelper output)
             Next = next;
             return next;
         }
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xDB, 0xF0, 0x00, 0x00, 0x00, 0x41 })]             // str32, 4 GB
+    [InlineData(new byte[] { 0xC6, 0x80, 0x00, 0x00, 0x00, 0x41 })]             // bin32, 2 GB
+    [InlineData(new byte[] { 0xC9, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x41 })]       // ext32, 4 GB
+    [InlineData(new byte[] { 0x81, 0xA1, 0x61, 0xDB, 0x80, 0x00, 0x00, 0x00 })] // inside a map
+    public void B7_found_SkipValue_reports_a_length_of_2_GiB_or_more_as_truncated_data(byte[] value)
+    {
+        var error = Assert.Throws<EndOfStreamException>(() =>
+        {
+            var reader = new MessagePackReader(value);
+            KwargsCodec.SkipValue(ref reader);
+        });
+        output.WriteLine($"B7 regression {Convert.ToHexString(value)}: {error.GetType().Name}: {error.Message}");
     }
 
     [Fact]

@@ -237,6 +237,33 @@ public class DiscoveryTests
         Assert.Equal("pong", await alice.RequestAsync("bob", "ping").Within());
     }
 
+    [Fact]
+    public async Task A_burst_of_hellos_gets_an_answer_after_the_spacing_window_too()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(new IPEndPoint(IPAddress.Any, port));
+        await using var alice = await TestNetwork.StartAsync("alice", port, TimeSpan.FromHours(1));
+        using var newcomers = new BeaconSender(port);
+
+        // Two hellos back to back: the first is answered at once, the second inside the spacing window.
+        newcomers.SendBeacon("n1", 9, "newcomer-1", kind: "hello");
+        newcomers.SendBeacon("n2", 9, "newcomer-2", kind: "hello");
+
+        var answers = 0;
+        var buffer = new byte[2048];
+        while (answers < 2)
+        {
+            var received = await listener.ReceiveAsync(buffer, SocketFlags.None).Within();
+            var text = System.Text.Encoding.UTF8.GetString(buffer, 0, received);
+            if (text.Contains($"|{alice.InstanceId}|alive|", StringComparison.Ordinal))
+                answers++;
+        }
+
+        Assert.Equal(2, answers); // with an hour-long interval only hello answers can be alive beacons
+    }
+
     private static int FreeTcpPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

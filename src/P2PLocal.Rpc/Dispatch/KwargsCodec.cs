@@ -133,7 +133,16 @@ public static class KwargsCodec
                     left += 2L * reader.ReadMapHeader();
                     break;
                 default:
-                    reader.Skip();
+                    try
+                    {
+                        reader.Skip();
+                    }
+                    catch (ArgumentOutOfRangeException e)
+                    {
+                        // MessagePackReader reads a str32/bin32/ext32 length of 2^31 or more as negative (found by B7).
+                        throw new EndOfStreamException("A length header claims more bytes than the data holds.", e);
+                    }
+
                     break;
             }
         }

@@ -55,11 +55,11 @@ internal sealed class ServerConnection : FramedConnection
 
     public int RunningCount => Volatile.Read(ref _runningCount);
 
-    /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
-    protected override bool SendInline => RunningCount <= 1;
-
     /// <summary>When the connection was accepted (<see cref="Environment.TickCount64"/>).</summary>
     public long OpenedTicks { get; } = Environment.TickCount64;
+
+    /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
+    protected override bool SendInline => RunningCount <= 1;
 
     protected override void OnFrame(ReceivedFrame frame)
     {
