@@ -37,6 +37,7 @@ Directory.CreateDirectory(outDir);
 
 
 var total = Stopwatch.StartNew();
+_ = Report.LoadAtStart;
 var rounds = new Dictionary<string, List<ArmResult>>();
 for (var round = 1; round <= settings.Rounds; round++)
 {
@@ -101,6 +102,8 @@ string[] notes =
     "`raw` does no serialization for Greet (UTF-8 name in, `Hello, ` + name out) and echoes the 1 KB payload's bytes (the client serializes it with MessagePack). `raw-pipelined` completes each call on the thread pool, as a library must.",
     "`dynamic` is `node.RequestAsync(\"bob\", \"Greet\", new Dictionary<string, object?> { [\"name\"] = name })`; its 1 KB echo sends the payload as a kwarg and reads the result with `RequestAsync<Payload>`. `streamjsonrpc` is `JsonRpc.InvokeAsync<T>` with `MessagePackFormatter` and `LengthHeaderMessageHandler`. `grpc` converts the payload to and from its protobuf message on the client.",
     "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
+    "`typed` awaits the generated proxy's async method (`await Peers.Get<IGreeter>(\"bob\").GreetAsync(name)`, wire name `Greet`), so the in-flight loops do not block pool threads; every P2P arm sends the same request bytes.",
+    "Every in-flight loop greets its own name and checks its reply, so no arm can score by mixing up replies. The allocation split runs bob (and a typed bob) in a child process.",
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
 var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
