@@ -348,6 +348,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     private void ThrowIfOwnNameContested()
     {
+        if (!Peers.AnyClaimOn(Name))
+            return; // the usual case, checked on every call without allocating
         foreach (var claim in Peers.ClaimsOn(Name))
         {
             var claimIsOlder = claim.StartedAt < _startedAt

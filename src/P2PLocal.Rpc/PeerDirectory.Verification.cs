@@ -26,15 +26,7 @@ public sealed partial class PeerDirectory
 
     private async Task VerifyContenderAsync(PeerInfo holder, PeerInfo contender)
     {
-        bool alive;
-        try
-        {
-            alive = await _node.IsAliveAsync(contender).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            alive = false;
-        }
+        var alive = await AnswersAsync(contender).ConfigureAwait(false);
 
         var events = new List<Action>();
         lock (_gate)

@@ -134,7 +134,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                 return peer;
             if (claimants > 1)
             {
-                var where = string.Join(" and ", _peers.Values.Where(p => p.Name == name).Select(p => p.EndPoint));
+                var where = ClaimantEndPoints(name);
                 throw new NameConflictException($"Two live nodes claim the name '{name}' ({where}); calls to it are refused until one leaves.") { PeerName = name };
             }
         }
@@ -239,15 +239,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 
     private async Task ProbeAsync(PeerInfo holder)
     {
-        bool alive;
-        try
-        {
-            alive = await _node.IsAliveAsync(holder).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            alive = false;
-        }
+        var alive = await AnswersAsync(holder).ConfigureAwait(false);
 
         var events = new List<Action>();
         lock (_gate)
@@ -273,6 +265,19 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         }
 
         Raise(events);
+    }
+
+    /// <summary>Whether a node of that instance serves at the peer's endpoint; any failure to find out means no.</summary>
+    private async Task<bool> AnswersAsync(PeerInfo peer)
+    {
+        try
+        {
+            return await _node.IsAliveAsync(peer).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
     }
 
     /// <summary>After the holder of a name went, the newest waiting candidate takes the name.</summary>

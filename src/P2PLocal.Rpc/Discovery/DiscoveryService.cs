@@ -24,7 +24,9 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private readonly TimeProvider _time;
     private Task _receiveLoop = Task.CompletedTask;
     private Task _advertiseLoop = Task.CompletedTask;
+    private const int AnswerSpacingMs = 20;
     private long _lastAnswerTicks;
+    private int _answerScheduled;
     private long _dropped;
 
     public DiscoveryService(NodeOptions options, PeerDirectory peers, Func<int> servicePort, IReadOnlyList<BeaconTarget> targets,
@@ -146,12 +148,35 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
         if (beacon.Kind == BeaconKind.Hello)
         {
-            // Answer a newcomer at once; a burst of hellos (many nodes starting together) gets one answer per 20 ms.
-            var now = Environment.TickCount64;
-            var last = Interlocked.Read(ref _lastAnswerTicks);
-            if (now - last >= 20 && Interlocked.CompareExchange(ref _lastAnswerTicks, now, last) == last)
-                Send(BeaconKind.Alive);
+            AnswerHello();
         }
+    }
+
+    /// <summary>
+    /// Answers a newcomer at once. A burst of hellos (many nodes starting together) is answered at most once per
+    /// <see cref="AnswerSpacingMs"/>: a hello inside that window gets one answer sent when it ends, so every newcomer
+    /// hears from us within the window instead of at our next interval.
+    /// </summary>
+    private void AnswerHello()
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastAnswerTicks);
+        if (now - last >= AnswerSpacingMs && Interlocked.CompareExchange(ref _lastAnswerTicks, now, last) == last)
+        {
+            Send(BeaconKind.Alive);
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _answerScheduled, 1) != 0)
+            return; // an answer is already on its way and will cover this hello too
+        _ = Task.Delay(TimeSpan.FromMilliseconds(AnswerSpacingMs), _stop.Token).ContinueWith(delay =>
+        {
+            Volatile.Write(ref _answerScheduled, 0);
+            if (delay.IsCanceled)
+                return;
+            Interlocked.Exchange(ref _lastAnswerTicks, Environment.TickCount64);
+            Send(BeaconKind.Alive);
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     /// <summary>

@@ -107,7 +107,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                         for (var p = 0; p < n; p++)
                             parameters.Add(ReadParameter(ref reader));
                         break;
-                    default: reader.Skip(); break;
+                    default: KwargsCodec.SkipValue(ref reader); break;
                 }
             }
 
@@ -129,7 +129,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 case "name": name = reader.ReadString() ?? ""; break;
                 case "type": type = reader.ReadString() ?? "object"; break;
                 case "optional": optional = reader.ReadBoolean(); break;
-                default: reader.Skip(); break;
+                default: KwargsCodec.SkipValue(ref reader); break;
             }
         }
 

@@ -22,6 +22,18 @@ public static class KwargsCodec
         }
 
         writer.WriteMapHeader(kwargs.Count);
+        if (kwargs is Dictionary<string, object?> dictionary)
+        {
+            // The usual kwargs type: its struct enumerator spares the boxed one of the interface.
+            foreach (var (key, value) in dictionary)
+            {
+                writer.Write(key);
+                MessagePackSerializer.Serialize(ref writer, value, options);
+            }
+
+            return;
+        }
+
         foreach (var (key, value) in kwargs)
         {
             writer.Write(key);

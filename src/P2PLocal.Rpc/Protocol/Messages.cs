@@ -115,7 +115,7 @@ internal static class Messages
         }
 
         for (var i = next; i < count; i++)
-            reader.Skip();
+            Dispatch.KwargsCodec.SkipValue(ref reader); // iterative: extra elements may nest arbitrarily
         return hello;
     }
 

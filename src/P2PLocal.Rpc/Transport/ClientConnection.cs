@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Net.Sockets;
 using MessagePack;
 using P2PLocal.Rpc.Dispatch;
@@ -12,10 +12,17 @@ namespace P2PLocal.Rpc.Transport;
 /// The calling side of one connection to a peer: multiplexes any number of requests, each with its own id, and
 /// completes them in whatever order replies arrive. Cancellation and timeouts are forwarded to the peer.
 /// </summary>
-/// <remarks>Thread-safe: any number of callers may invoke at once.</remarks>
+/// <remarks>
+/// Thread-safe: any number of callers may invoke at once. Each call waits on a pooled <see cref="PendingCall"/>;
+/// replies, timeouts and a lost connection complete it under <see cref="_pendingGate"/>, so a call is never
+/// completed after its caller has returned it to the pool.
+/// </remarks>
 internal sealed class ClientConnection : FramedConnection
 {
-    private readonly ConcurrentDictionary<uint, TaskCompletionSource<ReceivedFrame>> _pending = new();
+    private const int MaxPooledCalls = 1024;
+    private readonly object _pendingGate = new();
+    private readonly Dictionary<uint, PendingCall> _pending = [];
+    private readonly Stack<PendingCall> _pool = new();
     private readonly TaskCompletionSource<Hello> _hello = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly MessagePackSerializerOptions _options;
     private readonly string _peerName;
@@ -30,7 +37,14 @@ internal sealed class ClientConnection : FramedConnection
         _maxSendFrameSize = maxFrameSize;
     }
 
-    public int PendingCount => _pending.Count;
+    public int PendingCount
+    {
+        get
+        {
+            lock (_pendingGate)
+                return _pending.Count;
+        }
+    }
 
     /// <summary>When a call was last made (<see cref="Environment.TickCount64"/>).</summary>
     public long LastUsedTicks { get; private set; } = Environment.TickCount64;
@@ -77,6 +91,7 @@ internal sealed class ClientConnection : FramedConnection
     }
 
     /// <summary>Sends one request and waits for its reply.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -84,11 +99,15 @@ internal sealed class ClientConnection : FramedConnection
         LastUsedTicks = Environment.TickCount64;
         var id = (uint)Interlocked.Increment(ref _nextId);
         var frame = BuildRequest(id, function, state, writeKwargs);
-        var pending = new TaskCompletionSource<ReceivedFrame>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = pending;
+        var pending = Rent();
+        lock (_pendingGate)
+            _pending[id] = pending;
+        pending.Arm(timeout, cancellationToken);
         if (!TrySend(frame))
         {
-            _pending.TryRemove(id, out _);
+            lock (_pendingGate)
+                _pending.Remove(id);
+            Return(pending);
             throw ConnectionLost(null);
         }
 
@@ -98,7 +117,7 @@ internal sealed class ClientConnection : FramedConnection
         ReceivedFrame response;
         try
         {
-            response = await pending.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            response = await pending.Task.ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -110,9 +129,38 @@ internal sealed class ClientConnection : FramedConnection
             Abandon(id);
             throw;
         }
+        finally
+        {
+            Return(pending);
+        }
 
         using (response)
             return ReadReply(response, function, readResult);
+    }
+
+    private PendingCall Rent()
+    {
+        PendingCall? pending = null;
+        lock (_pendingGate)
+            _pool.TryPop(out pending);
+        pending ??= new PendingCall();
+        pending.Reset();
+        return pending;
+    }
+
+    private void Return(PendingCall pending)
+    {
+        pending.Disarm();
+        lock (_pendingGate)
+        {
+            if (_pool.Count < MaxPooledCalls && !IsClosed)
+            {
+                _pool.Push(pending);
+                return;
+            }
+        }
+
+        pending.Dispose();
     }
 
     private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs)
@@ -171,16 +219,11 @@ internal sealed class ClientConnection : FramedConnection
     }
 
     /// <summary>Forgets a request the caller gave up on and tells the peer to cancel it.</summary>
+    /// <remarks>The call already completed with the timeout or cancellation, so a reply that races in finds no taker and is disposed.</remarks>
     private void Abandon(uint id)
     {
-        if (_pending.TryRemove(id, out var pending))
-        {
-            // A reply may have raced in; its buffer must still go back to the pool.
-            if (pending.Task.IsCompletedSuccessfully)
-                pending.Task.Result.Dispose();
-            else
-                pending.TrySetCanceled();
-        }
+        lock (_pendingGate)
+            _pending.Remove(id);
 
         TrySend(id, static (ref MessagePackWriter w, uint i) => Messages.WriteCancel(ref w, i), int.MaxValue);
     }
@@ -210,8 +253,13 @@ internal sealed class ClientConnection : FramedConnection
             throw;
         }
 
-        if (!_pending.TryRemove(id, out var pending) || !pending.TrySetResult(frame))
-            frame.Dispose(); // the caller already gave up on it
+        lock (_pendingGate)
+        {
+            if (_pending.Remove(id, out var pending) && pending.TrySetResult(frame))
+                return;
+        }
+
+        frame.Dispose(); // the caller already gave up on it
     }
 
     protected override void OnClosed(Exception? reason)
@@ -220,12 +268,18 @@ internal sealed class ClientConnection : FramedConnection
         FailPending(reason);
     }
 
+    /// <summary>Only this call is waiting: write it at once (see <see cref="FramedConnection.SendInline"/>).</summary>
+    protected override bool SendInline => _pending.Count <= 1; // a hint: a racy read costs at most one hop or one unbatched write
+
     private void FailPending(Exception? reason)
     {
-        foreach (var id in _pending.Keys)
+        lock (_pendingGate)
         {
-            if (_pending.TryRemove(id, out var pending))
+            foreach (var (_, pending) in _pending)
                 pending.TrySetException(ConnectionLost(reason));
+            _pending.Clear();
+            while (_pool.TryPop(out var pooled))
+                pooled.Dispose();
         }
     }
 

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Threading.Channels;
+using System.Threading.Tasks.Sources;
 using MessagePack;
 using P2PLocal.Rpc.Framing;
 
@@ -9,18 +9,28 @@ namespace P2PLocal.Rpc.Transport;
 
 /// <summary>
 /// One TCP connection carrying length-prefixed frames: a read loop that hands each whole frame to
-/// <see cref="OnFrame"/>, and a write loop that drains a queue of ready frames and flushes once the queue is
-/// empty, so concurrent callers share one system call under load.
+/// <see cref="OnFrame"/>, and a send path that writes a frame straight from the sending thread when nothing else
+/// is being written, and otherwise queues it for a write loop that sends everything queued in one batch, so
+/// concurrent callers share one system call under load and a lone call takes no thread hop.
 /// </summary>
-/// <remarks><see cref="TrySend"/> and <see cref="Close"/> are thread-safe; <see cref="OnFrame"/> runs on the read loop only.</remarks>
+/// <remarks>
+/// <see cref="TrySend"/> and <see cref="Close"/> are thread-safe; <see cref="OnFrame"/> runs on the read loop only.
+/// Whoever holds <see cref="_writing"/> (a sender writing inline, or the write loop) is the only writer of the
+/// stream; frames queued meanwhile go to the write loop, so they keep their order.
+/// </remarks>
 internal abstract class FramedConnection
 {
+    /// <summary>Frames up to this size are copied into one batch buffer; larger ones are written on their own.</summary>
+    private const int BatchSize = 16 * 1024;
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly PipeReader _input;
-    private readonly PipeWriter _output;
-    private readonly Channel<FrameBuffer> _outgoing = Channel.CreateUnbounded<FrameBuffer>(
-        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
+    private readonly object _sendGate = new();
+    private Queue<FrameBuffer> _queued = new();
+    private Queue<FrameBuffer> _draining = new();
+    private readonly WriteSignal _writeSignal = new();
+    private bool _writing;
+    private bool _sendCompleted;
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
     private int _closing;
@@ -31,7 +41,6 @@ internal abstract class FramedConnection
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
-        _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
     }
@@ -51,13 +60,102 @@ internal abstract class FramedConnection
 
     protected void StartLoops() => _loops = Task.WhenAll(Task.Run(ReadLoopAsync), Task.Run(WriteLoopAsync));
 
-    /// <summary>Queues a frame; the connection disposes it once written. Returns false (and disposes it) when closed.</summary>
+    /// <summary>
+    /// Sends a frame: written at once from this thread when the connection is not writing, queued for the write loop
+    /// otherwise. The connection disposes the frame once written. Returns false (and disposes it) when closed.
+    /// </summary>
     public bool TrySend(FrameBuffer frame)
     {
-        if (!IsClosed && _outgoing.Writer.TryWrite(frame))
+        bool inline = false, wake = false;
+        lock (_sendGate)
+        {
+            if (IsClosed || _sendCompleted)
+            {
+                frame.Dispose();
+                return false;
+            }
+
+            if (_writing || !SendInline)
+            {
+                _queued.Enqueue(frame);
+                if (!_writing)
+                {
+                    _writing = true;
+                    wake = true;
+                }
+            }
+            else
+            {
+                _writing = true; // the queue is empty whenever nobody is writing
+                inline = true;
+            }
+        }
+
+        if (!inline)
+        {
+            if (wake)
+                _writeSignal.Set();
             return true;
-        frame.Dispose();
-        return false;
+        }
+
+        ValueTask write;
+        try
+        {
+            write = _stream.WriteAsync(frame.Frame);
+        }
+        catch (Exception e)
+        {
+            frame.Dispose();
+            Close(e);
+            return true; // accepted, then lost with the connection, as a queued frame would be
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            frame.Dispose();
+            ReleaseWriting();
+        }
+        else
+        {
+            _ = FinishInlineWriteAsync(write, frame);
+        }
+
+        return true;
+    }
+
+    private async Task FinishInlineWriteAsync(ValueTask write, FrameBuffer frame)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Close(e);
+            return;
+        }
+        finally
+        {
+            frame.Dispose();
+        }
+
+        ReleaseWriting();
+    }
+
+    /// <summary>After an inline write: give up the stream, or hand it (still held) to the write loop when frames
+    /// queued meanwhile or a close-after-flush is waiting.</summary>
+    private void ReleaseWriting()
+    {
+        lock (_sendGate)
+        {
+            if (_queued.Count == 0 && !_sendCompleted)
+            {
+                _writing = false;
+                return;
+            }
+        }
+
+        _writeSignal.Set();
     }
 
     /// <summary>Builds and queues a small control message.</summary>
@@ -81,6 +179,13 @@ internal abstract class FramedConnection
     }
 
     protected delegate void WriteMessage<TState>(ref MessagePackWriter writer, TState state);
+
+    /// <summary>
+    /// Whether a frame may be written from the sending thread when nothing else is being written: true when this is
+    /// the only call in progress, so the write loop's thread hop buys no batching; false under load, where letting
+    /// frames gather behind the loop's wake-up sends many in one system call.
+    /// </summary>
+    protected virtual bool SendInline => false;
 
     /// <summary>Handles one frame; the callee owns <paramref name="frame"/> and disposes it. Throwing closes the connection.</summary>
     protected abstract void OnFrame(ReceivedFrame frame);
@@ -125,20 +230,56 @@ internal abstract class FramedConnection
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
-        var reader = _outgoing.Reader;
+        var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
         try
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
             {
-                while (reader.TryRead(out var frame))
+                // Woken by ReleaseWriting: this loop holds _writing until the queue is empty.
+                while (true)
                 {
-                    using (frame)
-                        _output.Write(frame.Frame.Span);
+                    Queue<FrameBuffer> frames;
+                    lock (_sendGate)
+                    {
+                        if (_queued.Count == 0)
+                        {
+                            _writing = false;
+                            break;
+                        }
+
+                        frames = _queued;
+                        (_queued, _draining) = (_draining, _queued);
+                    }
+
+                    var filled = 0;
+                    while (frames.TryDequeue(out var frame))
+                    {
+                        using (frame)
+                        {
+                            var bytes = frame.Frame;
+                            if (filled + bytes.Length > batch.Length && filled > 0)
+                            {
+                                await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                                filled = 0;
+                            }
+
+                            if (bytes.Length > batch.Length)
+                            {
+                                await _stream.WriteAsync(bytes).ConfigureAwait(false);
+                                continue;
+                            }
+
+                            bytes.Span.CopyTo(batch.AsSpan(filled));
+                            filled += bytes.Length;
+                        }
+                    }
+
+                    if (filled > 0)
+                        await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
                 }
 
-                var flush = await _output.FlushAsync().ConfigureAwait(false);
-                if (flush.IsCompleted)
-                    break;
+                if (Volatile.Read(ref _sendCompleted))
+                    break; // CloseAfterFlushAsync: everything queued is written
             }
         }
         catch (Exception e)
@@ -146,9 +287,88 @@ internal abstract class FramedConnection
             error = e;
         }
 
-        while (reader.TryRead(out var left))
-            left.Dispose();
+        ArrayPool<byte>.Shared.Return(batch);
+        lock (_sendGate)
+        {
+            DisposeQueued(_queued);
+            DisposeQueued(_draining);
+        }
+
         Close(error);
+    }
+
+    private static void DisposeQueued(Queue<FrameBuffer> frames)
+    {
+        while (frames.TryDequeue(out var frame))
+            frame.Dispose();
+    }
+
+    /// <summary>Wakes the write loop; one waiter, resumed on the thread pool. A wake-up with no waiter is kept for the next wait.</summary>
+    private sealed class WriteSignal : IValueTaskSource<bool>, IThreadPoolWorkItem
+    {
+        private readonly object _gate = new();
+        // Completed from Execute on a pool thread taken from the global queue, not the waker's local one (where
+        // RunContinuationsAsynchronously would put it, behind whatever the waking thread does next).
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
+        private bool _result;
+        private bool _waiting;
+        private bool _pending;
+        private bool _stopped;
+
+        /// <summary>Completes with true when woken, false once stopped.</summary>
+        public ValueTask<bool> WaitAsync()
+        {
+            lock (_gate)
+            {
+                if (_pending || _stopped)
+                {
+                    _pending = false;
+                    return new ValueTask<bool>(!_stopped);
+                }
+
+                _waiting = true;
+                return new ValueTask<bool>(this, _core.Version);
+            }
+        }
+
+        public void Set() => Wake(stop: false);
+
+        /// <summary>Wakes the loop for the last time.</summary>
+        public void Stop() => Wake(stop: true);
+
+        private void Wake(bool stop)
+        {
+            bool running;
+            lock (_gate)
+            {
+                _stopped |= stop;
+                if (!_waiting)
+                {
+                    _pending = true;
+                    return;
+                }
+
+                _waiting = false;
+                running = !_stopped;
+            }
+
+            _result = running;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+
+        void IThreadPoolWorkItem.Execute() => _core.SetResult(_result);
+
+        public bool GetResult(short token)
+        {
+            var running = _core.GetResult(token);
+            _core.Reset(); // before the loop can wait again, so a wake-up never meets a completed source
+            return running;
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     /// <summary>Closes the connection now: queued frames not yet written are dropped. Idempotent.</summary>
@@ -156,7 +376,9 @@ internal abstract class FramedConnection
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
             return;
-        _outgoing.Writer.TryComplete();
+        lock (_sendGate)
+            DisposeQueued(_queued);
+        _writeSignal.Stop();
         try
         {
             // Shutdown wakes a read loop blocked in the kernel; Dispose alone does not on every platform.
@@ -184,8 +406,19 @@ internal abstract class FramedConnection
     /// <summary>Closes after the frames already queued are written (for goodbyes and final errors).</summary>
     public async Task CloseAfterFlushAsync(TimeSpan timeout)
     {
-        _outgoing.Writer.TryComplete();
-        await Task.WhenAny(_loops, Task.Delay(timeout)).ConfigureAwait(false);
+        bool wake;
+        lock (_sendGate)
+        {
+            _sendCompleted = true;
+            // Nobody writing: the write loop takes the stream, writes what is queued, and closes. Otherwise the
+            // current writer hands over to it (inline) or sees _sendCompleted when its queue is empty (the loop).
+            wake = !_writing;
+            _writing = true;
+        }
+
+        if (wake)
+            _writeSignal.Set();
+        await Task.WhenAny(_closed.Task, Task.Delay(timeout)).ConfigureAwait(false);
         Close();
     }
 
@@ -203,6 +436,5 @@ internal abstract class FramedConnection
         }
 
         await _input.CompleteAsync().ConfigureAwait(false);
-        await _output.CompleteAsync().ConfigureAwait(false);
     }
 }

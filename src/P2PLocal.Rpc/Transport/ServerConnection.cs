@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
@@ -25,11 +24,21 @@ internal interface IRequestHost
 /// with its own cancellation token, and answers with a result or an error frame. A frame it cannot parse closes the
 /// connection; nothing a peer sends can fault the node.
 /// </summary>
+/// <remarks>
+/// Per request the connection allocates only a <see cref="CancellationTokenSource"/> (handlers may keep its token,
+/// so it is not reused); the work items are pooled, and function names are read through a small cache.
+/// </remarks>
 internal sealed class ServerConnection : FramedConnection
 {
+    private const int MaxPooledWork = 256;
+    private const int FunctionNameCacheSize = 8;
     private readonly IRequestHost _host;
-    private readonly ConcurrentDictionary<uint, CancellationTokenSource> _running = new();
-    private readonly CancellationTokenSource _shutdown = new();
+    private readonly object _runningGate = new();
+    private readonly Dictionary<uint, RequestWork> _running = [];
+    private readonly Stack<RequestWork> _workPool = new();
+    private readonly (byte[] Utf8, string Name)[] _functionNames = new (byte[], string)[FunctionNameCacheSize];
+    private int _nextFunctionName;
+    private volatile bool _shuttingDown;
     private volatile bool _draining;
     private int _runningCount;
     private TaskCompletionSource? _drained;
@@ -48,6 +57,9 @@ internal sealed class ServerConnection : FramedConnection
 
     /// <summary>When the connection was accepted (<see cref="Environment.TickCount64"/>).</summary>
     public long OpenedTicks { get; } = Environment.TickCount64;
+
+    /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
+    protected override bool SendInline => RunningCount <= 1;
 
     protected override void OnFrame(ReceivedFrame frame)
     {
@@ -71,7 +83,7 @@ internal sealed class ServerConnection : FramedConnection
                     if (count != 4)
                         throw new InvalidDataException($"A request has 4 elements, not {count}.");
                     var id = reader.ReadUInt32();
-                    var function = reader.ReadString() ?? "";
+                    var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
                     if (reader.Consumed != frame.Length)
@@ -79,7 +91,15 @@ internal sealed class ServerConnection : FramedConnection
                     handedOff = Accept(id, function, frame, kwargsStart);
                     return;
                 case MessageKind.Cancel:
-                    if (_running.TryGetValue(reader.ReadUInt32(), out var cts))
+                    CancellationTokenSource? cts = null;
+                    lock (_runningGate)
+                    {
+                        if (_running.TryGetValue(reader.ReadUInt32(), out var running))
+                            cts = running.Cancellation;
+                    }
+
+                    // Outside the lock: cancelling runs the handler's callbacks.
+                    if (cts is not null)
                         TryCancel(cts);
                     return;
                 default:
@@ -116,23 +136,105 @@ internal sealed class ServerConnection : FramedConnection
             return false;
         }
 
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token);
-        if (!_running.TryAdd(id, cts))
+        var cts = new CancellationTokenSource();
+        RequestWork? work;
+        lock (_runningGate)
         {
-            cts.Dispose();
-            Finish();
-            throw new InvalidDataException($"Request id {id} is already running.");
+            if (_running.ContainsKey(id))
+            {
+                cts.Dispose();
+                Finish();
+                throw new InvalidDataException($"Request id {id} is already running.");
+            }
+
+            if (!_workPool.TryPop(out work))
+                work = new RequestWork(this);
+            work.Start(id, function, frame, kwargsStart, dispatcher, cts);
+            _running.Add(id, work);
         }
 
-        var work = new RequestWork(this, id, function, frame, kwargsStart, dispatcher, cts);
-        ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), work, preferLocal: false);
+        // A close that began before the request was registered did not see it: it starts cancelled, as it would have
+        // with a token linked to the connection's shutdown.
+        if (_shuttingDown)
+            TryCancel(cts);
+        ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
         return true;
     }
 
-    private sealed class RequestWork(ServerConnection owner, uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cts)
+    /// <summary>Reads a function name, reusing the string when the same name came before on this connection.</summary>
+    /// <remarks>Read loop only. A peer that sends many different names just cycles the small cache.</remarks>
+    private string ReadFunctionName(ref MessagePackReader reader)
     {
-        public async Task RunAsync()
+        if (reader.IsNil || !reader.TryReadStringSpan(out var utf8))
+            return reader.ReadString() ?? "";
+        foreach (var (cachedUtf8, name) in _functionNames)
         {
+            if (cachedUtf8 is not null && utf8.SequenceEqual(cachedUtf8))
+                return name;
+        }
+
+        var read = System.Text.Encoding.UTF8.GetString(utf8);
+        _functionNames[_nextFunctionName++ % FunctionNameCacheSize] = (utf8.ToArray(), read);
+        return read;
+    }
+
+    /// <summary>Forgets a finished request and pools its work item.</summary>
+    private void Complete(RequestWork work, uint id)
+    {
+        lock (_runningGate)
+        {
+            _running.Remove(id);
+            if (_workPool.Count < MaxPooledWork)
+                _workPool.Push(work);
+        }
+
+        Finish();
+    }
+
+    /// <summary>Fires the token of every running request (shutdown, or nobody left to read the replies).</summary>
+    private void CancelRunning()
+    {
+        _shuttingDown = true;
+        List<CancellationTokenSource> running;
+        lock (_runningGate)
+        {
+            running = new List<CancellationTokenSource>(_running.Count);
+            foreach (var (_, work) in _running)
+                running.Add(work.Cancellation);
+        }
+
+        foreach (var cts in running)
+            TryCancel(cts);
+    }
+
+    /// <summary>One request on the thread pool; pooled per connection, one request at a time.</summary>
+    private sealed class RequestWork(ServerConnection owner) : IThreadPoolWorkItem
+    {
+        private uint _id;
+        private string _function = "";
+        private ReceivedFrame _frame;
+        private int _kwargsStart;
+        private IServiceDispatcher _dispatcher = null!;
+
+        public CancellationTokenSource Cancellation { get; private set; } = null!;
+
+        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
+        {
+            _id = id;
+            _function = function;
+            _frame = frame;
+            _kwargsStart = kwargsStart;
+            _dispatcher = dispatcher;
+            Cancellation = cancellation;
+        }
+
+        public void Execute() => _ = RunAsync();
+
+        /// <remarks>A handler that completes synchronously costs no task here; an async one costs its state machine.</remarks>
+        private async Task RunAsync()
+        {
+            // Copy the fields: once Complete pools this item, the read loop may start it again.
+            var (id, function, frame, kwargsStart, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _dispatcher, Cancellation);
             var response = new FrameBuffer(256);
             try
             {
@@ -164,9 +266,10 @@ internal sealed class ServerConnection : FramedConnection
             {
                 response?.Dispose();
                 frame.Dispose();
-                owner._running.TryRemove(id, out _);
+                _frame = default;
+                _dispatcher = null!;
                 cts.Dispose();
-                owner.Finish();
+                owner.Complete(this, id);
             }
         }
 
@@ -216,7 +319,7 @@ internal sealed class ServerConnection : FramedConnection
             var finished = await Task.WhenAny(_drained.Task, Task.Delay(grace)).ConfigureAwait(false);
             if (finished != _drained.Task)
             {
-                await _shutdown.CancelAsync().ConfigureAwait(false);
+                CancelRunning();
                 await Task.WhenAny(_drained.Task, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
             }
         }
@@ -230,12 +333,6 @@ internal sealed class ServerConnection : FramedConnection
         if (reason is not null and not IOException and not SocketException and not OperationCanceledException)
             _host.Logger.LogDebug(reason, "Closed connection from {Remote} after bad input", RemoteEndPoint);
         // Nobody is left to read the replies: stop the handlers.
-        try
-        {
-            _shutdown.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        CancelRunning();
     }
 }

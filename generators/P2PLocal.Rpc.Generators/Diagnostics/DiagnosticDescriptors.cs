@@ -1,0 +1,91 @@
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace P2PLocal.Rpc.Generators.Diagnostics;
+
+/// <summary>Every diagnostic the generator reports. Keep AnalyzerReleases.Unshipped.md and docs/generator.md in step.</summary>
+internal static class DiagnosticDescriptors
+{
+    private const string Category = "P2PLocal.Rpc";
+    private const string HelpRoot = "https://github.com/p2plocal/P2PLocal.Rpc/blob/main/docs/generator.md#";
+
+    public static readonly DiagnosticDescriptor NotPartial = Create(
+        "P2P001", "Service class must be partial",
+        "Make class '{0}' partial: the generator adds the contract interface to it",
+        "A [P2PService] class gets its contract interface added by generated code, which needs the class to be declared partial. A class that implements a [P2PService] interface gets no interface and need not be partial.");
+
+    public static readonly DiagnosticDescriptor Nested = Create(
+        "P2P002", "Service must not be nested",
+        "Move '{0}' out of '{1}' to namespace level: nested services are not supported",
+        "Generated interfaces, dispatchers and proxies live at namespace level beside the service, so the service must be a top-level type.");
+
+    public static readonly DiagnosticDescriptor Generic = Create(
+        "P2P003", "Service must not be generic",
+        "Make '{0}' non-generic, or derive a non-generic [P2PService] type from it: generic services are not supported",
+        "A function's kwargs and result types must be known when the service is compiled, so a service type cannot have type parameters.");
+
+    public static readonly DiagnosticDescriptor NotAccessible = Create(
+        "P2P004", "Service must be public or internal",
+        "Make '{0}' public or internal: a file-local service cannot be reached by the generated registration",
+        "The generated dispatcher, proxy and interface sit in another file and must see the service type.");
+
+    public static readonly DiagnosticDescriptor RefParameter = Create(
+        "P2P005", "Function parameters must be passed by value",
+        "Remove '{1}' from parameter '{0}' of '{2}': kwargs are sent by value, so ref, out and in parameters are not supported; return the value instead",
+        "Kwargs travel one way, from caller to handler; a function hands data back only through its result.");
+
+    public static readonly DiagnosticDescriptor UnsupportedParameterType = Create(
+        "P2P006", "Parameter type cannot be sent",
+        "Change the type of parameter '{0}' of '{1}': '{2}' cannot be serialized with MessagePack (pointers, ref structs such as Span<T>, delegates and type parameters cannot); use an array, a collection or a [MessagePackObject] type",
+        "Every kwarg is sent as a MessagePack value, so its type must be one MessagePack can write and read.");
+
+    public static readonly DiagnosticDescriptor UnsupportedReturnType = Create(
+        "P2P007", "Return type cannot be sent",
+        "Change the return type of '{0}': '{1}' cannot be sent back (use void, a serializable type, Task, Task<T>, ValueTask or ValueTask<T>; no ref returns, ref structs, pointers, delegates or async streams)",
+        "A function's result is sent back as one MessagePack value once the method completes.");
+
+    public static readonly DiagnosticDescriptor GenericMethod = Create(
+        "P2P008", "Function must not be generic",
+        "Make method '{0}' non-generic, or mark it [P2PIgnore]: generic functions are not supported",
+        "A function's kwargs and result must have types fixed at compile time.");
+
+    public static readonly DiagnosticDescriptor OverloadCollision = Create(
+        "P2P009", "Overloads collide on the wire",
+        "Overloads of '{0}' share the wire name '{1}'; give all but one a distinct name with [P2PFunction(Name = \"...\")] or mark them [P2PIgnore]",
+        "Functions are called by name with kwargs, so overloads cannot be told apart on the wire.");
+
+    public static readonly DiagnosticDescriptor DuplicateWireName = Create(
+        "P2P010", "Two functions have one wire name",
+        "Methods '{0}' and '{1}' both use the wire name '{2}'; rename one with [P2PFunction(Name = \"...\")]",
+        "Each function of a service needs its own wire name.");
+
+    public static readonly DiagnosticDescriptor InvalidWireName = Create(
+        "P2P011", "Invalid wire name",
+        "Give method '{0}' a wire name that is not empty and does not start with '$' (reserved for built-in functions like $methods)",
+        "Function names starting with '$' are reserved for the protocol's built-in functions.");
+
+    public static readonly DiagnosticDescriptor TooManyCancellationTokens = Create(
+        "P2P012", "More than one CancellationToken",
+        "Keep one CancellationToken parameter on '{0}': the request has a single cancellation token",
+        "The CancellationToken parameter is not sent; it receives the request's own token, of which there is one.");
+
+    public static readonly DiagnosticDescriptor UnsupportedMember = Create(
+        "P2P013", "Contract interface member is not a method",
+        "Remove '{0}' from [P2PService] interface '{1}' or make it a method: proxies can only implement instance methods",
+        "A contract interface is implemented by a generated proxy that turns each method into a call; properties, events and static members have no such meaning.");
+
+    public static IEnumerable<DiagnosticDescriptor> All => new[]
+    {
+        NotPartial, Nested, Generic, NotAccessible, RefParameter, UnsupportedParameterType, UnsupportedReturnType,
+        GenericMethod, OverloadCollision, DuplicateWireName, InvalidWireName, TooManyCancellationTokens, UnsupportedMember,
+    };
+
+    private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);
+
+    public static DiagnosticDescriptor ById(string id) => s_byId[id];
+
+    private static DiagnosticDescriptor Create(string id, string title, string message, string description) =>
+        new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description: description,
+            helpLinkUri: HelpRoot + id.ToLowerInvariant());
+}

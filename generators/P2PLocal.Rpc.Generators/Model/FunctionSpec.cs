@@ -1,0 +1,29 @@
+using P2PLocal.Rpc.Generators.Helpers;
+
+namespace P2PLocal.Rpc.Generators.Model;
+
+/// <summary>How a method hands back its result.</summary>
+internal enum ReturnKind
+{
+    Void,
+    Value,
+    Task,
+    TaskOfT,
+    ValueTask,
+    ValueTaskOfT,
+}
+
+/// <summary>One method served as a function.</summary>
+/// <param name="MethodName">The method's name as C# writes it.</param>
+/// <param name="WireName">The function's name on the wire.</param>
+/// <param name="Parameters">All parameters in declaration order, the cancellation token included.</param>
+/// <param name="ReturnKind">Sync or async, with or without a value.</param>
+/// <param name="ReturnType">The declared return type.</param>
+/// <param name="ResultType">The type of the value sent back (the <c>T</c> of <c>Task&lt;T&gt;</c>), or null when nothing is.</param>
+internal sealed record FunctionSpec(
+    string MethodName,
+    string WireName,
+    EquatableArray<ParameterSpec> Parameters,
+    ReturnKind ReturnKind,
+    TypeRef ReturnType,
+    TypeRef? ResultType);

@@ -1,0 +1,84 @@
+using System.ComponentModel;
+using MessagePack;
+
+namespace P2PLocal.Rpc.Dispatch;
+
+/// <summary>
+/// Helpers the generated dispatchers use to write a method's result (awaiting it first when it is a task), and
+/// the generated proxies use to read it.
+/// </summary>
+/// <remarks>Thread-safe (stateless). Not meant to be called by hand: the source generator emits the calls.</remarks>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class GeneratedResults
+{
+    /// <summary>Writes <paramref name="value"/> as the call's result with the formatter the options resolve for <typeparamref name="T"/>.</summary>
+    public static ValueTask Write<T>(FunctionCall call, T value)
+    {
+        var writer = new MessagePackWriter(call.Result);
+        call.Options.Resolver.GetFormatterWithVerify<T>().Serialize(ref writer, value, call.Options);
+        writer.Flush();
+        return default;
+    }
+
+    /// <summary>Writes nil, the result of a method that returns nothing.</summary>
+    public static ValueTask WriteNil(FunctionCall call)
+    {
+        var writer = new MessagePackWriter(call.Result);
+        writer.WriteNil();
+        writer.Flush();
+        return default;
+    }
+
+    /// <summary>Writes the result of <paramref name="pending"/> once it completes.</summary>
+    public static ValueTask WriteAsync<T>(FunctionCall call, Task<T> pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        return pending.IsCompletedSuccessfully ? Write(call, pending.Result) : AwaitThenWriteAsync(call, pending);
+
+        static async ValueTask AwaitThenWriteAsync(FunctionCall call, Task<T> pending) =>
+            await Write(call, await pending.ConfigureAwait(false)).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the result of <paramref name="pending"/> once it completes.</summary>
+    public static ValueTask WriteAsync<T>(FunctionCall call, ValueTask<T> pending)
+    {
+        return pending.IsCompletedSuccessfully ? Write(call, pending.Result) : AwaitThenWriteAsync(call, pending);
+
+        static async ValueTask AwaitThenWriteAsync(FunctionCall call, ValueTask<T> pending) =>
+            await Write(call, await pending.ConfigureAwait(false)).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes nil once <paramref name="pending"/> completes.</summary>
+    public static ValueTask WriteNilAsync(FunctionCall call, Task pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        return pending.IsCompletedSuccessfully ? WriteNil(call) : AwaitThenWriteAsync(call, pending);
+
+        static async ValueTask AwaitThenWriteAsync(FunctionCall call, Task pending)
+        {
+            await pending.ConfigureAwait(false);
+            await WriteNil(call).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes nil once <paramref name="pending"/> completes.</summary>
+    public static ValueTask WriteNilAsync(FunctionCall call, ValueTask pending)
+    {
+        return pending.IsCompletedSuccessfully ? WriteNil(call) : AwaitThenWriteAsync(call, pending);
+
+        static async ValueTask AwaitThenWriteAsync(FunctionCall call, ValueTask pending)
+        {
+            await pending.ConfigureAwait(false);
+            await WriteNil(call).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Reads a result of type <typeparamref name="T"/> with the formatter the options resolve for it.</summary>
+    public static ResultReader<T> Reader<T>() => Cache<T>.Read;
+
+    private static class Cache<T>
+    {
+        public static readonly ResultReader<T> Read = static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
+            options.Resolver.GetFormatterWithVerify<T>().Deserialize(ref reader, options);
+    }
+}

@@ -1,0 +1,37 @@
+using System.Collections.Concurrent;
+using P2PLocal.Rpc.Dispatch;
+
+namespace P2PLocal.Rpc;
+
+public sealed partial class PeerDirectory
+{
+    // (peer instance, contract fingerprint) pairs a proxy has checked, so each peer instance is asked once per contract.
+    private readonly ConcurrentDictionary<(string InstanceId, string Fingerprint), bool> _verifiedContracts = new();
+
+    /// <summary>
+    /// Returns the generated typed proxy of contract <typeparamref name="TService"/> for the peer <paramref name="name"/>.
+    /// Cheap: the peer is resolved at each call, so a restarted peer is picked up; the first call to each peer
+    /// instance checks that it serves the same contract.
+    /// </summary>
+    /// <typeparam name="TService">
+    /// The interface generated for a <c>[P2PService]</c> class (<c>IFoo</c> for <c>Foo</c>), or an interface marked <c>[P2PService]</c>.
+    /// </typeparam>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is null or empty.</exception>
+    /// <exception cref="InvalidOperationException">No proxy was generated for <typeparamref name="TService"/>.</exception>
+    public TService Get<TService>(string name)
+        where TService : class
+    {
+        var client = Client(name);
+        if (ServiceRegistry.TryCreateProxy<TService>(client, out var proxy))
+            return proxy;
+        throw new InvalidOperationException(
+            $"No generated proxy for '{typeof(TService)}'. Proxies exist for the interface generated for a [P2PService] class " +
+            "(IFoo for class Foo) and for interfaces marked [P2PService], in projects that reference the P2PLocal.Rpc generator.");
+    }
+
+    internal bool IsContractVerified(string instanceId, string fingerprint) =>
+        _verifiedContracts.ContainsKey((instanceId, fingerprint));
+
+    internal void MarkContractVerified(string instanceId, string fingerprint) =>
+        _verifiedContracts.TryAdd((instanceId, fingerprint), true);
+}

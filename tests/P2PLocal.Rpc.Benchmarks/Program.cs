@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Globalization;
+using P2PLocal.Rpc;
+using P2PLocal.Rpc.Benchmarks;
+using P2PLocal.Rpc.Benchmarks.Arms;
+
+// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--rounds N]
+if (Option("--serve-bob") is { } bobPort)
+{
+    await AllocationSplit.ServeBobAsync(int.Parse(bobPort, CultureInfo.InvariantCulture));
+    return 0;
+}
+
+var quick = args.Contains("--quick");
+if (Option("--alloc-profile") is { } profiled)
+{
+    IArm profiledArm = profiled switch
+    {
+        "raw" => new RawArm(),
+        "raw-pipelined" => new RawPipelinedArm(),
+        "streamjsonrpc" => new StreamJsonRpcArm(),
+        "grpc" => new GrpcArm(),
+        "dynamic" => new DynamicArm(),
+        _ => TypedArms.Factories.Select(f => f()).First(a => a.Name == profiled),
+    };
+    await using (profiledArm)
+        await AllocationProfile.RunAsync(profiledArm, 200_000);
+    return 0;
+}
+
+var settings = new Settings(quick, Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : null);
+var only = Option("--arms")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+var outDir = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");
+Directory.CreateDirectory(outDir);
+
+var factories = new List<Func<IArm>>
+{
+    () => new RawArm(),
+    () => new RawPipelinedArm(),
+    () => new DynamicArm(),
+    () => new StreamJsonRpcArm(),
+    () => new GrpcArm(),
+};
+factories.AddRange(TypedArms.Factories);
+
+var total = Stopwatch.StartNew();
+var rounds = new Dictionary<string, List<ArmResult>>();
+for (var round = 1; round <= settings.Rounds; round++)
+{
+    if (settings.Rounds > 1)
+        Console.WriteLine($"round {round} of {settings.Rounds}");
+    foreach (var factory in factories)
+    {
+        await using var arm = factory();
+        if (only is not null && !only.Contains(arm.Name))
+            continue;
+        Console.Write($"{arm.Name,-15} ");
+        var started = Stopwatch.StartNew();
+        await arm.StartAsync();
+        var result = await Runner.RunAsync(arm, settings);
+        (rounds.TryGetValue(arm.Name, out var list) ? list : rounds[arm.Name] = []).Add(result);
+        Report.PrintLine(result, started.Elapsed);
+    }
+}
+
+var results = rounds.Values.Select(Runner.Median).ToList();
+if (settings.Rounds > 1)
+{
+    Console.WriteLine("median over rounds");
+    foreach (var result in results)
+    {
+        Console.Write($"{result.Name,-15} ");
+        Report.PrintLine(result, TimeSpan.Zero);
+    }
+}
+
+DiscoveryResult? discovery = null;
+if (!args.Contains("--no-discovery"))
+{
+    Console.Write("discovery       ");
+    discovery = await DiscoveryBench.RunAsync(settings, TypedArms.FirstCall, TypedArms.FirstCall is null ? "dynamic" : "typed");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"seen p50 {Report.Percentile(discovery.SeenMs, 50):0.0} ms p99 {Report.Percentile(discovery.SeenMs, 99):0.0} ms  " +
+        $"goodbye p50 {Report.Percentile(discovery.GoodbyeMs, 50):0.0} ms  first call p50 {Report.Percentile(discovery.FirstCallMs, 50):0.0} ms"));
+}
+
+Dictionary<string, (double Client, double Server)>? split = null;
+if (!args.Contains("--no-split"))
+{
+    Console.Write("alloc split     ");
+    var splitCallers = new Dictionary<string, Func<Node, Func<ValueTask>>>
+    {
+        ["dynamic"] = alice => async () => await alice.RequestAsync("bob", "Greet", new Dictionary<string, object?> { ["name"] = "bench" }),
+    };
+    foreach (var (name, caller) in TypedArms.SplitCallers)
+        splitCallers[name] = caller;
+    split = await AllocationSplit.MeasureAsync(settings, splitCallers);
+    Console.WriteLine(string.Join("  ", split.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key}: client {s.Value.Client:#,0} B server {s.Value.Server:#,0} B"))));
+}
+
+string[] notes =
+[
+    "Latency: one caller, calls one after another after a warm-up; each call timed with `Stopwatch` into an HdrHistogram (3 significant digits). `seq calls/s` is the same loop's count over its time.",
+    "`N in flight`: N loops each keep one call outstanding for a fixed time after a warm-up. `raw` gives each loop its own connection; every other arm shares one connection (one channel for gRPC).",
+    "`alloc B/call`: `GC.GetTotalAllocatedBytes(true)` delta over the sequential batch divided by the calls. Client and server run in this process, so the figure is **both sides together** (plus anything else the process allocated meanwhile, which is negligible over the batch).",
+    "`wire B/call`: TCP payload bytes sent plus received by the caller's socket, from the kernel's per-socket counters (`ss -ti`, Linux), over 1000 calls; TCP/IP headers are not counted. n/a where `ss` is missing.",
+    "`raw` does no serialization for Greet (UTF-8 name in, `Hello, ` + name out) and echoes the 1 KB payload's bytes (the client serializes it with MessagePack). `raw-pipelined` completes each call on the thread pool, as a library must.",
+    "`dynamic` is `node.RequestAsync(\"bob\", \"Greet\", new Dictionary<string, object?> { [\"name\"] = name })`; its 1 KB echo sends the payload as a kwarg and reads the result with `RequestAsync<Payload>`. `streamjsonrpc` is `JsonRpc.InvokeAsync<T>` with `MessagePackFormatter` and `LengthHeaderMessageHandler`. `grpc` converts the payload to and from its protobuf message on the client.",
+    "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
+];
+var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
+var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
+await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.md"), markdown);
+try
+{
+    Report.Plot(results, Path.Combine(outDir, "benchmarks.png"));
+}
+catch (Exception e) when (e is TypeInitializationException or DllNotFoundException)
+{
+    Console.Error.WriteLine($"The plot could not be drawn (SkiaSharp native assets?): {e.Message}");
+}
+
+Console.WriteLine($"Wrote {Path.Combine(outDir, "benchmarks.md")} and benchmarks.png in {total.Elapsed.TotalSeconds:0} s");
+return 0;
+
+string? Option(string name)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+static string FindRepoRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "P2PLocal.Rpc.sln")))
+            return dir.FullName;
+    }
+
+    return Directory.GetCurrentDirectory();
+}

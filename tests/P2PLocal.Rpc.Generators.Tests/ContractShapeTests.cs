@@ -1,0 +1,95 @@
+using System.Globalization;
+using Microsoft.CodeAnalysis;
+
+namespace P2PLocal.Rpc.Generators.Tests;
+
+public sealed class ContractShapeTests
+{
+    private const string Contract = """
+        using System.Threading;
+        using System.Threading.Tasks;
+        using P2PLocal.Rpc;
+
+        namespace Shared;
+
+        [P2PService]
+        public interface IInventory
+        {
+            Task<int> CountAsync(string item, bool exact = true, CancellationToken cancellationToken = default);
+            void Clear();
+        }
+        """;
+
+    [Fact]
+    public void A_class_in_another_assembly_serves_a_contract_interface_it_sees_only_as_metadata()
+    {
+        var (_, contractDiagnostics) = GeneratorHarness.Run(GeneratorHarness.Compile("Shared", [], Contract), out var shared);
+        Assert.Empty(contractDiagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+
+        var server = GeneratorHarness.Compile("Server", [shared.ToMetadataReference()], """
+            using System.Threading;
+            using System.Threading.Tasks;
+            using P2PLocal.Rpc;
+
+            namespace Server;
+
+            [P2PService]
+            public sealed class Inventory : Shared.IInventory
+            {
+                public Task<int> CountAsync(string item, bool exact = true, CancellationToken cancellationToken = default) => Task.FromResult(1);
+                void Shared.IInventory.Clear() { }
+            }
+            """);
+        var (result, diagnostics) = GeneratorHarness.Run(server);
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Empty(diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+        Assert.Contains("((global::Shared.IInventory)_service).Clear()", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Proxy", text, StringComparison.Ordinal); // the contract's own assembly has the proxy
+    }
+
+    [Fact]
+    public void The_fingerprint_follows_the_documented_algorithm()
+    {
+        var (result, _) = GeneratorHarness.Run(Contract);
+        var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+
+        // docs/generator.md: functions in ordinal order of wire name; kwargs without the token; '=' marks optional.
+        var expected = Fnv1a("Clear()->void;CountAsync(item:string,exact:bool=,)->int;");
+        Assert.Contains($"public const string Fingerprint = \"{expected}\";", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_fingerprint_ignores_declaration_order_and_nullable_marks_but_not_kwarg_names()
+    {
+        static string FingerprintOf(string members)
+        {
+            var (result, _) = GeneratorHarness.Run($$"""
+                using P2PLocal.Rpc;
+                [P2PService] public partial class S { {{members}} }
+                """);
+            var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+            var at = text.IndexOf("Fingerprint = \"", StringComparison.Ordinal) + "Fingerprint = \"".Length;
+            return text.Substring(at, 16);
+        }
+
+        var original = FingerprintOf("public string A(string x) => x; public int B() => 1;");
+        Assert.Equal(original, FingerprintOf("public int B() => 1; public string? A(string? x) => x;"));
+        Assert.NotEqual(original, FingerprintOf("public string A(string y) => y; public int B() => 1;"));
+        Assert.NotEqual(original, FingerprintOf("public string A(string x = \"\") => x; public int B() => 1;"));
+        Assert.NotEqual(original, FingerprintOf("public string A(string x) => x; public long B() => 1;"));
+    }
+
+    private static string Fnv1a(string text)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var c in text)
+        {
+            hash ^= c;
+            hash *= 1099511628211UL;
+        }
+
+        return hash.ToString("x16", CultureInfo.InvariantCulture);
+    }
+}
