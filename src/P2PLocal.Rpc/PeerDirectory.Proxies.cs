@@ -32,6 +32,18 @@ public sealed partial class PeerDirectory
     internal bool IsContractVerified(string instanceId, string fingerprint) =>
         _verifiedContracts.ContainsKey((instanceId, fingerprint));
 
-    internal void MarkContractVerified(string instanceId, string fingerprint) =>
-        _verifiedContracts.TryAdd((instanceId, fingerprint), true);
+    internal void MarkContractVerified(string instanceId, string fingerprint)
+    {
+        if (!_verifiedContracts.TryAdd((instanceId, fingerprint), true) || _verifiedContracts.Count <= 4 * _maxPeers)
+            return;
+        // Peers come and go (restarts get new instances); forget the checks of instances no longer seen.
+        HashSet<string> live;
+        lock (_gate)
+            live = [.. _peers.Values.Select(p => p.InstanceId)];
+        foreach (var (key, _) in _verifiedContracts)
+        {
+            if (!live.Contains(key.InstanceId))
+                _verifiedContracts.TryRemove(key, out _);
+        }
+    }
 }

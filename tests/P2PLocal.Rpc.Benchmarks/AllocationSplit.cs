@@ -12,13 +12,17 @@ public static class AllocationSplit
 {
     private const string AllocatedFunction = "AllocatedBytes";
 
-    /// <summary>The child side: serve bob until standard input closes.</summary>
+    /// <summary>The child's node serving the typed service (bob serves the dynamic functions of the same names).</summary>
+    public const string TypedBob = "typed-bob";
+
+    /// <summary>The child side: serve bob and typed-bob until standard input closes.</summary>
     public static async Task ServeBobAsync(int discoveryPort)
     {
         await using var bob = await Node.StartAsync(LoopbackNodes.Options("bob", discoveryPort));
         DynamicArm.RegisterFunctions(bob);
-        TypedArms.Register?.Invoke(bob);
         bob.Register(AllocatedFunction, _ => GC.GetTotalAllocatedBytes(true));
+        await using var typedBob = await Node.StartAsync(LoopbackNodes.Options(TypedBob, discoveryPort));
+        TypedArms.Register(typedBob);
         Console.WriteLine("ready");
         await Console.In.ReadToEndAsync();
     }
@@ -47,6 +51,7 @@ public static class AllocationSplit
                 throw new InvalidOperationException("The bob process did not start.");
             await using var alice = await Node.StartAsync(LoopbackNodes.Options("alice", port));
             await alice.Peers.WaitForAsync("bob").WaitAsync(TimeSpan.FromSeconds(20));
+            await alice.Peers.WaitForAsync(TypedBob).WaitAsync(TimeSpan.FromSeconds(20));
             var calls = settings.SequentialCalls;
             foreach (var (name, makeCall) in callers)
             {

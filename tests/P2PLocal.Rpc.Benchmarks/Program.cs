@@ -78,6 +78,7 @@ DiscoveryResult? discovery = null;
 if (!args.Contains("--no-discovery"))
 {
     Console.Write("discovery       ");
+    DiscoveryBench.RegisterGreet = TypedArms.Register;
     discovery = await DiscoveryBench.RunAsync(settings, TypedArms.FirstCall, TypedArms.FirstCall is null ? "dynamic" : "typed");
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"seen p50 {Report.Percentile(discovery.SeenMs, 50):0.0} ms p99 {Report.Percentile(discovery.SeenMs, 99):0.0} ms  " +

@@ -55,6 +55,28 @@ public sealed class ContractTests
     }
 
     [Fact]
+    public async Task A_proxy_checks_a_restarted_peer_again()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        await using var alice = await TestNetwork.StartAsync("alice", port);
+        var first = await TestNetwork.StartAsync("bob", port);
+        first.Register(new ShopV1());
+        await alice.Peers.WaitForAsync("bob").Within();
+        var shop = alice.Peers.Get<IShopV1>("bob");
+        Assert.Equal(3, await Task.Run(() => shop.Price("tea")).Within());
+
+        var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        alice.Peers.Left += (_, peer) => left.TrySetResult();
+        await first.DisposeAsync();
+        await left.Task.Within();
+        await using var second = await TestNetwork.StartAsync("bob", port);
+        second.Register(new ShopV2());
+        await alice.Peers.WaitForAsync("bob").Within();
+
+        await Assert.ThrowsAsync<ContractMismatchException>(() => Task.Run(() => shop.Price("tea")).Within());
+    }
+
+    [Fact]
     public async Task A_proxy_trusts_a_dynamic_function_of_the_same_name_because_it_claims_no_contract()
     {
         var (alice, bob) = await StartPairAsync();
