@@ -12,7 +12,33 @@ public sealed partial class PeerDirectory
     /// <summary>How long a claim that did not hold up is ignored, at most.</summary>
     private static readonly TimeSpan s_maxRejection = TimeSpan.FromSeconds(60);
 
+    /// <summary>How many claims are checked at once: a flood of made-up claims must not become a flood of connects.</summary>
+    private const int MaxConcurrentVerifications = 16;
+
     private readonly Dictionary<string, DateTimeOffset> _rejected = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _verifying = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Starts checking each waiting claim on the holder's name, once per claim. Claims beyond the concurrency cap are
+    /// dropped; a real node beacons again and is checked then.
+    /// </summary>
+    private void StartVerificationsLocked(PeerInfo holder, List<Action> events)
+    {
+        foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
+        {
+            var key = Key(contender);
+            if (_verifying.Contains(key))
+                continue;
+            if (_verifying.Count >= MaxConcurrentVerifications)
+            {
+                _candidates.Remove(key);
+                continue;
+            }
+
+            _verifying.Add(key);
+            events.Add(() => _ = VerifyContenderAsync(holder, contender));
+        }
+    }
 
     private bool IsRejectedLocked(string key, DateTimeOffset now)
     {
@@ -31,6 +57,7 @@ public sealed partial class PeerDirectory
         var events = new List<Action>();
         lock (_gate)
         {
+            _verifying.Remove(Key(contender));
             if (!_candidates.Remove(Key(contender)))
                 return; // expired, said goodbye, or was promoted meanwhile
             if (!alive)

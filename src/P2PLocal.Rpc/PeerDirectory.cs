@@ -255,8 +255,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             if (stillHeld && alive)
             {
                 // Only a contender that answers as the instance it claims is a second live node (see VerifyContenderAsync).
-                foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
-                    events.Add(() => _ = VerifyContenderAsync(holder, contender));
+                StartVerificationsLocked(holder, events);
             }
             else
             {

@@ -165,10 +165,10 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
             if (p.Name == "refill")
                 refilled.TrySetResult();
         };
-        attacker.SendTo(BeaconBytes(sample.Name, sample.EndPoint.ToString(), sample.InstanceId, "bye"), LoopbackBroadcast(port));
-        await gone.Task.Within();
-        attacker.SendTo(BeaconBytes("refill", "127.0.0.1:9", "refill", intervalMs: 86_400_000), LoopbackBroadcast(port));
-        await refilled.Task.Within();
+        // UDP: the kernel may drop a datagram while the victim's receive buffer is still full, so each is repeated
+        // until it is seen (both are idempotent).
+        await RepeatUntilAsync(() => attacker.SendTo(BeaconBytes(sample.Name, sample.EndPoint.ToString(), sample.InstanceId, "bye"), LoopbackBroadcast(port)), gone.Task);
+        await RepeatUntilAsync(() => attacker.SendTo(BeaconBytes("refill", "127.0.0.1:9", "refill", intervalMs: 86_400_000), LoopbackBroadcast(port)), refilled.Task);
         Assert.Equal(maxPeers, victim.Peers.Count);
 
         // Two minutes pass on the victim's clock: bob (1 s interval) expires there, the flood entries (1 day) do not.
@@ -183,6 +183,74 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
         Assert.InRange(maxSeen, 1, maxPeers);
         Assert.InRange(victim.Peers.Count, 1, maxPeers);
         output.WriteLine($"B4 table full of 1-day flood entries ({maxPeers}); after 121 s of their silence on the victim's clock, newcomer carol and returning bob were admitted by evicting flood entries; table {victim.Peers.Count} (max seen {maxSeen})");
+    }
+
+    [Fact]
+    public async Task B5_a_flood_of_spoofed_claims_on_one_name_costs_a_bounded_number_of_probes()
+    {
+        const int spoofs = 500;
+        var port = Net.FreeUdpPort();
+        await using var bob = await Net.StartAsync("bob", port);
+        bob.Register("whoami", _ => bob.InstanceId);
+        var logs = new CapturingLogs();
+        await using var caller = await Net.StartAsync(new NodeOptions
+        {
+            Name = "caller",
+            DiscoveryPort = port,
+            Scope = DiscoveryScope.Loopback,
+            AdvertiseInterval = TimeSpan.FromSeconds(1),
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+            LoggerFactory = logs,
+        });
+        await caller.Peers.WaitForAsync("bob").Within();
+
+        // A tar pit: it accepts the probes and never answers, so each one is held for the whole connect timeout.
+        using var tarpit = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        tarpit.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        tarpit.Listen(1024);
+        var accepted = new List<Socket>();
+        var sixteen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var acceptLoop = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var socket = await tarpit.AcceptAsync(stop.Token);
+                    lock (accepted)
+                    {
+                        accepted.Add(socket);
+                        if (accepted.Count >= 16)
+                            sixteen.TrySetResult();
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+
+        using var attacker = Attacker();
+        for (var i = 0; i < spoofs; i++)
+            attacker.SendTo(BeaconBytes("bob", tarpit.LocalEndPoint!.ToString()!, $"spoof{i:x}"), LoopbackBroadcast(port));
+        await sixteen.Task.Within();
+        var answered = 0;
+        for (var round = 0; round < 20; round++)
+            answered += Equals(bob.InstanceId, await caller.RequestAsync("bob", "whoami").Within()) ? 1 : 0;
+        await logs.WaitForAsync("Ignored a beacon claiming the name bob").Within(); // the first probes timed out
+        await stop.CancelAsync();
+        await acceptLoop;
+        int probes;
+        lock (accepted)
+        {
+            probes = accepted.Count;
+            accepted.ForEach(a => a.Dispose());
+        }
+
+        output.WriteLine($"B5 {spoofs} spoofed claims on 'bob' pointing at a tar pit: {probes} probe connections reached it (cap 16 at once); 20/20 calls during the flood answered by bob: {answered}");
+        Assert.Equal(20, answered);
+        Assert.InRange(probes, 16, 32);
     }
 
     public static TheoryData<string> Spoofs => ["points at a live impostor", "points at a closed port", "points at bob's own endpoint"];
@@ -296,6 +364,18 @@ public class DiscoveryAbuseTests(ITestOutputHelper output)
             Assert.NotEqual(0, conflictCount); // a second live node with the name is surfaced
         else
             Assert.Equal(20, results.GetValueOrDefault("answered by bob")); // a dead or mismatched claim must not disturb calls
+    }
+
+    private static async Task RepeatUntilAsync(Action send, Task seen)
+    {
+        var patience = System.Diagnostics.Stopwatch.StartNew();
+        while (!seen.IsCompleted && patience.Elapsed < Net.Patience)
+        {
+            send();
+            await Task.WhenAny(seen, Task.Delay(200));
+        }
+
+        await seen.Within();
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -37,6 +37,51 @@ public class ShutdownTests(ITestOutputHelper output)
         Assert.InRange(after.Timers, 0, before.Timers + 2);
     }
 
+    [Fact]
+    public async Task F4_shutdown_leaves_no_timer_running_once_it_returns()
+    {
+        async Task CycleAsync()
+        {
+            var port = Net.FreeUdpPort();
+            var server = await Net.StartAsync(Net.Options("server", port, grace: TimeSpan.FromSeconds(5)));
+            var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var running = 0;
+            server.Register("quick", async (_, ct) =>
+            {
+                if (Interlocked.Increment(ref running) == 5)
+                    started.TrySetResult();
+                await release.Task.WaitAsync(ct);
+                return "done";
+            });
+            var callers = new List<Node>();
+            var calls = new List<Task<object?>>();
+            for (var i = 0; i < 5; i++)
+            {
+                var caller = await Net.StartAsync($"caller{i}", port);
+                await caller.Peers.WaitForAsync("server").Within();
+                callers.Add(caller);
+                calls.Add(caller.RequestAsync("server", "quick"));
+            }
+
+            await started.Task.Within();
+            var shutdown = server.DisposeAsync().AsTask();
+            release.SetResult(); // the running calls finish early in the 5 s grace period
+            await shutdown.Within();
+            foreach (var call in calls)
+                Assert.Equal("done", await call.Within());
+            foreach (var caller in callers)
+                await caller.DisposeAsync();
+        }
+
+        await CycleAsync(); // warm-up
+        var before = Timer.ActiveCount;
+        await CycleAsync();
+        var after = Timer.ActiveCount;
+        output.WriteLine($"F4 timers: {before} before a node with 5 drained connections started, {after} right after it and its 5 callers shut down (grace 5 s, all calls done early)");
+        Assert.InRange(after, 0, before + 1);
+    }
+
     /// <summary>Counts again until sockets and timers are back (closing is asynchronous), within the patience.</summary>
     private static async Task<Resources> SettledAsync(Resources before)
     {

@@ -419,7 +419,14 @@ internal abstract class FramedConnection
 
         if (wake)
             _writeSignal.Set();
-        await Task.WhenAny(_closed.Task, Task.Delay(timeout)).ConfigureAwait(false);
+        try
+        {
+            await _closed.Task.WaitAsync(timeout).ConfigureAwait(false); // no Task.Delay: its timer would outlive the close
+        }
+        catch (TimeoutException)
+        {
+        }
+
         Close();
     }
 
