@@ -12,16 +12,18 @@ using Microsoft.CodeAnalysis.Text;
 // line it expects in the diagnostic's "PublicAPIName" property (the same property its own code fix writes from).
 // RS0017 on a shipped line means that API is gone, which the unshipped file records as "*REMOVED*<line>".
 //
-// Usage: dotnet run --project eng/PublicApiSync [-- [--check] [path/to/Project.csproj]]
+// Usage: dotnet run --project eng/PublicApiSync [-- [--check] [--verbose] [path/to/Project.csproj]]
 
 const string ShippedFileName = "PublicAPI.Shipped.txt";
 const string UnshippedFileName = "PublicAPI.Unshipped.txt";
 const string RemovedPrefix = "*REMOVED*";
 const string DeclareNewApiId = "RS0016";
 const string RemoveDeletedApiId = "RS0017";
-const string PublicApiNameProperty = "PublicAPIName";
+// The property holding the exact API line: "APIName" in PublicApiAnalyzers 3.3.x, "PublicAPIName" in later versions.
+string[] publicApiNameProperties = ["PublicAPIName", "APIName"];
 
 var check = args.Contains("--check");
+var verbose = args.Contains("--verbose");
 var projectArg = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
 string projectPath;
 if (projectArg is not null)
@@ -44,7 +46,7 @@ if (RunDotnet("restore", projectPath) != 0)
 
 using var workspace = MSBuildWorkspace.Create();
 var loadProblems = new List<string>();
-workspace.RegisterWorkspaceFailedHandler(e => loadProblems.Add(e.Diagnostic.ToString()));
+workspace.WorkspaceFailed += (_, e) => loadProblems.Add(e.Diagnostic.ToString());
 Console.WriteLine($"Opening {projectPath}");
 await workspace.OpenProjectAsync(projectPath).ConfigureAwait(false);
 
@@ -70,9 +72,10 @@ foreach (var project in projects)
     // Keep the file's directives (#nullable enable); everything else is recomputed.
     var oldText = await unshipped.GetTextAsync().ConfigureAwait(false);
     header = [.. oldText.Lines.Select(l => l.ToString().Trim()).Where(l => l.StartsWith('#'))];
-    var emptied = project.Solution
-        .WithAdditionalDocumentText(unshipped.Id, SourceText.From(string.Join('\n', header) + "\n", Encoding.UTF8))
-        .GetProject(project.Id)!;
+    var emptiedSolution = project.Solution;
+    foreach (var copy in project.AdditionalDocuments.Where(d => string.Equals(d.FilePath, unshipped.FilePath, StringComparison.Ordinal)))
+        emptiedSolution = emptiedSolution.WithAdditionalDocumentText(copy.Id, SourceText.From(string.Join('\n', header) + "\n", Encoding.UTF8));
+    var emptied = emptiedSolution.GetProject(project.Id)!;
 
     var compilation = await emptied.GetCompilationAsync().ConfigureAwait(false);
     if (compilation is null)
@@ -98,12 +101,21 @@ foreach (var project in projects)
         .GetAnalyzerDiagnosticsAsync()
         .ConfigureAwait(false);
 
+    if (verbose)
+    {
+        Console.WriteLine($"analyzers: {string.Join(", ", analyzers.Select(a => a.GetType().FullName))}; additional: {string.Join(", ", emptied.AnalyzerOptions.AdditionalFiles.Select(f => f.Path))}");
+        foreach (var g in diagnostics.GroupBy(d => d.Id))
+            Console.WriteLine($"  {g.Key}: {g.Count()} e.g. {g.First()} props: {string.Join("; ", g.First().Properties.Select(p => p.Key + "=" + p.Value))}");
+    }
     var shippedText = await shipped.GetTextAsync().ConfigureAwait(false);
     var lines = new SortedSet<string>(StringComparer.Ordinal);
     foreach (var diagnostic in diagnostics)
     {
-        if (diagnostic.Id == DeclareNewApiId && diagnostic.Properties.TryGetValue(PublicApiNameProperty, out var name) && name is not null)
+        if (diagnostic.Id == DeclareNewApiId)
         {
+            var name = publicApiNameProperties.Select(p => diagnostic.Properties.GetValueOrDefault(p)).FirstOrDefault(v => v is not null);
+            if (name is null)
+                return Fail($"{project.Name}: {diagnostic.Id} without the API line in its properties (analyzer version not supported): {diagnostic}");
             lines.Add(name);
         }
         else if (diagnostic.Id == RemoveDeletedApiId)
