@@ -100,7 +100,7 @@ public sealed partial class ServiceGenerator
             w.WriteLine("{").Indent();
             foreach (var function in contract.Functions)
             {
-                var parameters = Kwargs_(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
+                var parameters = SentKwargs(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
                 w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => !p.IsCancellationToken) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
             }
 
@@ -109,7 +109,7 @@ public sealed partial class ServiceGenerator
             w.WriteLine();
         }
 
-        private static IEnumerable<ParameterSpec> Kwargs_(FunctionSpec function) => function.Parameters.Where(p => !p.IsCancellationToken);
+        private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => !p.IsCancellationToken);
 
         private static void EmitDispatcher(SourceWriter w, ServiceSpec service)
         {
@@ -161,7 +161,7 @@ public sealed partial class ServiceGenerator
 
         private static void EmitInvoker(SourceWriter w, ContractSpec contract, FunctionSpec function, string method)
         {
-            var kwargs = Kwargs_(function).ToList();
+            var kwargs = SentKwargs(function).ToList();
             w.OpenBlock($"private {ValueTask} {method}({Dispatch}.FunctionCall call)");
             w.WriteLine($"const string function = {Quote(function.WireName)};");
             if (kwargs.Count > 0)
@@ -293,7 +293,7 @@ public sealed partial class ServiceGenerator
 
             for (var i = 0; i < functions.Count; i++)
             {
-                var kwargs = Kwargs_(functions[i]).ToList();
+                var kwargs = SentKwargs(functions[i]).ToList();
                 w.WriteLine();
                 w.OpenBlock($"private static void {writers[i]}(ref {Writer} writer, {StateType(functions[i])} state, {Options} options)");
                 w.WriteLine($"writer.WriteMapHeader({kwargs.Count});");
@@ -313,7 +313,7 @@ public sealed partial class ServiceGenerator
         /// <summary>The kwargs travel to the writer as one value: nothing, the single kwarg, or a value tuple, so no closure is allocated.</summary>
         private static string StateType(FunctionSpec function)
         {
-            var kwargs = Kwargs_(function).ToList();
+            var kwargs = SentKwargs(function).ToList();
             return kwargs.Count switch
             {
                 0 => "object?",
@@ -324,7 +324,7 @@ public sealed partial class ServiceGenerator
 
         private static string StateValue(FunctionSpec function)
         {
-            var kwargs = Kwargs_(function).ToList();
+            var kwargs = SentKwargs(function).ToList();
             return kwargs.Count switch
             {
                 0 => "null",

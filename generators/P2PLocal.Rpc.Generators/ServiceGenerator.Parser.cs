@@ -120,7 +120,9 @@ public sealed partial class ServiceGenerator
         private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
         {
             var functions = new List<FunctionSpec>();
-            foreach (var member in type.GetMembers())
+            // A proxy implements the whole interface, so a contract includes what its base interfaces declare.
+            var members = isInterface ? type.GetMembers().Concat(type.AllInterfaces.SelectMany(i => i.GetMembers())) : type.GetMembers();
+            foreach (var member in members)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 if (member is IMethodSymbol { MethodKind: MethodKind.Ordinary } method)

@@ -8,6 +8,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using P2PLocal.Rpc;
+using P2PLocal.Rpc.Sample;
 
 if (args is ["serve", var serveName, var servePort])
     return await ServeAsync(serveName, int.Parse(servePort, CultureInfo.InvariantCulture));
@@ -39,6 +40,7 @@ Say($"bob serves on {bob.ServiceEndPoint}");
 
 await using var carol = await Node.StartAsync(Options("carol"));
 carol.Register("whoami", _ => "carol");
+carol.Register(new Calculator()); // typed: the source generator made ICalculator, its dispatcher and its proxy
 Say($"carol serves on {carol.ServiceEndPoint}");
 
 var alice = await Node.StartAsync(Options("alice"));
@@ -52,6 +54,10 @@ Say($"bob's functions: {string.Join(", ", await alice.GetMethodsAsync("bob"))}")
 Say($"greet(name=Ann) -> {await alice.RequestAsync("bob", "greet", new Dictionary<string, object?> { ["name"] = "Ann" })}");
 Say($"add(a=2, b=3) -> {await alice.RequestAsync<int>("bob", "add", new Dictionary<string, object?> { ["a"] = 2, ["b"] = 3 })}");
 Say($"carol.whoami() -> {await bob.RequestAsync("carol", "whoami")}");
+var calculator = alice.Peers.Get<ICalculator>("carol");
+Say($"typed: carol.Multiply(6, 7) -> {calculator.Multiply(6, 7)}");
+Say($"typed: carol.SumAsync([1, 2, 3]) -> {await calculator.SumAsync([1, 2, 3])}");
+Say($"dynamic call of the same typed function: {await alice.RequestAsync("carol", "Multiply", new Dictionary<string, object?> { ["a"] = 2, ["b"] = 21 })}");
 
 try
 {

@@ -79,7 +79,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         get
         {
             var functions = Volatile.Read(ref _functions);
-            return [.. functions.Values.Distinct().SelectMany(d => d.Functions).Where(f => functions.ContainsKey(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal)];
+            // A dispatcher lists all its functions; list each under the name only while it still serves that name.
+            return [.. functions.Values.Distinct()
+                .SelectMany(d => d.Functions.Where(f => functions.TryGetValue(f.Name, out var owner) && owner == d))
+                .OrderBy(f => f.Name, StringComparer.Ordinal)];
         }
     }
 
@@ -308,7 +311,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
             return connection;
         }
-        catch (PeerConnectionException e) when (e.Message.Contains("restarted", StringComparison.Ordinal))
+        catch (PeerRestartedException)
         {
             Peers.Forget(peer);
             throw;

@@ -50,6 +50,22 @@ public sealed class ContractShapeTests
     }
 
     [Fact]
+    public void A_contract_interface_includes_the_methods_of_its_base_interfaces()
+    {
+        var (result, diagnostics) = GeneratorHarness.Run("""
+            using P2PLocal.Rpc;
+            public interface IHealth { bool Ping(); }
+            [P2PService] public interface IStore : IHealth { int Count(); }
+            """);
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Empty(diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+        Assert.Contains("new(\"Ping\"", text, StringComparison.Ordinal);
+        Assert.Contains("public bool Ping() =>", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_fingerprint_follows_the_documented_algorithm()
     {
         var (result, _) = GeneratorHarness.Run(Contract);

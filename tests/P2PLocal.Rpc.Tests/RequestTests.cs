@@ -138,6 +138,34 @@ public class RequestTests
     }
 
     [Fact]
+    public async Task A_function_registered_again_after_unregistering_is_listed_and_served_once()
+    {
+        await using var pair = await NodePair.StartAsync();
+        pair.Bob.Register(new TwoFunctions("first"));
+        pair.Bob.Unregister("f");
+        pair.Bob.Register("f", _ => "second");
+
+        Assert.Equal(["f", "g"], await pair.Alice.GetMethodsAsync("bob"));
+        Assert.Equal("second", await pair.Alice.RequestAsync("bob", "f"));
+        Assert.Equal("first", await pair.Alice.RequestAsync("bob", "g"));
+    }
+
+    /// <summary>A hand-written dispatcher serving "f" and "g", both answering with one string.</summary>
+    private sealed class TwoFunctions(string answer) : P2PLocal.Rpc.Dispatch.IServiceDispatcher
+    {
+        public IReadOnlyList<P2PLocal.Rpc.Dispatch.FunctionDescriptor> Functions { get; } =
+            [new("f", [], "string"), new("g", [], "string")];
+
+        public ValueTask InvokeAsync(P2PLocal.Rpc.Dispatch.FunctionCall request)
+        {
+            var writer = new MessagePackWriter(request.Result);
+            writer.Write(answer);
+            writer.Flush();
+            return default;
+        }
+    }
+
+    [Fact]
     public async Task Blocking_request_works_like_the_python_request()
     {
         await using var pair = await NodePair.StartAsync();

@@ -63,12 +63,15 @@ internal sealed class DiscoveryService : IAsyncDisposable
     {
         _receiveLoop = Task.Run(ReceiveLoopAsync);
         Send(BeaconKind.Hello);
-        _advertiseLoop = Task.Run(AdvertiseLoopAsync);
+        // The timer starts now, not when the loop first runs, so expiry follows the clock from the node's start
+        // even when the thread pool is slow to pick the loop up (and a fake clock advanced early is not missed).
+        _advertiseLoop = AdvertiseLoopAsync(new PeriodicTimer(_options.AdvertiseInterval, _time));
     }
 
-    private async Task AdvertiseLoopAsync()
+    private async Task AdvertiseLoopAsync(PeriodicTimer timer)
     {
-        using var timer = new PeriodicTimer(_options.AdvertiseInterval, _time);
+        using var _ = timer;
+        await Task.Yield(); // the rest runs on the thread pool, never inside Start
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))

@@ -71,7 +71,7 @@ internal sealed class ClientConnection : FramedConnection
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
             if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
-                throw new PeerConnectionException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.");
+                throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.");
             connection.PeerHello = hello;
             connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
             return connection;
@@ -286,3 +286,6 @@ internal sealed class ClientConnection : FramedConnection
     private PeerConnectionException ConnectionLost(Exception? reason) =>
         new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
 }
+
+/// <summary>The endpoint answered as another instance than the one discovery knows: the peer restarted there.</summary>
+internal sealed class PeerRestartedException(string message) : PeerConnectionException(message);
