@@ -28,6 +28,12 @@ public static class Report
         Console.WriteLine(string.Create(s_inv,
             $"p50 {result.P50Us,7:0.0} µs  p99 {result.P99Us,7:0.0} µs  seq {result.SequentialPerSecond,8:#,0}/s  8 {result.PerSecondInFlight[8],8:#,0}/s  64 {result.PerSecondInFlight[64],8:#,0}/s  256 {result.PerSecondInFlight[256],8:#,0}/s  alloc {result.AllocatedPerCall,6:#,0} B  wire {result.WirePerCall,5:#,0} B  1KB p50 {result.PayloadP50Us,6:0.0} µs{(took > TimeSpan.Zero ? $"  ({took.TotalSeconds:0.0} s)" : "")}"));
 
+    /// <summary>The 1-minute load average when the run began.</summary>
+    public static string LoadAtStart { get; } = LoadAverage();
+
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
+
     public static string Machine()
     {
         var cpu = "unknown CPU";
@@ -44,7 +50,8 @@ public static class Report
         var md = new StringBuilder();
         md.AppendLine("# Benchmarks");
         md.AppendLine();
-        md.AppendLine(s_inv, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "**quick** mode (smoke test; numbers are noisy)" : "full mode")}, on {Machine()}.");
+        md.AppendLine(s_inv, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "**quick** mode (smoke test; numbers are noisy)" : $"full mode, median of {settings.Rounds} rounds")}, on {Machine()}.");
+        md.AppendLine(s_inv, $"Load average (1 min) at the start and end of the run: {LoadAtStart} and {LoadAverage()}; a shared machine makes every figure noisy, compare arms within one run.");
         md.AppendLine(s_inv, $"Reproduce: `{command}`. All arms ran in this one process, one after another, on 127.0.0.1.");
         md.AppendLine();
         md.AppendLine("Figures are for `Greet(\"bench\") -> \"Hello, bench\"` unless the column says 1 KB (an echo of a ~1 KB `[MessagePackObject]`).");
@@ -222,14 +229,21 @@ public static class Report
         var ticks = new List<ScottPlot.Tick>();
         for (var i = 0; i < arms.Count; i++)
         {
-            latency.Add.Bar(new ScottPlot.Bar { Position = i * 3, Value = arms[i].P50Us, FillColor = palette.GetColor(0) });
-            latency.Add.Bar(new ScottPlot.Bar { Position = i * 3 + 1, Value = arms[i].P99Us, FillColor = palette.GetColor(1) });
+            // Log scale (p99 is often 10-100x p50): bars are log10(µs) and the axis labels say µs.
+            latency.Add.Bar(new ScottPlot.Bar { Position = i * 3, Value = Math.Log10(Math.Max(arms[i].P50Us, 1)), FillColor = palette.GetColor(0) });
+            latency.Add.Bar(new ScottPlot.Bar { Position = i * 3 + 1, Value = Math.Log10(Math.Max(arms[i].P99Us, 1)), FillColor = palette.GetColor(1) });
             ticks.Add(new ScottPlot.Tick(i * 3 + 0.5, names[i]));
         }
 
         latency.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
+        latency.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            IntegerTicksOnly = true,
+            LabelFormatter = y => Math.Pow(10, y).ToString("#,0", s_inv),
+        };
         latency.Axes.Margins(bottom: 0);
-        latency.Title("Sequential Greet latency (µs; p50, p99)");
+        latency.Title("Sequential Greet latency (µs, log scale; p50, p99)");
         latency.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "p50", FillColor = palette.GetColor(0) });
         latency.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "p99", FillColor = palette.GetColor(1) });
         latency.ShowLegend(ScottPlot.Alignment.UpperLeft);

@@ -7,6 +7,7 @@ namespace P2PLocal.Rpc.Benchmarks;
 public sealed record Settings(bool Quick, int? RoundsOverride = null)
 {
     public int WarmupCalls => Quick ? 2_000 : 5_000;
+    public TimeSpan WarmupTime => TimeSpan.FromMilliseconds(Quick ? 300 : 1_000);
     public int SequentialCalls => Quick ? 5_000 : 20_000;
     public int PayloadCalls => Quick ? 1_000 : 3_000;
     public TimeSpan ThroughputWarmup => TimeSpan.FromMilliseconds(Quick ? 150 : 300);
@@ -71,8 +72,12 @@ public static class Runner
         if (echoed.Description != payload.Description || echoed.Values.Length != payload.Values.Length)
             throw new InvalidOperationException($"{arm.Name}: Echo answered wrongly.");
 
-        for (var i = 0; i < settings.WarmupCalls; i++)
+        // Warm up by count and by time, so tiered JIT has promoted the hot path before anything is timed.
+        var warmupStarted = Stopwatch.GetTimestamp();
+        for (var i = 0; i < settings.WarmupCalls || Stopwatch.GetElapsedTime(warmupStarted) < settings.WarmupTime; i++)
             await caller.GreetAsync(Name);
+        for (var i = 0; i < settings.PayloadCalls / 5; i++)
+            await caller.EchoAsync(payload);
 
         // Sequential latency; the allocation figure is the process-wide delta over the same calls (client and server).
         var histogram = new LongHistogram(Stopwatch.Frequency * 10, 3);
@@ -93,8 +98,6 @@ public static class Runner
         result.SequentialPerSecond = settings.SequentialCalls / elapsed.TotalSeconds;
 
         // The ~1 KB payload, sequential.
-        for (var i = 0; i < settings.PayloadCalls / 5; i++)
-            await caller.EchoAsync(payload);
         var payloadHistogram = new LongHistogram(Stopwatch.Frequency * 10, 3);
         Collect();
         allocatedBefore = GC.GetTotalAllocatedBytes(true);
@@ -142,17 +145,31 @@ public static class Runner
         return calls / elapsed.TotalSeconds;
     }
 
+    /// <summary>Load for a profiler: <paramref name="inFlight"/> loops for <paramref name="duration"/>.</summary>
+    public static async Task<double> LoadAsync(IArm arm, int inFlight, TimeSpan duration)
+    {
+        var callers = new ICaller[inFlight];
+        for (var i = 0; i < inFlight; i++)
+            callers[i] = await arm.CreateCallerAsync();
+        var (calls, elapsed) = await RunLoopsAsync(callers, duration);
+        return calls / elapsed.TotalSeconds;
+    }
+
     private static async Task<(long Calls, TimeSpan Elapsed)> RunLoopsAsync(ICaller[] callers, TimeSpan duration)
     {
         var stop = 0;
         long calls = 0;
         var started = Stopwatch.GetTimestamp();
-        var loops = callers.Select(caller => Task.Run(async () =>
+        var loops = callers.Select((caller, i) => Task.Run(async () =>
         {
+            // Each loop greets its own name and checks the reply, so a stack that mixes up replies cannot score.
+            var name = Name + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var expected = "Hello, " + name;
             long n = 0;
             while (Volatile.Read(ref stop) == 0)
             {
-                await caller.GreetAsync(Name);
+                if (!string.Equals(await caller.GreetAsync(name), expected, StringComparison.Ordinal))
+                    throw new InvalidOperationException($"A reply reached the wrong caller (expected '{expected}').");
                 n++;
             }
 

@@ -112,6 +112,7 @@ internal abstract class FramedConnection
 
         if (write.IsCompletedSuccessfully)
         {
+            write.GetAwaiter().GetResult(); // consumes the ValueTask, so a pooled source behind it is released
             frame.Dispose();
             ReleaseWriting();
         }

@@ -11,7 +11,8 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 /// <summary>
 /// The throughput ceiling: one connection, request ids, writes batched while more are queued (callers append to a
 /// buffer; one writer loop, woken when the buffer goes from empty to not, sends all of it in one call), replies
-/// matched by id and completed on the thread pool (as a library must, so a caller's continuation cannot stall the reader).
+/// matched by id and completed on the thread pool's global queue (as a library must, so a caller's continuation
+/// cannot stall the reader).
 /// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body; the server answers every frame of one read in one send.
 /// </summary>
 public sealed class RawPipelinedArm : IArm
@@ -282,14 +283,19 @@ public sealed class RawPipelinedArm : IArm
         }
     }
 
-    /// <summary>A reusable wake-up for one waiter; the waiter resumes on the thread pool.</summary>
-    private sealed class Signal : IValueTaskSource
+    /// <summary>
+    /// A reusable wake-up for one waiter; the waiter resumes on a pool thread taken from the global queue (queued
+    /// with preferLocal: false, so it does not wait behind the waking thread's own work as a local item would).
+    /// </summary>
+    private sealed class Signal : IValueTaskSource, IThreadPoolWorkItem
     {
-        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
 
         public ValueTask WaitAsync() => new(this, _core.Version);
 
-        public void Set() => _core.SetResult(true);
+        public void Set() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+
+        void IThreadPoolWorkItem.Execute() => _core.SetResult(true);
 
         public void GetResult(short token)
         {
@@ -303,10 +309,14 @@ public sealed class RawPipelinedArm : IArm
             _core.OnCompleted(continuation, state, token, flags);
     }
 
-    /// <summary>A reusable awaitable for one outstanding call; the reply body is copied into its own buffer.</summary>
-    private sealed class PendingCall : IValueTaskSource<int>
+    /// <summary>
+    /// A reusable awaitable for one outstanding call; the reply body is copied into its own buffer, and the caller
+    /// resumes on a pool thread from the global queue, never on the read loop.
+    /// </summary>
+    private sealed class PendingCall : IValueTaskSource<int>, IThreadPoolWorkItem
     {
-        private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = true };
+        private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = false };
+        private int _length;
 
         public byte[] Reply { get; private set; } = new byte[2048];
 
@@ -319,8 +329,11 @@ public sealed class RawPipelinedArm : IArm
             if (Reply.Length < reply.Length)
                 Reply = new byte[reply.Length];
             reply.CopyTo(Reply);
-            _core.SetResult(reply.Length);
+            _length = reply.Length;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
+
+        void IThreadPoolWorkItem.Execute() => _core.SetResult(_length);
 
         public int GetResult(short token) => _core.GetResult(token);
 
