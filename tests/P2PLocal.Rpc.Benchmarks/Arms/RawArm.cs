@@ -18,9 +18,8 @@ public sealed class RawArm : IArm
     internal const byte EchoOp = 1;
     internal static readonly byte[] s_hello = Encoding.UTF8.GetBytes("Hello, ");
 
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private LoopbackAcceptor? _acceptor;
     private readonly List<Socket> _sockets = [];
-    private readonly CancellationTokenSource _stop = new();
 
     public string Name => "raw";
 
@@ -28,32 +27,16 @@ public sealed class RawArm : IArm
 
     public Task StartAsync()
     {
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(1024);
-        ServerPort = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        _ = Task.Run(AcceptLoopAsync);
+        _acceptor = new LoopbackAcceptor(1024, OnAccepted);
+        ServerPort = _acceptor.Port;
         return Task.CompletedTask;
     }
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(Socket socket)
     {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            socket.NoDelay = true;
-            lock (_sockets)
-                _sockets.Add(socket);
-            _ = Task.Run(() => ServeAsync(socket));
-        }
+        lock (_sockets)
+            _sockets.Add(socket);
+        _ = Task.Run(() => ServeAsync(socket));
     }
 
     private static async Task ServeAsync(Socket socket)
@@ -116,15 +99,13 @@ public sealed class RawArm : IArm
 
     public ValueTask DisposeAsync()
     {
-        _stop.Cancel();
-        _listener.Dispose();
+        _acceptor?.Dispose();
         lock (_sockets)
         {
             foreach (var socket in _sockets)
                 socket.Dispose();
         }
 
-        _stop.Dispose();
         return default;
     }
 

@@ -17,7 +17,7 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 /// </summary>
 public sealed class RawPipelinedArm : IArm
 {
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private LoopbackAcceptor? _acceptor;
     private readonly List<Socket> _sockets = [];
     private Client? _client;
 
@@ -27,32 +27,16 @@ public sealed class RawPipelinedArm : IArm
 
     public Task StartAsync()
     {
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(16);
-        ServerPort = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        _ = Task.Run(AcceptLoopAsync);
+        _acceptor = new LoopbackAcceptor(16, OnAccepted);
+        ServerPort = _acceptor.Port;
         return Task.CompletedTask;
     }
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(Socket socket)
     {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync();
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            socket.NoDelay = true;
-            lock (_sockets)
-                _sockets.Add(socket);
-            _ = Task.Run(() => ServeAsync(socket));
-        }
+        lock (_sockets)
+            _sockets.Add(socket);
+        _ = Task.Run(() => ServeAsync(socket));
     }
 
     private static async Task ServeAsync(Socket socket)
@@ -128,7 +112,7 @@ public sealed class RawPipelinedArm : IArm
 
     public ValueTask DisposeAsync()
     {
-        _listener.Dispose();
+        _acceptor?.Dispose();
         lock (_sockets)
         {
             foreach (var socket in _sockets)

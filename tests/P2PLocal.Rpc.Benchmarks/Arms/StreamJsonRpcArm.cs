@@ -7,7 +7,7 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 /// <summary>StreamJsonRpc with its MessagePack formatter and length-header framing over one TCP connection.</summary>
 public sealed class StreamJsonRpcArm : IArm
 {
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private LoopbackAcceptor? _acceptor;
     private readonly List<IDisposable> _owned = [];
     private JsonRpc? _client;
 
@@ -17,38 +17,22 @@ public sealed class StreamJsonRpcArm : IArm
 
     public Task StartAsync()
     {
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(16);
-        ServerPort = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        _ = Task.Run(AcceptLoopAsync);
+        _acceptor = new LoopbackAcceptor(16, OnAccepted);
+        ServerPort = _acceptor.Port;
         return Task.CompletedTask;
     }
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(Socket socket)
     {
-        while (true)
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        var server = new JsonRpc(new LengthHeaderMessageHandler(stream, stream, new MessagePackFormatter()), new GreeterTarget());
+        lock (_owned)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync();
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            socket.NoDelay = true;
-            var stream = new NetworkStream(socket, ownsSocket: true);
-            var server = new JsonRpc(new LengthHeaderMessageHandler(stream, stream, new MessagePackFormatter()), new GreeterTarget());
-            lock (_owned)
-            {
-                _owned.Add(stream);
-                _owned.Add(server);
-            }
-
-            server.StartListening();
+            _owned.Add(stream);
+            _owned.Add(server);
         }
+
+        server.StartListening();
     }
 
     public async Task<ICaller> CreateCallerAsync()
@@ -72,7 +56,7 @@ public sealed class StreamJsonRpcArm : IArm
 
     public ValueTask DisposeAsync()
     {
-        _listener.Dispose();
+        _acceptor?.Dispose();
         lock (_owned)
         {
             foreach (var owned in _owned)
