@@ -22,6 +22,7 @@ var options = new NodeOptions
 {
     Name = name,
     DiscoveryPort = int.Parse(portText, CultureInfo.InvariantCulture),
+    // "lan" is used only by the LAN test, which runs this host inside network namespaces it created (ip netns exec).
     Scope = settings.GetValueOrDefault("scope", "loopback") == "lan" ? DiscoveryScope.Lan : DiscoveryScope.Loopback,
     AdvertiseInterval = TimeSpan.FromMilliseconds(int.Parse(settings.GetValueOrDefault("interval-ms", "1000"), CultureInfo.InvariantCulture)),
     ServicePort = int.Parse(settings.GetValueOrDefault("service-port", "0"), CultureInfo.InvariantCulture),
