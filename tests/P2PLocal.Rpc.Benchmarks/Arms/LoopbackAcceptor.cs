@@ -4,12 +4,13 @@ using System.Net.Sockets;
 namespace P2PLocal.Rpc.Benchmarks.Arms;
 
 /// <summary>
-/// A TCP listener on 127.0.0.1 (ephemeral port) that hands every accepted connection, with Nagle off, to its arm.
-/// Disposing it stops accepting; the arm owns and closes the connections it was handed.
+/// A TCP listener on 127.0.0.1 (ephemeral port) that hands every accepted connection, with Nagle off, to its arm,
+/// and connects callers to it. Disposing it stops accepting and closes every socket it accepted or connected.
 /// </summary>
 public sealed class LoopbackAcceptor : IDisposable
 {
     private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly List<Socket> _sockets = [];
 
     public LoopbackAcceptor(int backlog, Action<Socket> onAccepted)
     {
@@ -20,6 +21,15 @@ public sealed class LoopbackAcceptor : IDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>A new caller connection to this listener (Nagle off), closed with the acceptor.</summary>
+    public async Task<Socket> ConnectAsync()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Track(socket);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port));
+        return socket;
+    }
 
     private async Task AcceptLoopAsync(Action<Socket> onAccepted)
     {
@@ -36,9 +46,24 @@ public sealed class LoopbackAcceptor : IDisposable
             }
 
             socket.NoDelay = true;
+            Track(socket);
             onAccepted(socket);
         }
     }
 
-    public void Dispose() => _listener.Dispose();
+    private void Track(Socket socket)
+    {
+        lock (_sockets)
+            _sockets.Add(socket);
+    }
+
+    public void Dispose()
+    {
+        _listener.Dispose();
+        lock (_sockets)
+        {
+            foreach (var socket in _sockets)
+                socket.Dispose();
+        }
+    }
 }

@@ -19,7 +19,6 @@ public sealed class RawArm : IArm
     internal static readonly byte[] s_hello = Encoding.UTF8.GetBytes("Hello, ");
 
     private LoopbackAcceptor? _acceptor;
-    private readonly List<Socket> _sockets = [];
 
     public string Name => "raw";
 
@@ -27,16 +26,9 @@ public sealed class RawArm : IArm
 
     public Task StartAsync()
     {
-        _acceptor = new LoopbackAcceptor(1024, OnAccepted);
+        _acceptor = new LoopbackAcceptor(1024, socket => _ = Task.Run(() => ServeAsync(socket)));
         ServerPort = _acceptor.Port;
         return Task.CompletedTask;
-    }
-
-    private void OnAccepted(Socket socket)
-    {
-        lock (_sockets)
-            _sockets.Add(socket);
-        _ = Task.Run(() => ServeAsync(socket));
     }
 
     private static async Task ServeAsync(Socket socket)
@@ -90,22 +82,12 @@ public sealed class RawArm : IArm
 
     public async Task<ICaller> CreateCallerAsync()
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, ServerPort));
-        lock (_sockets)
-            _sockets.Add(socket);
-        return new Caller(socket);
+        return new Caller(await _acceptor!.ConnectAsync());
     }
 
     public ValueTask DisposeAsync()
     {
         _acceptor?.Dispose();
-        lock (_sockets)
-        {
-            foreach (var socket in _sockets)
-                socket.Dispose();
-        }
-
         return default;
     }
 

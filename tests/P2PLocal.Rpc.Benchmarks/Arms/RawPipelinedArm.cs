@@ -18,7 +18,6 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 public sealed class RawPipelinedArm : IArm
 {
     private LoopbackAcceptor? _acceptor;
-    private readonly List<Socket> _sockets = [];
     private Client? _client;
 
     public string Name => "raw-pipelined";
@@ -27,16 +26,9 @@ public sealed class RawPipelinedArm : IArm
 
     public Task StartAsync()
     {
-        _acceptor = new LoopbackAcceptor(16, OnAccepted);
+        _acceptor = new LoopbackAcceptor(16, socket => _ = Task.Run(() => ServeAsync(socket)));
         ServerPort = _acceptor.Port;
         return Task.CompletedTask;
-    }
-
-    private void OnAccepted(Socket socket)
-    {
-        lock (_sockets)
-            _sockets.Add(socket);
-        _ = Task.Run(() => ServeAsync(socket));
     }
 
     private static async Task ServeAsync(Socket socket)
@@ -100,11 +92,7 @@ public sealed class RawPipelinedArm : IArm
     {
         if (_client is null)
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, ServerPort));
-            lock (_sockets)
-                _sockets.Add(socket);
-            _client = new Client(socket);
+            _client = new Client(await _acceptor!.ConnectAsync());
         }
 
         return _client;
@@ -113,12 +101,6 @@ public sealed class RawPipelinedArm : IArm
     public ValueTask DisposeAsync()
     {
         _acceptor?.Dispose();
-        lock (_sockets)
-        {
-            foreach (var socket in _sockets)
-                socket.Dispose();
-        }
-
         return default;
     }
 
