@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.CodeAnalysis.CSharp;
@@ -22,13 +23,15 @@ public sealed partial class ServiceGenerator
         private const string Writer = "global::MessagePack.MessagePackWriter";
         private const string Options = "global::MessagePack.MessagePackSerializerOptions";
 
-        // Types MessagePackReader/Writer read and write directly; the rest go through the options' resolver.
+        // Types MessagePackWriter writes directly; the rest go through the options' resolver.
         private static readonly Dictionary<string, string> s_readers = new()
         {
-            ["bool"] = "ReadBoolean", ["byte"] = "ReadByte", ["sbyte"] = "ReadSByte", ["short"] = "ReadInt16",
-            ["ushort"] = "ReadUInt16", ["int"] = "ReadInt32", ["uint"] = "ReadUInt32", ["long"] = "ReadInt64",
-            ["ulong"] = "ReadUInt64", ["float"] = "ReadSingle", ["double"] = "ReadDouble", ["char"] = "ReadChar",
-            ["string"] = "ReadString", ["string?"] = "ReadString",
+            ["bool"] = "reader.ReadBoolean()", ["char"] = "reader.ReadChar()", ["string"] = "reader.ReadString()!", ["string?"] = "reader.ReadString()",
+            // Numbers bind as other languages send them: 2.0 to an int, 2 to a double; a lossy conversion throws.
+            ["byte"] = Kwargs + ".ReadByte(ref reader)", ["sbyte"] = Kwargs + ".ReadSByte(ref reader)", ["short"] = Kwargs + ".ReadInt16(ref reader)",
+            ["ushort"] = Kwargs + ".ReadUInt16(ref reader)", ["int"] = Kwargs + ".ReadInt32(ref reader)", ["uint"] = Kwargs + ".ReadUInt32(ref reader)",
+            ["long"] = Kwargs + ".ReadInt64(ref reader)", ["ulong"] = Kwargs + ".ReadUInt64(ref reader)", ["float"] = Kwargs + ".ReadSingle(ref reader)",
+            ["double"] = Kwargs + ".ReadDouble(ref reader)",
         };
 
         public static string Emit(ServiceSpec service)
@@ -101,7 +104,7 @@ public sealed partial class ServiceGenerator
             foreach (var function in contract.Functions)
             {
                 var parameters = SentKwargs(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
-                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => !p.IsCancellationToken) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
             }
 
             w.Unindent().WriteLine("};");
@@ -109,7 +112,7 @@ public sealed partial class ServiceGenerator
             w.WriteLine();
         }
 
-        private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => !p.IsCancellationToken);
+        private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => p.IsSent);
 
         private static void EmitDispatcher(SourceWriter w, ServiceSpec service)
         {
@@ -220,7 +223,7 @@ public sealed partial class ServiceGenerator
                 w.Indent().WriteLine($"throw {Kwargs}.Missing(function, {Quote(p.Name)}, signature);").Unindent();
             }
 
-            var arguments = string.Join(", ", function.Parameters.Select(p => p.IsCancellationToken ? "call.CancellationToken" : "arg_" + p.Name));
+            var arguments = string.Join(", ", function.Parameters.Select(p => p.IsCancellationToken ? "call.CancellationToken" : p.IsCallContext ? "call.Context" : "arg_" + p.Name));
             var invocation = $"{contract.Receiver}.{function.MethodName}({arguments})";
             switch (function.ReturnKind)
             {
@@ -245,10 +248,16 @@ public sealed partial class ServiceGenerator
         private static string KwargsSignature(List<ParameterSpec> kwargs) =>
             "(" + string.Join(", ", kwargs.Select(p => $"{p.Name}: {p.Type.Name}{(p.IsOptional ? " = " + p.DefaultValue : "")}")) + ")";
 
-        private static string ReadValue(TypeRef type) =>
-            s_readers.TryGetValue(type.FullyQualifiedName, out var read)
-                ? $"reader.{read}(){(type.FullyQualifiedName == "string" ? "!" : "")}"
-                : $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(call.Options.Resolver).Deserialize(ref reader, call.Options)";
+        private static string ReadValue(TypeRef type)
+        {
+            if (s_readers.TryGetValue(type.FullyQualifiedName, out var read))
+                return read;
+            // A nullable number: nil or the number, bound as above.
+            if (type.FullyQualifiedName.EndsWith("?", StringComparison.Ordinal)
+                && s_readers.TryGetValue(type.FullyQualifiedName.Substring(0, type.FullyQualifiedName.Length - 1), out read) && read.StartsWith(Kwargs, StringComparison.Ordinal))
+                return $"reader.TryReadNil() ? null : {read}";
+            return $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(call.Options.Resolver).Deserialize(ref reader, call.Options)";
+        }
 
         private static string WriteValue(TypeRef type, string value) =>
             s_readers.ContainsKey(type.FullyQualifiedName)

@@ -20,6 +20,7 @@ public sealed partial class ServiceGenerator
     {
         private const string FunctionAttribute = "P2PLocal.Rpc.P2PFunctionAttribute";
         private const string IgnoreAttribute = "P2PLocal.Rpc.P2PIgnoreAttribute";
+        private const string CallContextType = "P2PLocal.Rpc.CallContext";
 
         private static readonly SymbolDisplayFormat s_codeFormat = SymbolDisplayFormat.FullyQualifiedFormat
             .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
@@ -211,9 +212,10 @@ public sealed partial class ServiceGenerator
                 }
 
                 var isToken = parameter.Type.ToDisplayString() == "System.Threading.CancellationToken";
+                var isContext = parameter.Type.ToDisplayString(s_wireFormat) == CallContextType;
                 if (isToken && ++tokens == 2)
                     Report(diagnostics, DiagnosticDescriptors.TooManyCancellationTokens, at, method.Name);
-                if (!isToken && !IsSerializable(parameter.Type))
+                if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
 
                 parameters.Add(new ParameterSpec(
@@ -222,7 +224,8 @@ public sealed partial class ServiceGenerator
                     Type(parameter.Type),
                     isToken,
                     parameter.HasExplicitDefaultValue ? DefaultValue(parameter) : null,
-                    parameter.IsParams));
+                    parameter.IsParams,
+                    isContext));
             }
 
             if (diagnostics.Count > before)
@@ -295,7 +298,7 @@ public sealed partial class ServiceGenerator
             foreach (var function in functions.OrderBy(f => f.WireName, StringComparer.Ordinal))
             {
                 text.Append(function.WireName).Append('(');
-                foreach (var parameter in function.Parameters.Where(p => !p.IsCancellationToken))
+                foreach (var parameter in function.Parameters.Where(p => p.IsSent))
                     text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
                 text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';');
             }

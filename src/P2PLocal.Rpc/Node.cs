@@ -155,6 +155,17 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
     public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
     {
+        ArgumentNullException.ThrowIfNull(handler);
+        return Register(function, (kwargs, _, cancellationToken) => handler(kwargs, cancellationToken));
+    }
+
+    /// <summary>
+    /// Registers an async function that also learns who is calling (<see cref="CallContext"/>: the caller's name,
+    /// instance and address), to authorize or log by caller.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
+    public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> handler)
+    {
         ArgumentException.ThrowIfNullOrEmpty(function);
         ArgumentNullException.ThrowIfNull(handler);
         return Register(new DynamicFunction(function, handler));

@@ -5,9 +5,9 @@ namespace P2PLocal.Rpc.Dispatch;
 /// <summary>A function registered as a delegate over a kwargs dictionary, as in the Python p2p-local.</summary>
 internal sealed class DynamicFunction : IServiceDispatcher
 {
-    private readonly Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> _handler;
+    private readonly Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> _handler;
 
-    public DynamicFunction(string name, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
+    public DynamicFunction(string name, Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> handler)
     {
         _handler = handler;
         Functions = [FunctionDescriptor.Dynamic(name)];
@@ -18,7 +18,7 @@ internal sealed class DynamicFunction : IServiceDispatcher
     public ValueTask InvokeAsync(FunctionCall call)
     {
         var kwargs = KwargsCodec.ReadKwargs(call.Kwargs, call.Options);
-        var pending = _handler(kwargs, call.CancellationToken);
+        var pending = _handler(kwargs, call.Context, call.CancellationToken);
         if (pending.IsCompletedSuccessfully)
         {
             WriteResult(call, pending.Result);

@@ -42,11 +42,14 @@ internal sealed class ServerConnection : FramedConnection
     private volatile bool _draining;
     private int _runningCount;
     private TaskCompletionSource? _drained;
+    private readonly System.Net.IPEndPoint? _remoteEndPoint;
+    private CallContext _context = null!;
 
     public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
         : base(socket, maxFrameSize)
     {
         _host = host;
+        _remoteEndPoint = socket.RemoteEndPoint as System.Net.IPEndPoint;
         StartLoops();
     }
 
@@ -73,6 +76,7 @@ internal sealed class ServerConnection : FramedConnection
                 if (kind != MessageKind.Hello)
                     throw new InvalidDataException("The first frame on a connection must be a hello.");
                 Peer = Messages.ReadHello(ref reader, count);
+                _context = new CallContext(Peer.Value.Name, Peer.Value.InstanceId, _remoteEndPoint);
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
                 return;
             }
@@ -239,7 +243,7 @@ internal sealed class ServerConnection : FramedConnection
             try
             {
                 WriteResultHeader(response, id);
-                var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner._context, cts.Token);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 owner.TrySend(response);

@@ -95,4 +95,10 @@ public partial class Calculator
 
     [P2PIgnore]
     public void NotServed() => Resets = -1;
+
+    /// <summary>Takes the caller's context, which is not a kwarg.</summary>
+    public string WhoCalls(string greeting, CallContext? caller = null) =>
+        $"{greeting} {caller!.PeerName} {caller.InstanceId.Length} {caller.RemoteEndPoint?.Address} {caller.PeerId ?? "unverified"}";
+
+    public double Mul(double x, float y = 1f, long z = 1) => x * y * z;
 }
