@@ -92,6 +92,21 @@ public sealed class NodeOptions
     /// <summary>The clock for beacons and expiry; tests pass a fake one. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Whether the node may start while another live node holds its name (the check of <see cref="NameCheckWindow"/>
+    /// is then skipped, and the older node keeps the name, as <see cref="NameConflictException"/> describes). Default
+    /// false: <see cref="Node.StartAsync()"/> fails with <see cref="NameConflictException"/>.
+    /// </summary>
+    public bool AllowDuplicateName { get; init; }
+
+    /// <summary>
+    /// How long start waits for the answers to its hello before it decides that no live node holds its name. Every
+    /// live node answers a hello at once, so this is a round trip plus scheduling delays, not a beacon interval; a
+    /// holder found in it is probed, and only one that answers as itself is a conflict (a crashed instance is not).
+    /// <see cref="TimeSpan.Zero"/> skips the check. Default 100 ms.
+    /// </summary>
+    public TimeSpan NameCheckWindow { get; init; } = TimeSpan.FromMilliseconds(100);
+
     internal void Validate()
     {
         if (string.IsNullOrWhiteSpace(Name) || Name.Contains('|', StringComparison.Ordinal))
@@ -110,6 +125,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (NameCheckWindow < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(NameCheckWindow), NameCheckWindow, "The window must not be negative.");
         if (MaxPeers < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
     }
