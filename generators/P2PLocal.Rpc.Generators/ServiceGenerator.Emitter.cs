@@ -199,6 +199,14 @@ public sealed partial class ServiceGenerator
                     w.OpenBlock("try");
                     w.WriteLine($"arg_{p.Name} = {ReadValue(p.Type)};");
                     w.CloseBlock();
+                    if (!IsDirect(p.Type))
+                    {
+                        // No formatter here is this side's problem, not bad data from the caller.
+                        w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsFormatterError(e))");
+                        w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{p.Name}' of '{function.WireName}'")}, {Quote(p.Type.Name)}, e);");
+                        w.CloseBlock();
+                    }
+
                     w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsReadError(e))");
                     w.WriteLine($"throw {Kwargs}.BadValue(function, {Quote(p.Name)}, {Quote(p.Type.Name)}, e);");
                     w.CloseBlock();
@@ -259,8 +267,11 @@ public sealed partial class ServiceGenerator
             return $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(call.Options.Resolver).Deserialize(ref reader, call.Options)";
         }
 
+        /// <summary>Whether values of the type are read and written without a formatter, so no formatter can be missing.</summary>
+        private static bool IsDirect(TypeRef type) => s_readers.ContainsKey(type.FullyQualifiedName);
+
         private static string WriteValue(TypeRef type, string value) =>
-            s_readers.ContainsKey(type.FullyQualifiedName)
+            IsDirect(type)
                 ? $"writer.Write({value});"
                 : $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(options.Resolver).Serialize(ref writer, {value}, options);";
 
@@ -309,7 +320,19 @@ public sealed partial class ServiceGenerator
                 for (var k = 0; k < kwargs.Count; k++)
                 {
                     w.WriteLine($"writer.WriteString({Quote(kwargs[k].Name)}u8);");
-                    w.WriteLine(WriteValue(kwargs[k].Type, kwargs.Count == 1 ? "state" : $"state.Item{k + 1}"));
+                    var write = WriteValue(kwargs[k].Type, kwargs.Count == 1 ? "state" : $"state.Item{k + 1}");
+                    if (IsDirect(kwargs[k].Type))
+                    {
+                        w.WriteLine(write);
+                        continue;
+                    }
+
+                    w.OpenBlock("try");
+                    w.WriteLine(write);
+                    w.CloseBlock();
+                    w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsWriteError(e))");
+                    w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{kwargs[k].Name}' of '{functions[i].WireName}'")}, {Quote(kwargs[k].Type.Name)}, e);");
+                    w.CloseBlock();
                 }
 
                 w.CloseBlock();

@@ -16,7 +16,7 @@ namespace P2PLocal.Rpc.Generators;
 public sealed partial class ServiceGenerator
 {
     /// <summary>Symbols to specs. The only place that sees Roslyn symbols.</summary>
-    internal static class Parser
+    internal static partial class Parser
     {
         private const string FunctionAttribute = "P2PLocal.Rpc.P2PFunctionAttribute";
         private const string IgnoreAttribute = "P2PLocal.Rpc.P2PIgnoreAttribute";
@@ -37,6 +37,7 @@ public sealed partial class ServiceGenerator
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var syntax = (TypeDeclarationSyntax)context.TargetNode;
             var diagnostics = new List<DiagnosticInfo>();
+            var soft = new List<DiagnosticInfo>(); // reported, but the service is still generated
             var where = LocationInfo.From(syntax.Identifier.GetLocation());
             var isInterface = type.TypeKind == TypeKind.Interface;
 
@@ -55,7 +56,7 @@ public sealed partial class ServiceGenerator
 
             if (isInterface)
             {
-                var functions = ParseFunctions(type, isInterface: true, diagnostics, cancellationToken);
+                var functions = ParseFunctions(type, isInterface: true, diagnostics, soft, cancellationToken);
                 contracts.Add(Contract(type.ToDisplayString(s_wireFormat), serviceType, functions, "_service", emitProxy: true));
             }
             else
@@ -70,7 +71,7 @@ public sealed partial class ServiceGenerator
                     var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
                     var contractName = ns is null ? generatedInterface : ns + "." + generatedInterface;
                     var contractType = "global::" + contractName;
-                    var functions = ParseFunctions(type, isInterface: false, diagnostics, cancellationToken);
+                    var functions = ParseFunctions(type, isInterface: false, diagnostics, soft, cancellationToken);
                     contracts.Add(Contract(contractName, contractType, functions, "_service", emitProxy: true));
                     dispatcherServiceType = contractType;
                     dispatcherKeys.Add(contractType);
@@ -82,7 +83,7 @@ public sealed partial class ServiceGenerator
                     foreach (var contract in contractInterfaces)
                     {
                         var ignored = new List<DiagnosticInfo>();
-                        var functions = ParseFunctions(contract, isInterface: true, ignored, cancellationToken);
+                        var functions = ParseFunctions(contract, isInterface: true, ignored, [], cancellationToken);
                         if (ignored.Count > 0)
                             return new ParseResult(null, diagnostics.ToEquatableArray());
                         var contractType = contract.ToDisplayString(s_codeFormat);
@@ -94,7 +95,7 @@ public sealed partial class ServiceGenerator
             CheckWireNames(contracts.SelectMany(c => c.Functions).ToList(), type, diagnostics);
 
             if (diagnostics.Count > 0)
-                return new ParseResult(null, diagnostics.ToEquatableArray());
+                return new ParseResult(null, diagnostics.Concat(soft).ToEquatableArray());
 
             var service = new ServiceSpec(
                 type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
@@ -106,7 +107,7 @@ public sealed partial class ServiceGenerator
                 dispatcherServiceType,
                 dispatcherKeys.ToEquatableArray(),
                 contracts.ToEquatableArray());
-            return new ParseResult(service, EquatableArray<DiagnosticInfo>.Empty);
+            return new ParseResult(service, soft.ToEquatableArray());
         }
 
         private static bool IsService(INamedTypeSymbol type) =>
@@ -118,7 +119,8 @@ public sealed partial class ServiceGenerator
         private static ContractSpec Contract(string name, string fullyQualifiedName, List<FunctionSpec> functions, string receiver, bool emitProxy) =>
             new(name, fullyQualifiedName, Fingerprint(functions), functions.ToEquatableArray(), receiver, emitProxy);
 
-        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, List<DiagnosticInfo> soft,
+            CancellationToken cancellationToken)
         {
             var functions = new List<FunctionSpec>();
             // A proxy implements the whole interface, so a contract includes what its base interfaces declare.
@@ -137,7 +139,7 @@ public sealed partial class ServiceGenerator
 
                     if (!isInterface && !IsServed(method))
                         continue;
-                    var function = ParseFunction(method, diagnostics);
+                    var function = ParseFunction(method, diagnostics, soft);
                     if (function is not null)
                         functions.Add(function);
                 }
@@ -168,7 +170,7 @@ public sealed partial class ServiceGenerator
                 && method.ContainingType.AllInterfaces.Any(i => i.ToDisplayString() is "System.IDisposable" or "System.IAsyncDisposable"));
         }
 
-        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics)
+        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics, List<DiagnosticInfo> soft)
         {
             var where = At(method);
             var before = diagnostics.Count;
@@ -193,6 +195,8 @@ public sealed partial class ServiceGenerator
             var (kind, result) = Classify(method);
             if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)) || IsAsyncStream(method.ReturnType))
                 Report(diagnostics, DiagnosticDescriptors.UnsupportedReturnType, where, method.Name, method.ReturnType.ToDisplayString());
+            else if (result is not null)
+                CheckSerializable(result, $"result of '{method.Name}'", where, soft);
 
             var parameters = new List<ParameterSpec>();
             var tokens = 0;
@@ -217,6 +221,8 @@ public sealed partial class ServiceGenerator
                     Report(diagnostics, DiagnosticDescriptors.TooManyCancellationTokens, at, method.Name);
                 if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
+                else if (!isToken && !isContext)
+                    CheckSerializable(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at, soft);
 
                 parameters.Add(new ParameterSpec(
                     parameter.Name,

@@ -156,6 +156,36 @@ public static class GeneratedKwargs
         error is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
             or InsufficientExecutionStackException;
 
+    /// <summary>
+    /// Whether <paramref name="error"/> means this side has no working formatter for a type (none registered, one
+    /// that failed to build, or dynamic code that the runtime does not allow), as opposed to data that does not fit.
+    /// </summary>
+    public static bool IsFormatterError(Exception error) =>
+        error is FormatterNotRegisteredException or TypeInitializationException or NotSupportedException
+            || (error is MessagePackSerializationException && error.InnerException is not null && IsFormatterError(error.InnerException));
+
+    /// <summary>Whether <paramref name="error"/>, thrown while writing a value, is the value's serialization failing.</summary>
+    public static bool IsWriteError(Exception error) =>
+        error is not (OperationCanceledException or OutOfMemoryException or P2PException);
+
+    /// <summary>The error for a value of <paramref name="type"/> that this side cannot serialize or deserialize.</summary>
+    /// <param name="member">Where the value was, such as <c>kwarg 'point' of 'Move'</c>.</param>
+    /// <param name="type">The C# name of the value's type.</param>
+    /// <param name="error">What the serializer threw.</param>
+    public static SerializationFailedException CannotSerialize(string member, string type, Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        var cause = error is TypeInitializationException or MessagePackSerializationException && error.InnerException is not null ? error.InnerException! : error;
+        return new SerializationFailedException(
+            $"The {member} has type {type}, which cannot be serialized here: {cause.Message} " +
+            "Mark the type [MessagePackObject] with [Key] on each member (or [Union] on an interface), or register a formatter in NodeOptions.SerializerOptions.",
+            error)
+        {
+            TypeName = type,
+            Member = member,
+        };
+    }
+
     /// <summary>The error for a kwarg the function does not take.</summary>
     public static InvalidKwargsException Unknown(string function, ReadOnlySpan<byte> key, string signature) =>
         new($"'{function}' got an unexpected kwarg '{Encoding.UTF8.GetString(key)}'; it takes {signature}.");
