@@ -103,8 +103,10 @@ public sealed partial class ServiceGenerator
             w.WriteLine("{").Indent();
             foreach (var function in contract.Functions)
             {
-                var parameters = SentKwargs(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
-                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
+                var parameters = SentKwargs(function).Select(p =>
+                    $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");
@@ -316,23 +318,36 @@ public sealed partial class ServiceGenerator
                 var kwargs = SentKwargs(functions[i]).ToList();
                 w.WriteLine();
                 w.OpenBlock($"private static void {writers[i]}(ref {Writer} writer, {StateType(functions[i])} state, {Options} options)");
-                w.WriteLine($"writer.WriteMapHeader({kwargs.Count});");
+                // An optional kwarg left at its default is not sent (the peer applies its own default, as for a Python
+                // caller), so a peer of an older version that lacks it still serves the call.
+                var optional = Enumerable.Range(0, kwargs.Count).Where(k => kwargs[k].IsOptional).ToList();
+                foreach (var k in optional)
+                    w.WriteLine($"var send_{kwargs[k].Name} = !global::System.Collections.Generic.EqualityComparer<{kwargs[k].Type.FullyQualifiedName}>.Default.Equals({StateItem(kwargs, k)}, {DefaultOf(kwargs[k])});");
+                w.WriteLine(optional.Count == 0
+                    ? $"writer.WriteMapHeader({kwargs.Count});"
+                    : $"writer.WriteMapHeader({kwargs.Count - optional.Count} + {string.Join(" + ", optional.Select(k => $"(send_{kwargs[k].Name} ? 1 : 0)"))});");
                 for (var k = 0; k < kwargs.Count; k++)
                 {
+                    if (kwargs[k].IsOptional)
+                        w.OpenBlock($"if (send_{kwargs[k].Name})");
                     w.WriteLine($"writer.WriteString({Quote(kwargs[k].Name)}u8);");
-                    var write = WriteValue(kwargs[k].Type, kwargs.Count == 1 ? "state" : $"state.Item{k + 1}");
+                    var write = WriteValue(kwargs[k].Type, StateItem(kwargs, k));
                     if (IsDirect(kwargs[k].Type))
                     {
                         w.WriteLine(write);
-                        continue;
+                    }
+                    else
+                    {
+                        w.OpenBlock("try");
+                        w.WriteLine(write);
+                        w.CloseBlock();
+                        w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsWriteError(e))");
+                        w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{kwargs[k].Name}' of '{functions[i].WireName}'")}, {Quote(kwargs[k].Type.Name)}, e);");
+                        w.CloseBlock();
                     }
 
-                    w.OpenBlock("try");
-                    w.WriteLine(write);
-                    w.CloseBlock();
-                    w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsWriteError(e))");
-                    w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{kwargs[k].Name}' of '{functions[i].WireName}'")}, {Quote(kwargs[k].Type.Name)}, e);");
-                    w.CloseBlock();
+                    if (kwargs[k].IsOptional)
+                        w.CloseBlock();
                 }
 
                 w.CloseBlock();
@@ -341,6 +356,13 @@ public sealed partial class ServiceGenerator
             w.CloseBlock();
             w.WriteLine();
         }
+
+        private static string StateItem(List<ParameterSpec> kwargs, int k) => kwargs.Count == 1 ? "state" : $"state.Item{k + 1}";
+
+        private static string DefaultOf(ParameterSpec parameter) => parameter.DefaultValue is "null" or "default" ? "default!" : parameter.DefaultValue!;
+
+        /// <summary>Whether a default can be told to peers in <c>$methods</c>: a literal, not <c>null</c> or <c>default</c>.</summary>
+        private static bool IsConstant(string? defaultValue) => defaultValue is not (null or "null" or "default");
 
         /// <summary>The kwargs travel to the writer as one value: nothing, the single kwarg, or a value tuple, so no closure is allocated.</summary>
         private static string StateType(FunctionSpec function)

@@ -302,12 +302,7 @@ public sealed partial class ServiceGenerator
         {
             var text = new StringBuilder();
             foreach (var function in functions.OrderBy(f => f.WireName, StringComparer.Ordinal))
-            {
-                text.Append(function.WireName).Append('(');
-                foreach (var parameter in function.Parameters.Where(p => p.IsSent))
-                    text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
-                text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';');
-            }
+                text.Append(Signature(function));
 
             var hash = 14695981039346656037UL;
             foreach (var c in text.ToString())
@@ -317,6 +312,16 @@ public sealed partial class ServiceGenerator
             }
 
             return hash.ToString("x16", CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>One function's part of the fingerprint text, which peers also see as its <c>signature</c>.</summary>
+        internal static string Signature(FunctionSpec function)
+        {
+            var text = new StringBuilder();
+            text.Append(function.WireName).Append('(');
+            foreach (var parameter in function.Parameters.Where(p => p.IsSent))
+                text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
+            return text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';').ToString();
         }
 
         private static TypeRef Type(ITypeSymbol type) => new(type.ToDisplayString(s_wireFormat), type.ToDisplayString(s_codeFormat));

@@ -254,8 +254,12 @@ public sealed class TypedCallTests(ServedPair pair) : IClassFixture<ServedPair>
     {
         var functions = await pair.Alice.GetFunctionsAsync("bob").Within();
         var add = Assert.Single(functions, f => f.Name == "Add");
-        Assert.Equal([new ParameterDescriptor("a", "int", false), new ParameterDescriptor("b", "int", true)], add.Parameters);
+        Assert.Equal([new ParameterDescriptor("a", "int", false), new ParameterDescriptor("b", "int", true) { DefaultValue = 1L }], add.Parameters);
         Assert.Equal("int", add.ReturnType);
+        Assert.Equal("P2PLocal.Rpc.Generators.Tests.Services.ICalculator", add.Contract);
+        Assert.Equal("Add(a:int,b:int=,)->int;", add.Signature);
+        var greet = Assert.Single(functions, f => f.Name == "Greet");
+        Assert.Equal(["Hello", 1L, 1L, null], greet.Parameters.Skip(1).Select(p => p.DefaultValue));
         Assert.NotNull(add.Fingerprint);
         Assert.All(functions.Where(f => f.Name is "Greet" or "Reset"), f => Assert.Equal(add.Fingerprint, f.Fingerprint));
         Assert.NotEqual(add.Fingerprint, Assert.Single(functions, f => f.Name == "Station").Fingerprint);

@@ -45,6 +45,8 @@ internal sealed class DynamicFunction : IServiceDispatcher
 /// <summary>The functions every node serves by itself.</summary>
 internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> listFunctions) : IServiceDispatcher
 {
+    private static readonly MessagePackSerializerOptions s_plainValues = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+
     public IReadOnlyList<FunctionDescriptor> Functions { get; } = [FunctionDescriptor.Dynamic(Protocol.Messages.MethodsFunction)];
 
     public ValueTask InvokeAsync(FunctionCall call)
@@ -61,26 +63,61 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
         writer.WriteArrayHeader(functions.Count);
         foreach (var function in functions)
         {
-            writer.WriteMapHeader(4);
+            // "contract" and "signature" came later; readers skip keys they do not know (PROTOCOL.md).
+            var typed = function.Contract is not null;
+            writer.WriteMapHeader(typed ? 6 : 4);
             writer.Write("name");
             writer.Write(function.Name);
             writer.Write("params");
             writer.WriteArrayHeader(function.Parameters.Count);
             foreach (var parameter in function.Parameters)
             {
-                writer.WriteMapHeader(3);
+                var hasDefault = parameter.IsOptional && parameter.DefaultValue is not null;
+                writer.WriteMapHeader(hasDefault ? 4 : 3);
                 writer.Write("name");
                 writer.Write(parameter.Name);
                 writer.Write("type");
                 writer.Write(parameter.Type);
                 writer.Write("optional");
                 writer.Write(parameter.IsOptional);
+                if (hasDefault)
+                {
+                    writer.Write("default");
+                    WriteConstant(ref writer, parameter.DefaultValue);
+                }
             }
 
             writer.Write("returns");
             writer.Write(function.ReturnType);
             writer.Write("fingerprint");
             writer.Write(function.Fingerprint);
+            if (typed)
+            {
+                writer.Write("contract");
+                writer.Write(function.Contract);
+                writer.Write("signature");
+                writer.Write(function.Signature);
+            }
+        }
+    }
+
+    /// <summary>Writes a default value as a plain MessagePack value; an enum as its number, anything else unknown as nil.</summary>
+    private static void WriteConstant(ref MessagePackWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case string text: writer.Write(text); break;
+            case bool flag: writer.Write(flag); break;
+            case char c: writer.Write(c.ToString()); break;
+            case double d: writer.Write(d); break;
+            case float f: writer.Write(f); break;
+            case decimal m: writer.Write((double)m); break;
+            case ulong u: writer.Write(u); break;
+            case Enum e: writer.Write(Convert.ToInt64(e, System.Globalization.CultureInfo.InvariantCulture)); break;
+            case IConvertible number when number.GetTypeCode() is >= TypeCode.SByte and <= TypeCode.Int64:
+                writer.Write(number.ToInt64(System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            default: writer.WriteNil(); break;
         }
     }
 
@@ -92,7 +129,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
         for (var i = 0; i < count; i++)
         {
             string name = "", returns = "object";
-            string? fingerprint = null;
+            string? fingerprint = null, contract = null, signature = null;
             var parameters = new List<ParameterDescriptor>();
             var fields = reader.ReadMapHeader();
             for (var f = 0; f < fields; f++)
@@ -102,6 +139,8 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                     case "name": name = reader.ReadString() ?? ""; break;
                     case "returns": returns = reader.ReadString() ?? "object"; break;
                     case "fingerprint": fingerprint = reader.ReadString(); break;
+                    case "contract": contract = reader.ReadString(); break;
+                    case "signature": signature = reader.ReadString(); break;
                     case "params":
                         var n = reader.ReadArrayHeader();
                         for (var p = 0; p < n; p++)
@@ -111,7 +150,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 }
             }
 
-            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint));
+            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint) { Contract = contract, Signature = signature });
         }
 
         return list;
@@ -121,6 +160,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
     {
         string name = "", type = "object";
         var optional = false;
+        object? defaultValue = null;
         var fields = reader.ReadMapHeader();
         for (var f = 0; f < fields; f++)
         {
@@ -129,10 +169,13 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 case "name": name = reader.ReadString() ?? ""; break;
                 case "type": type = reader.ReadString() ?? "object"; break;
                 case "optional": optional = reader.ReadBoolean(); break;
+                case "default" when reader.NextMessagePackType is not (MessagePackType.Array or MessagePackType.Map):
+                    defaultValue = KwargsCodec.ReadValue(ref reader, s_plainValues);
+                    break;
                 default: KwargsCodec.SkipValue(ref reader); break;
             }
         }
 
-        return new ParameterDescriptor(name, type, optional);
+        return new ParameterDescriptor(name, type, optional) { DefaultValue = defaultValue };
     }
 }
