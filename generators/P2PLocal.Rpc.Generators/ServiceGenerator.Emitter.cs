@@ -15,7 +15,7 @@ public sealed partial class ServiceGenerator
         /// <summary>Fixed, so snapshots do not change with every build of the generator.</summary>
         internal const string Version = "1.0.0";
 
-        private const string GeneratedCode = "[global::System.CodeDom.Compiler.GeneratedCode(\"P2PLocal.Rpc.Generators\", \"" + Version + "\")]";
+        internal const string GeneratedCode = "[global::System.CodeDom.Compiler.GeneratedCode(\"P2PLocal.Rpc.Generators\", \"" + Version + "\")]";
         private const string Dispatch = "global::P2PLocal.Rpc.Dispatch";
         private const string Kwargs = Dispatch + ".GeneratedKwargs";
         private const string Results = Dispatch + ".GeneratedResults";
@@ -258,7 +258,7 @@ public sealed partial class ServiceGenerator
         private static string KwargsSignature(List<ParameterSpec> kwargs) =>
             "(" + string.Join(", ", kwargs.Select(p => $"{p.Name}: {p.Type.Name}{(p.IsOptional ? " = " + p.DefaultValue : "")}")) + ")";
 
-        private static string ReadValue(TypeRef type)
+        internal static string ReadValue(TypeRef type, string options = "call.Options")
         {
             if (s_readers.TryGetValue(type.FullyQualifiedName, out var read))
                 return read;
@@ -266,13 +266,13 @@ public sealed partial class ServiceGenerator
             if (type.FullyQualifiedName.EndsWith("?", StringComparison.Ordinal)
                 && s_readers.TryGetValue(type.FullyQualifiedName.Substring(0, type.FullyQualifiedName.Length - 1), out read) && read.StartsWith(Kwargs, StringComparison.Ordinal))
                 return $"reader.TryReadNil() ? null : {read}";
-            return $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(call.Options.Resolver).Deserialize(ref reader, call.Options)";
+            return $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>({options}.Resolver).Deserialize(ref reader, {options})";
         }
 
         /// <summary>Whether values of the type are read and written without a formatter, so no formatter can be missing.</summary>
-        private static bool IsDirect(TypeRef type) => s_readers.ContainsKey(type.FullyQualifiedName);
+        internal static bool IsDirect(TypeRef type) => s_readers.ContainsKey(type.FullyQualifiedName);
 
-        private static string WriteValue(TypeRef type, string value) =>
+        internal static string WriteValue(TypeRef type, string value) =>
             IsDirect(type)
                 ? $"writer.Write({value});"
                 : $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(options.Resolver).Serialize(ref writer, {value}, options);";
@@ -404,6 +404,6 @@ public sealed partial class ServiceGenerator
 
         private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name.Substring(1);
 
-        private static string Quote(string text) => SymbolDisplay.FormatLiteral(text, quote: true);
+        internal static string Quote(string text) => SymbolDisplay.FormatLiteral(text, quote: true);
     }
 }

@@ -37,7 +37,8 @@ public sealed partial class ServiceGenerator
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var syntax = (TypeDeclarationSyntax)context.TargetNode;
             var diagnostics = new List<DiagnosticInfo>();
-            var soft = new List<DiagnosticInfo>(); // reported, but the service is still generated
+            var parse = new ParseContext(context.SemanticModel.Compilation.Assembly);
+            var soft = parse.Soft;
             var where = LocationInfo.From(syntax.Identifier.GetLocation());
             var isInterface = type.TypeKind == TypeKind.Interface;
 
@@ -56,7 +57,7 @@ public sealed partial class ServiceGenerator
 
             if (isInterface)
             {
-                var functions = ParseFunctions(type, isInterface: true, diagnostics, soft, cancellationToken);
+                var functions = ParseFunctions(type, isInterface: true, diagnostics, parse, cancellationToken);
                 contracts.Add(Contract(type.ToDisplayString(s_wireFormat), serviceType, functions, "_service", emitProxy: true));
             }
             else
@@ -71,7 +72,7 @@ public sealed partial class ServiceGenerator
                     var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
                     var contractName = ns is null ? generatedInterface : ns + "." + generatedInterface;
                     var contractType = "global::" + contractName;
-                    var functions = ParseFunctions(type, isInterface: false, diagnostics, soft, cancellationToken);
+                    var functions = ParseFunctions(type, isInterface: false, diagnostics, parse, cancellationToken);
                     contracts.Add(Contract(contractName, contractType, functions, "_service", emitProxy: true));
                     dispatcherServiceType = contractType;
                     dispatcherKeys.Add(contractType);
@@ -83,9 +84,9 @@ public sealed partial class ServiceGenerator
                     foreach (var contract in contractInterfaces)
                     {
                         var ignored = new List<DiagnosticInfo>();
-                        var functions = ParseFunctions(contract, isInterface: true, ignored, [], cancellationToken);
+                        var functions = ParseFunctions(contract, isInterface: true, ignored, new ParseContext(parse.Assembly), cancellationToken);
                         if (ignored.Count > 0)
-                            return new ParseResult(null, diagnostics.ToEquatableArray());
+                            return new ParseResult(null, diagnostics.ToEquatableArray(), EquatableArray<FormatterSpec>.Empty);
                         var contractType = contract.ToDisplayString(s_codeFormat);
                         contracts.Add(Contract(contract.ToDisplayString(s_wireFormat), contractType, functions, $"(({contractType})_service)", emitProxy: false));
                     }
@@ -95,7 +96,7 @@ public sealed partial class ServiceGenerator
             CheckWireNames(contracts.SelectMany(c => c.Functions).ToList(), type, diagnostics);
 
             if (diagnostics.Count > 0)
-                return new ParseResult(null, diagnostics.Concat(soft).ToEquatableArray());
+                return new ParseResult(null, diagnostics.Concat(soft).ToEquatableArray(), EquatableArray<FormatterSpec>.Empty);
 
             var service = new ServiceSpec(
                 type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
@@ -107,7 +108,7 @@ public sealed partial class ServiceGenerator
                 dispatcherServiceType,
                 dispatcherKeys.ToEquatableArray(),
                 contracts.ToEquatableArray());
-            return new ParseResult(service, soft.ToEquatableArray());
+            return new ParseResult(service, soft.ToEquatableArray(), parse.Formatters.Values.OrderBy(f => f.TypeOfName, StringComparer.Ordinal).ToEquatableArray());
         }
 
         private static bool IsService(INamedTypeSymbol type) =>
@@ -119,7 +120,7 @@ public sealed partial class ServiceGenerator
         private static ContractSpec Contract(string name, string fullyQualifiedName, List<FunctionSpec> functions, string receiver, bool emitProxy) =>
             new(name, fullyQualifiedName, Fingerprint(functions), functions.ToEquatableArray(), receiver, emitProxy);
 
-        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, List<DiagnosticInfo> soft,
+        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, ParseContext parse,
             CancellationToken cancellationToken)
         {
             var functions = new List<FunctionSpec>();
@@ -139,7 +140,7 @@ public sealed partial class ServiceGenerator
 
                     if (!isInterface && !IsServed(method))
                         continue;
-                    var function = ParseFunction(method, diagnostics, soft);
+                    var function = ParseFunction(method, diagnostics, parse);
                     if (function is not null)
                         functions.Add(function);
                 }
@@ -170,7 +171,7 @@ public sealed partial class ServiceGenerator
                 && method.ContainingType.AllInterfaces.Any(i => i.ToDisplayString() is "System.IDisposable" or "System.IAsyncDisposable"));
         }
 
-        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics, List<DiagnosticInfo> soft)
+        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics, ParseContext parse)
         {
             var where = At(method);
             var before = diagnostics.Count;
@@ -196,7 +197,7 @@ public sealed partial class ServiceGenerator
             if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)) || IsAsyncStream(method.ReturnType))
                 Report(diagnostics, DiagnosticDescriptors.UnsupportedReturnType, where, method.Name, method.ReturnType.ToDisplayString());
             else if (result is not null)
-                CheckSerializable(result, $"result of '{method.Name}'", where, soft);
+                parse.Check(result, $"result of '{method.Name}'", where);
 
             var parameters = new List<ParameterSpec>();
             var tokens = 0;
@@ -222,7 +223,7 @@ public sealed partial class ServiceGenerator
                 if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
                 else if (!isToken && !isContext)
-                    CheckSerializable(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at, soft);
+                    parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at);
 
                 parameters.Add(new ParameterSpec(
                     parameter.Name,
@@ -364,6 +365,23 @@ public sealed partial class ServiceGenerator
             IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
             _ => value.ToString() ?? "default",
         };
+
+        /// <summary>What parsing one service gathers besides its functions: soft diagnostics and the formatters its types need.</summary>
+        private sealed class ParseContext(IAssemblySymbol assembly)
+        {
+            public IAssemblySymbol Assembly { get; } = assembly;
+
+            /// <summary>Reported, but the service is still generated.</summary>
+            public List<DiagnosticInfo> Soft { get; } = [];
+
+            public Dictionary<string, FormatterSpec> Formatters { get; } = new(StringComparer.Ordinal);
+
+            public void Check(ITypeSymbol type, string where, LocationInfo? at)
+            {
+                CheckSerializable(type, where, at, Soft);
+                CollectFormatters(type, Assembly, Formatters);
+            }
+        }
 
         private static LocationInfo? At(ISymbol symbol) => LocationInfo.From(symbol.Locations.FirstOrDefault());
 

@@ -45,13 +45,22 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _options = options;
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
         _startedAt = options.TimeProvider.GetUtcNow();
-        SerializerOptions = options.SerializerOptions
+        SerializerOptions = WithGeneratedFormatters(options.SerializerOptions)
             .WithSecurity(MessagePackSecurity.UntrustedData)
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         _builtIns = new BuiltInFunctions(() => Functions);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
     }
+
+    /// <summary>
+    /// The formatters generated for contract types come first when the options use the standard resolver, so typed
+    /// calls need no run-time code generation (Native AOT); a custom resolver stays first, ahead of them.
+    /// </summary>
+    private static MessagePackSerializerOptions WithGeneratedFormatters(MessagePackSerializerOptions options) =>
+        options.WithResolver(ReferenceEquals(options.Resolver, MessagePack.Resolvers.StandardResolver.Instance)
+            ? MessagePack.Resolvers.CompositeResolver.Create(GeneratedFormatterResolver.Instance, MessagePack.Resolvers.StandardResolver.Instance)
+            : MessagePack.Resolvers.CompositeResolver.Create(options.Resolver, GeneratedFormatterResolver.Instance));
 
     /// <summary>This node's name.</summary>
     public string Name => _options.Name;
