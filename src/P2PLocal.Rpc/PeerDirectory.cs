@@ -16,7 +16,8 @@ public sealed record NameConflict(string Name, PeerInfo Existing, PeerInfo Conte
 
 /// <summary>
 /// The peers a node currently sees, kept current by discovery: peers join when their first beacon arrives, leave on
-/// their goodbye, and expire after about three missed beacon intervals. A restarted peer (same name, new instance)
+/// their goodbye (once a connection attempt confirms they are gone), and expire after about three missed beacon
+/// intervals (a claimed interval counts up to <see cref="NodeOptions.MaxPeerAdvertiseInterval"/>). A restarted peer (same name, new instance)
 /// replaces the old one once the old one is found dead; two live instances of one name are a <see cref="NameConflict"/>,
 /// and such a name resolves to no peer until one of them goes.
 /// </summary>
@@ -372,12 +373,12 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         {
             waiters = _waiters.Values.SelectMany(w => w).ToList();
             _waiters.Clear();
-            _closing.Cancel();
             _checks.Clear();
             _peers.Clear();
             _candidates.Clear();
         }
 
+        _closing.Cancel(); // outside the lock: the checks it stops take the lock as they end
         foreach (var waiter in waiters)
             waiter.TrySetException(new ObjectDisposedException(nameof(Node), "The node shut down before the peer was seen."));
     }
