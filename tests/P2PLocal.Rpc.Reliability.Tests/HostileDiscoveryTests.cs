@@ -51,6 +51,24 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
         return socket;
     }
 
+    /// <summary>What became of one call: "answered by bob" when the answer is what bob would say.</summary>
+    private static async Task<string> OutcomeAsync(Func<Task<object?>> call, object? bobsAnswer)
+    {
+        try
+        {
+            var answer = await call().Within();
+            return Equals(bobsAnswer, answer) ? "answered by bob" : $"answered '{answer}'";
+        }
+        catch (P2PException e)
+        {
+            return "failed: " + e.GetType().Name;
+        }
+    }
+
+    private static void Count(Dictionary<string, int> outcomes, string outcome) => outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+
+    private static string Describe(Dictionary<string, int> outcomes) => string.Join(", ", outcomes.Select(o => $"{o.Value} {o.Key}"));
+
     private static long DroppedBy(Node node)
     {
         var discovery = typeof(Node).GetField("_discovery", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(node)!;
@@ -108,22 +126,10 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
 
         var outcomes = new Dictionary<string, int>();
         for (var i = 0; i < 10; i++)
-        {
-            string outcome;
-            try
-            {
-                outcome = Equals(bob.InstanceId, await alice.RequestAsync("bob", "whoami").Within()) ? "answered by bob" : "answered by someone else";
-            }
-            catch (P2PException e)
-            {
-                outcome = "refused: " + e.GetType().Name;
-            }
-
-            outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
-        }
+            Count(outcomes, await OutcomeAsync(() => alice.RequestAsync("bob", "whoami"), bob.InstanceId));
 
         await Net.AssertServesAsync(bob, "alice");
-        output.WriteLine($"D1 one beacon claiming alice's own name at a closed port: alice->bob {string.Join(", ", outcomes.Select(o => $"{o.Value} {o.Key}"))}; NameConflict events {conflicts}; alice's table: {string.Join(",", alice.Peers.Select(p => p.Name))}");
+        output.WriteLine($"D1 one beacon claiming alice's own name at a closed port: alice->bob {Describe(outcomes)}; NameConflict events {conflicts}; alice's table: {string.Join(",", alice.Peers.Select(p => p.Name))}");
         Assert.Equal(10, outcomes.GetValueOrDefault("answered by bob"));
         Assert.Equal(0, Volatile.Read(ref conflicts));
         Assert.DoesNotContain(alice.Peers, p => p.Name == "alice");
@@ -202,17 +208,7 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
         for (var i = 0; i < 30; i++)
         {
             Send(attacker, port, Beacon("bob", bob.ServiceEndPoint, bob.InstanceId, "bye"));
-            string outcome;
-            try
-            {
-                outcome = Equals(bob.InstanceId, await caller.RequestAsync("bob", "whoami").Within()) ? "answered by bob" : "answered by someone else";
-            }
-            catch (P2PException e)
-            {
-                outcome = "failed: " + e.GetType().Name;
-            }
-
-            outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            Count(outcomes, await OutcomeAsync(() => caller.RequestAsync("bob", "whoami"), bob.InstanceId));
         }
 
         var warnings = outcomes.GetValueOrDefault("answered by bob") == 30 ? await logs.WaitForAsync("Ignored a beacon saying goodbye for peer bob").Within() : "(none)";
@@ -225,7 +221,7 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
         var realGoodbyeMs = clock.ElapsedMilliseconds;
         await Assert.ThrowsAsync<PeerNotFoundException>(() => caller.RequestAsync("bob", "whoami"));
 
-        output.WriteLine($"D2 31 spoofed goodbyes carrying bob's instance id: calls {string.Join(", ", outcomes.Select(o => $"{o.Value} {o.Key}"))}; bob left {spoofedLeaves} times; logged: {warnings}");
+        output.WriteLine($"D2 31 spoofed goodbyes carrying bob's instance id: calls {Describe(outcomes)}; bob left {spoofedLeaves} times; logged: {warnings}");
         output.WriteLine($"D2 bob's real goodbye after them: bob removed {realGoodbyeMs} ms after its shutdown began (recheck spacing 1 s)");
         Assert.Equal(30, outcomes.GetValueOrDefault("answered by bob"));
         Assert.Equal(0, spoofedLeaves);
@@ -250,22 +246,8 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
         Send(attacker, port, Beacon("bob", target, bob.InstanceId));
         await MarkerSeenAsync(caller, attacker, port);
         var outcomes = new Dictionary<string, int>();
-        async Task CallAsync(int i)
-        {
-            string outcome;
-            try
-            {
-                var value = "secret-" + i;
-                var answer = await caller.RequestAsync("bob", "echo", Net.Kw("value", value)).Within();
-                outcome = Equals(value, answer) ? "answered by bob" : $"answered '{answer}'";
-            }
-            catch (P2PException e)
-            {
-                outcome = "failed: " + e.GetType().Name;
-            }
-
-            outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
-        }
+        async Task CallAsync(int i) =>
+            Count(outcomes, await OutcomeAsync(() => caller.RequestAsync("bob", "echo", Net.Kw("value", "secret-" + i)), "secret-" + i));
 
         for (var i = 0; i < 10; i++)
         {
@@ -278,7 +260,7 @@ public class HostileDiscoveryTests(ITestOutputHelper output)
         for (var i = 10; i < 15; i++)
             await CallAsync(i);
 
-        output.WriteLine($"D2 alive beacons moving bob {move}: 15 calls (10 during, 5 after) -> {string.Join(", ", outcomes.Select(o => $"{o.Value} {o.Key}"))}; requests that reached the impostor: {impostor.Requests}; logged: {warning}");
+        output.WriteLine($"D2 alive beacons moving bob {move}: 15 calls (10 during, 5 after) -> {Describe(outcomes)}; requests that reached the impostor: {impostor.Requests}; logged: {warning}");
         Assert.Equal(15, outcomes.GetValueOrDefault("answered by bob"));
         Assert.Equal(0, impostor.Requests);
         Assert.True(caller.Peers.TryGet("bob", out var seen));
