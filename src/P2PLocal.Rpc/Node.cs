@@ -189,22 +189,26 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             : CheckNameAsync(cancellationToken);
     }
 
-    /// <summary>Waits for the answers to the hello; a node of this name that answers as itself is a conflict.</summary>
+    /// <summary>
+    /// Waits for the answers to the hello. A beacon under this node's name is checked by the directory (a node at its
+    /// endpoint must answer as its instance); one that holds up is a conflict. A crashed instance does not answer, so
+    /// a restart starts at once.
+    /// </summary>
     private async Task CheckNameAsync(CancellationToken cancellationToken)
     {
         // Real time, not the discovery clock: this waits for packets, and a test's fake clock must not stall start.
         await Task.Delay(_options.NameCheckWindow, cancellationToken).ConfigureAwait(false);
-        foreach (var claim in Peers.ClaimsOn(Name))
+        // A check that began inside the window may still be connecting: give it up to a connect timeout.
+        var deadline = Environment.TickCount64 + (long)_options.ConnectTimeout.TotalMilliseconds + 1000;
+        while (Peers.IsCheckingClaimOn(Name) && Peers.ClaimsOn(Name).Length == 0 && Environment.TickCount64 < deadline)
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        var claim = Peers.ClaimsOn(Name).FirstOrDefault();
+        if (claim is not null)
         {
-            if (await IsAliveAsync(claim).ConfigureAwait(false))
-            {
-                throw new NameConflictException(
-                    $"Node '{Name}' cannot start: a live node at {claim.EndPoint} (instance {claim.InstanceId}) already uses that name " +
-                    $"on protocol '{_options.Protocol}', discovery port {_options.DiscoveryPort}. Choose another name, stop the other node, " +
-                    "or set NodeOptions.AllowDuplicateName to start anyway (the older node keeps the name).") { PeerName = Name };
-            }
-
-            Peers.Forget(claim); // a dead instance (a crash before this restart) does not hold the name
+            throw new NameConflictException(
+                $"Node '{Name}' cannot start: a live node at {claim.EndPoint} (instance {claim.InstanceId}) already uses that name " +
+                $"on protocol '{_options.Protocol}', discovery port {_options.DiscoveryPort}. Choose another name, stop the other node, " +
+                "or set NodeOptions.AllowDuplicateName to start anyway (the older node keeps the name).") { PeerName = Name };
         }
     }
 
@@ -449,6 +453,18 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
     }
 
+    /// <summary>
+    /// Closes the pooled connection to a peer instance unless it goes to <paramref name="endPoint"/>: the peer was found
+    /// at a new endpoint, and calls follow the peer table, never a connection opened before the move.
+    /// </summary>
+    internal void DropConnection(string instanceId, IPEndPoint endPoint)
+    {
+        if (_clients.TryGetValue(instanceId, out var connecting) && connecting.IsCompletedSuccessfully
+            && connecting.Result.RemoteEndPoint != endPoint.ToString()
+            && _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, connecting)))
+            connecting.Result.Close();
+    }
+
     private void ThrowIfOwnNameContested()
     {
         if (!Peers.AnyClaimOn(Name))
@@ -500,11 +516,13 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             return;
         if (_reaper is not null)
             await _reaper.DisposeAsync().ConfigureAwait(false);
+        // Stop accepting before the goodbye goes out (the listener closes its socket before its first await): peers
+        // take a goodbye as a hint and check that this node is gone, so a connection accepted now would refute it.
+        var draining = _listener?.DisposeAsync(_options.ShutdownGracePeriod) ?? Task.CompletedTask;
         if (_discovery is not null)
             await _discovery.DisposeAsync().ConfigureAwait(false);
         Peers.Close();
-        if (_listener is not null)
-            await _listener.DisposeAsync(_options.ShutdownGracePeriod).ConfigureAwait(false);
+        await draining.ConfigureAwait(false);
         foreach (var (_, connecting) in _clients)
         {
             try

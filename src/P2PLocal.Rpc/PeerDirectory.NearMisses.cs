@@ -40,6 +40,13 @@ public sealed partial class PeerDirectory
         }
     }
 
+    /// <summary>Whether a claim on <paramref name="name"/> is being checked (its node probed) right now.</summary>
+    internal bool IsCheckingClaimOn(string name)
+    {
+        lock (_gate)
+            return _candidates.Values.Any(c => c.Name == name);
+    }
+
     /// <summary>Remembers a name beaconed on another protocol (bounded), so a wait that times out can point at it.</summary>
     internal void NoteOtherProtocol(string name, string protocol)
     {
