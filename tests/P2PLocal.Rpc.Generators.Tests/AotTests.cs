@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 
 namespace P2PLocal.Rpc.Generators.Tests;
 
@@ -23,9 +21,8 @@ public sealed class AotTests
         try
         {
             var output = Path.Combine(work.FullName, "out");
-            var (code, log) = await RunAsync("dotnet", Repository.Root, "publish", Path.Combine(Repository.Root, "samples", "P2PLocal.Rpc.AotSample"),
-                "-c", "Release", "-r", "linux-x64", "-o", output, "--artifacts-path", Path.Combine(work.FullName, "artifacts"),
-                "-nodeReuse:false", "-p:UseSharedCompilation=false");
+            var (code, log) = await ChildProcess.RunAsync("dotnet", Repository.Root, s_patience, "publish", Path.Combine(Repository.Root, "samples", "P2PLocal.Rpc.AotSample"),
+                "-c", "Release", "-r", "linux-x64", "-o", output, "--artifacts-path", Path.Combine(work.FullName, "artifacts"));
             Assert.True(code == 0, $"dotnet publish exited with {code}:\n{log}");
 
             // MessagePack 2.5 warns about its own dynamic resolvers (not used by typed calls); no warning may be about
@@ -41,8 +38,8 @@ public sealed class AotTests
             var binary = Path.Combine(output, "P2PLocal.Rpc.AotSample");
             Assert.True(File.Exists(binary), "No native binary at " + binary);
             var port = TestNetwork.FreeUdpPort().ToString(CultureInfo.InvariantCulture);
-            var bob = RunAsync(binary, work.FullName, "bob", "alice", port);
-            var alice = RunAsync(binary, work.FullName, "alice", "bob", port);
+            var bob = ChildProcess.RunAsync(binary, work.FullName, s_patience, "bob", "alice", port);
+            var alice = ChildProcess.RunAsync(binary, work.FullName, s_patience, "alice", "bob", port);
             foreach (var (name, run) in new[] { ("alice", alice), ("bob", bob) })
             {
                 var (exit, text) = await run;
@@ -55,34 +52,5 @@ public sealed class AotTests
         {
             work.Delete(recursive: true);
         }
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string program, string directory, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        // The test host runs under dotnet test's MSBuild environment; a child build must pick its own.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        start.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(s_patience);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, new StringBuilder().Append(await stdout).Append(await stderr).ToString());
     }
 }

@@ -38,10 +38,7 @@ public static class GeneratedFormatters
     {
         if (reader.NextMessagePackType != MessagePackType.String)
             throw new MessagePackSerializationException($"The member keys of a {type} are strings, not {reader.NextMessagePackType}.");
-        if (reader.TryReadStringSpan(out var span))
-            return span;
-        var sequence = reader.ReadStringSequence();
-        return sequence.HasValue ? System.Buffers.BuffersExtensions.ToArray(sequence.Value) : default;
+        return GeneratedKwargs.ReadUtf8(ref reader);
     }
 
     /// <summary>The error for a member sent twice.</summary>

@@ -27,6 +27,12 @@ public static class GeneratedKwargs
     {
         if (reader.NextMessagePackType != MessagePackType.String)
             throw new InvalidKwargsException($"The kwargs keys of '{function}' must be strings, not {reader.NextMessagePackType}.");
+        return ReadUtf8(ref reader);
+    }
+
+    /// <summary>Reads a string as UTF-8 bytes, without allocating when the data is contiguous.</summary>
+    internal static ReadOnlySpan<byte> ReadUtf8(ref MessagePackReader reader)
+    {
         if (reader.TryReadStringSpan(out var span))
             return span;
         var sequence = reader.ReadStringSequence();
