@@ -15,6 +15,9 @@ internal interface IRequestHost
     int MaxConcurrentRequests { get; }
     ILogger Logger { get; }
 
+    /// <summary>The node-wide cap on what running requests hold.</summary>
+    WorkInFlight WorkInFlight { get; }
+
     /// <summary>Finds the dispatcher serving a function, or null.</summary>
     IServiceDispatcher? FindFunction(string function);
 }
@@ -85,10 +88,17 @@ internal sealed class ServerConnection : FramedConnection
                     var id = reader.ReadUInt32();
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
-                    KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
+                    // Before any work is queued: the kwargs value is whole, within the decode budget, and UTF-8 (issue 8).
+                    var problem = KwargsCodec.Scan(ref reader, NodeSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
+                    if (problem is not null)
+                    {
+                        SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}");
+                        return;
+                    }
+
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart);
+                    handedOff = Accept(id, function, frame, kwargsStart, elements);
                     return;
                 case MessageKind.Cancel:
                     CancellationTokenSource? cts = null;
@@ -114,7 +124,7 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart)
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements)
     {
         if (_draining)
         {
@@ -136,6 +146,13 @@ internal sealed class ServerConnection : FramedConnection
             return false;
         }
 
+        if (!_host.WorkInFlight.TryTake(elements, frame.Length))
+        {
+            Finish();
+            SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' already holds {_host.WorkInFlight.MaxElements} kwargs values or {_host.WorkInFlight.MaxBytes} request bytes in running requests (NodeOptions.MaxKwargsElementsInFlight, MaxRequestBytesInFlight); try again later.");
+            return false;
+        }
+
         var cts = new CancellationTokenSource();
         RequestWork? work;
         lock (_runningGate)
@@ -143,13 +160,14 @@ internal sealed class ServerConnection : FramedConnection
             if (_running.ContainsKey(id))
             {
                 cts.Dispose();
+                _host.WorkInFlight.Give(elements, frame.Length);
                 Finish();
                 throw new InvalidDataException($"Request id {id} is already running.");
             }
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            work.Start(id, function, frame, kwargsStart, dispatcher, cts);
+            work.Start(id, function, frame, kwargsStart, elements, dispatcher, cts);
             _running.Add(id, work);
         }
 
@@ -214,16 +232,18 @@ internal sealed class ServerConnection : FramedConnection
         private string _function = "";
         private ReceivedFrame _frame;
         private int _kwargsStart;
+        private int _elements;
         private IServiceDispatcher _dispatcher = null!;
 
         public CancellationTokenSource Cancellation { get; private set; } = null!;
 
-        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
+        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
         {
             _id = id;
             _function = function;
             _frame = frame;
             _kwargsStart = kwargsStart;
+            _elements = elements;
             _dispatcher = dispatcher;
             Cancellation = cancellation;
         }
@@ -234,7 +254,7 @@ internal sealed class ServerConnection : FramedConnection
         private async Task RunAsync()
         {
             // Copy the fields: once Complete pools this item, the read loop may start it again.
-            var (id, function, frame, kwargsStart, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _dispatcher, Cancellation);
+            var (id, function, frame, kwargsStart, elements, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _elements, _dispatcher, Cancellation);
             var response = new FrameBuffer(256);
             try
             {
@@ -265,6 +285,7 @@ internal sealed class ServerConnection : FramedConnection
             finally
             {
                 response?.Dispose();
+                owner._host.WorkInFlight.Give(elements, frame.Length);
                 frame.Dispose();
                 _frame = default;
                 _dispatcher = null!;
@@ -284,9 +305,13 @@ internal sealed class ServerConnection : FramedConnection
     /// <summary>The caller's frame limit bounds what we send it.</summary>
     private int MaxSendFrameSize => Math.Min(MaxReceiveFrameSize, Peer?.MaxFrameSize is > 0 and var max ? max : MaxReceiveFrameSize);
 
-    private void SendError(uint id, ErrorCode code, string type, string message) =>
-        TrySend((id, code, type, message), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message) e) =>
-            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue);
+    /// <summary>Sends an error cut to fit the caller's frame limit, so the caller gets it and keeps its connection (issue 8, item 10).</summary>
+    private void SendError(uint id, ErrorCode code, string type, string message)
+    {
+        var max = Math.Max(MaxSendFrameSize, Messages.ErrorFrameOverhead); // an absurdly small limit still gets a bare error
+        TrySend((id, code, type, message, max), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message, int Max) e) =>
+            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message, e.Max), max);
+    }
 
     private void Finish()
     {
