@@ -55,7 +55,7 @@ public static class KwargsCodec
         {
             var problem = Check(reader, options);
             if (problem is not null)
-                throw new InvalidKwargsException(problem);
+                throw new InvalidKwargsException($"The kwargs are refused: {problem}.");
             if (reader.NextMessagePackType != MessagePackType.Map)
                 throw new InvalidKwargsException($"Kwargs must be a map from parameter name to value, not {reader.NextMessagePackType}.");
             var count = reader.ReadMapHeader();
@@ -102,14 +102,17 @@ public static class KwargsCodec
     /// Skips one whole value without recursion, counting its MessagePack values (a map's keys and values each count,
     /// as does the container itself) and checking that every string is valid UTF-8. Stops early at the first problem.
     /// </summary>
-    /// <returns>Null when the value is within <paramref name="maxElements"/> and its strings are UTF-8; otherwise why not.</returns>
+    /// <returns>
+    /// Null when the value is within <paramref name="maxElements"/> and its strings are UTF-8; otherwise why not, as a
+    /// clause about the value ("it holds more than ...").
+    /// </returns>
     /// <exception cref="EndOfStreamException">The value is truncated.</exception>
     internal static string? Scan(ref MessagePackReader reader, int maxElements, out int elements) =>
         Walk(ref reader, maxElements, checkStrings: true, out elements) switch
         {
             WalkResult.TooManyElements =>
-                $"The value holds more than {maxElements} MessagePack values (NodeOptions.MaxKwargsElements on the node that reads it); send less, or raise that limit.",
-            WalkResult.InvalidUtf8 => "A string in the value is not valid UTF-8.",
+                $"it holds more than {maxElements} MessagePack values (NodeOptions.MaxKwargsElements of the node that reads it); send less, or raise that limit",
+            WalkResult.InvalidUtf8 => "a string in it is not valid UTF-8",
             _ => null,
         };
 
@@ -123,7 +126,7 @@ public static class KwargsCodec
         ArgumentNullException.ThrowIfNull(options);
         var problem = Check(reader, options);
         if (problem is not null)
-            throw new MessagePackSerializationException(problem);
+            throw new MessagePackSerializationException($"The value is refused: {problem}.");
     }
 
     /// <summary>Scans a copy of <paramref name="reader"/> against the budget of <paramref name="options"/>.</summary>

@@ -92,7 +92,7 @@ internal sealed class ServerConnection : FramedConnection
                     var problem = KwargsCodec.Scan(ref reader, NodeSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
                     if (problem is not null)
                     {
-                        SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}");
+                        SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}.");
                         return;
                     }
 
@@ -149,7 +149,7 @@ internal sealed class ServerConnection : FramedConnection
         if (!_host.WorkInFlight.TryTake(elements, frame.Length))
         {
             Finish();
-            SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' already holds {_host.WorkInFlight.MaxElements} kwargs values or {_host.WorkInFlight.MaxBytes} request bytes in running requests (NodeOptions.MaxKwargsElementsInFlight, MaxRequestBytesInFlight); try again later.");
+            SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' is at its cap on work in flight across all running requests (NodeOptions.MaxKwargsElementsInFlight {_host.WorkInFlight.MaxElements} kwargs values, MaxRequestBytesInFlight {_host.WorkInFlight.MaxBytes} bytes); try again later.");
             return false;
         }
 
