@@ -205,7 +205,7 @@ public class FuzzTests(ITestOutputHelper output)
 
     private static long s_negativeLengths;
 
-    private static byte[] Mutate(Random random, byte[] seed, bool text = false)
+    internal static byte[] Mutate(Random random, byte[] seed, bool text = false)
     {
         var bytes = new List<byte>(seed);
         for (var m = random.Next(1, 5); m > 0; m--)

@@ -80,7 +80,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
     }
 
     /// <summary>The kind, id, code, type and message of an error frame.</summary>
-    private static (int Kind, uint Id, int Code, string Type, string Message) Error(byte[] reply)
+    internal static (int Kind, uint Id, int Code, string Type, string Message) Error(byte[] reply)
     {
         var reader = new MessagePackReader(reply);
         reader.ReadArrayHeader();
@@ -210,7 +210,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
     }
 
     /// <summary>A node whose <c>hold</c> function keeps its kwargs until released, and counts the calls that started.</summary>
-    private sealed class HoldingVictim : IAsyncDisposable
+    internal sealed class HoldingVictim : IAsyncDisposable
     {
         private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly object _gate = new();
@@ -238,6 +238,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
 
         public void Release() => _release.TrySetResult();
 
+        /// <summary>Completes once <paramref name="count"/> calls started; callers bound the wait (<see cref="Net.Within(Task)"/>).</summary>
         public async Task WaitStartedAsync(int count)
         {
             TaskCompletionSource waiter;
@@ -251,7 +252,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
 
             while (true)
             {
-                await waiter.Task.Within();
+                await waiter.Task;
                 lock (_gate)
                 {
                     if (_started >= count)
@@ -301,7 +302,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
                 callers.Add(await RawPeer.ConnectWithHelloAsync(victim.Node.ServiceEndPoint, "holder" + i));
             await callers[0].SendFrameAsync(RawPeer.Request(1, "hold", ValueKwargs(value)));
             await callers[1].SendFrameAsync(RawPeer.Request(1, "hold", ValueKwargs(value)));
-            await victim.WaitStartedAsync(2);
+            await victim.WaitStartedAsync(2).Within();
 
             await callers[2].SendFrameAsync(RawPeer.Request(1, "hold", ValueKwargs(value)));
             var (kind, _, code, _, message) = Error((await callers[2].ReadFrameAsync())!);
@@ -335,7 +336,7 @@ public class HostileInputBudgetTests(ITestOutputHelper output)
         await caller.Peers.WaitForAsync("r10-server").Within();
 
         var held = caller.RequestAsync("r10-server", "hold", Net.Kw("value", "x"));
-        await victim.WaitStartedAsync(1);
+        await victim.WaitStartedAsync(1).Within();
         var value = new string('v', 40 * 1024); // the request fits; the message quotes it twice, so 80 KiB
         var remote = await Assert.ThrowsAsync<RemoteException>(() => caller.RequestAsync("r10-server", "quote", Net.Kw("value", value)).Within());
         Assert.StartsWith("bad 'vvv", remote.RemoteMessage, StringComparison.Ordinal);
