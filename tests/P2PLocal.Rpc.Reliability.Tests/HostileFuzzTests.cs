@@ -13,8 +13,8 @@ namespace P2PLocal.Rpc.Reliability.Tests;
 /// </summary>
 public class HostileFuzzTests(ITestOutputHelper output)
 {
-    private static readonly int s_seed = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_SEED"), out var s) ? s : 20261125;
-    private static readonly int s_iterations = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_ITERATIONS"), out var n) ? n : 250_000;
+    private static readonly int s_seed = FuzzTests.s_seed;
+    private static readonly int s_iterations = FuzzTests.s_iterations;
 
     private static readonly byte[][] s_kwargsSeeds =
     [

@@ -47,13 +47,17 @@ public static class KwargsCodec
     /// string or repeats, a value cannot be read, a string is not valid UTF-8, or the map holds more values than the
     /// budget of <paramref name="options"/> (<see cref="NodeOptions.MaxKwargsElements"/> for a node's options).
     /// </summary>
-    public static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options)
+    public static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options) =>
+        ReadKwargs(kwargs, options, scanned: false);
+
+    /// <summary>Reads a kwargs map; <paramref name="scanned"/> says the server already ran <see cref="Scan"/> over it.</summary>
+    internal static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options, bool scanned)
     {
         ArgumentNullException.ThrowIfNull(options);
         var reader = new MessagePackReader(kwargs);
         try
         {
-            var problem = Check(reader, options);
+            var problem = scanned ? null : Check(reader, options);
             if (problem is not null)
                 throw new InvalidKwargsException($"The kwargs are refused: {problem}.");
             if (reader.NextMessagePackType != MessagePackType.Map)
