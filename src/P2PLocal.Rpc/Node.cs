@@ -76,7 +76,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     /// <summary>The peers this node sees.</summary>
     public PeerDirectory Peers { get; }
 
-    /// <summary>The serializer options in force: the configured ones with untrusted-data security and no compression.</summary>
+    /// <summary>
+    /// The serializer options in force: the configured ones with untrusted-data security (plus the decode budget of
+    /// <see cref="NodeOptions.MaxKwargsElements"/>) and no compression.
+    /// </summary>
     public MessagePackSerializerOptions SerializerOptions { get; }
 
     /// <summary>The functions this node serves, as <see cref="GetFunctionsAsync"/> reports them to peers.</summary>

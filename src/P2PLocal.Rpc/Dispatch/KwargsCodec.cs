@@ -10,6 +10,11 @@ namespace P2PLocal.Rpc.Dispatch;
 /// <see cref="double"/>, maps with string keys <c>Dictionary&lt;string, object?&gt;</c>, other maps
 /// <c>Dictionary&lt;object, object?&gt;</c>, arrays <c>object?[]</c>, binary <c>byte[]</c>, timestamps <see cref="DateTime"/>.
 /// </summary>
+/// <remarks>
+/// Thread-safe (stateless). Reads are bounded for untrusted data (issue 8): a value may hold at most the budget of the
+/// options' security (<see cref="NodeOptions.MaxKwargsElements"/> for a node's options, that default otherwise), its
+/// strings must be valid UTF-8, and maps hash their keys with collision-resistant comparers.
+/// </remarks>
 public static class KwargsCodec
 {
     /// <summary>Writes a kwargs dictionary as one MessagePack map; <see langword="null"/> writes an empty map.</summary>
