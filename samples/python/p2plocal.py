@@ -635,6 +635,10 @@ class _ServerConnection:
                     _, request_id, function, kwargs = message[:4]
                     if not isinstance(request_id, int) or not 0 <= request_id <= 0xFFFFFFFF:
                         raise ValueError("request id %r is not a uint32" % (request_id,))
+                    if function is None:
+                        function = ""  # a nil name reads as "", which no function has
+                    elif not isinstance(function, str):
+                        raise ValueError("a function name must be a string")
                     with self._gate:
                         if request_id in self._running:
                             raise ValueError("request id %d is already running" % request_id)
@@ -661,7 +665,7 @@ class _ServerConnection:
     def _run(self, request_id, function, kwargs):
         try:
             try:
-                if not isinstance(function, str) or not isinstance(kwargs, dict):
+                if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
                     reply = [ERROR, request_id, 3, "InvalidKwargs", "kwargs must be a map from name to value"]
                 elif function == "$methods":
                     reply = [RESULT, request_id, self._node._describe()]
