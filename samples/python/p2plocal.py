@@ -182,28 +182,26 @@ def _pack_header(n, fix, code16, out):
         out += struct.pack(">BI", code16 + 1, n)
 
 
+_UNSIGNED = ((1 << 8, 0xCC, ">BB"), (1 << 16, 0xCD, ">BH"), (1 << 32, 0xCE, ">BI"), (1 << 64, 0xCF, ">BQ"))
+_SIGNED = ((1 << 7, 0xD0, ">Bb"), (1 << 15, 0xD1, ">Bh"), (1 << 31, 0xD2, ">Bi"), (1 << 63, 0xD3, ">Bq"))
+
+
 def _pack_int(v, out):
     if 0 <= v < 0x80:
         out.append(v)
     elif -32 <= v < 0:
         out += struct.pack(">b", v)
-    elif 0 <= v < 0x100:
-        out += struct.pack(">BB", 0xCC, v)
-    elif 0 <= v < 0x10000:
-        out += struct.pack(">BH", 0xCD, v)
-    elif 0 <= v < 0x100000000:
-        out += struct.pack(">BI", 0xCE, v)
-    elif 0 <= v < 0x10000000000000000:
-        out += struct.pack(">BQ", 0xCF, v)
-    elif -0x80 <= v:
-        out += struct.pack(">Bb", 0xD0, v)
-    elif -0x8000 <= v:
-        out += struct.pack(">Bh", 0xD1, v)
-    elif -0x80000000 <= v:
-        out += struct.pack(">Bi", 0xD2, v)
-    elif -0x8000000000000000 <= v:
-        out += struct.pack(">Bq", 0xD3, v)
+    elif v >= 0:
+        for limit, code, fmt in _UNSIGNED:
+            if v < limit:
+                out += struct.pack(fmt, code, v)
+                return
+        raise OverflowError("%d does not fit in 64 bits" % v)
     else:
+        for limit, code, fmt in _SIGNED:
+            if v >= -limit:
+                out += struct.pack(fmt, code, v)
+                return
         raise OverflowError("%d does not fit in 64 bits" % v)
 
 
@@ -541,8 +539,8 @@ class _Connection:
             _send_frame(self._sock, self._send_lock, [REQUEST, request_id, function, kwargs], self._max_send)
         except FrameTooLargeError as e:
             self._forget(request_id)
-            e.function, e.peer = function, self.peer_name
-            raise
+            raise FrameTooLargeError(6, "FrameTooLarge", "the request is too large to send: " + e.remote_message,
+                                     function, self.peer_name) from None
         except OSError as e:
             self._forget(request_id)
             self.close(e)
@@ -851,9 +849,12 @@ class Node:
     def _receive_loop(self):
         while not self._stop.is_set():
             try:
-                datagram, (source, _) = self._udp.recvfrom(MAX_BEACON + 1)
+                datagram, address = self._udp.recvfrom(MAX_BEACON + 1)
             except OSError:
                 return
+            if address is None:  # the socket was shut down
+                return
+            source = address[0]
             if self._loopback and not _is_loopback(source):
                 continue
             beacon = parse_beacon(datagram)

@@ -82,10 +82,22 @@ public class PythonClientTests
         }
     }
 
+    [Fact]
+    public async Task Python_client_codec_and_beacon_unit_tests_pass()
+    {
+        using var python = StartPython("-m", "unittest", "test_p2plocal");
+        var stdout = python.StandardOutput.ReadToEndAsync();
+        var stderr = await python.StandardError.ReadToEndAsync().Within();
+        await python.WaitForExitAsync().Within();
+        Assert.True(python.ExitCode == 0, $"python3 -m unittest test_p2plocal failed:\n{await stdout}\n{stderr}");
+        Assert.Contains("OK", stderr, StringComparison.Ordinal);
+    }
+
     private static Process StartPython(params string[] args)
     {
         var start = new ProcessStartInfo("python3", args)
         {
+            WorkingDirectory = Path.GetDirectoryName(Script)!,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

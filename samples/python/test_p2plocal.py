@@ -1,0 +1,76 @@
+"""Unit tests of p2plocal.py's MessagePack codec and beacon format, without a network.
+
+    cd samples/python && python3 -m unittest test_p2plocal
+"""
+
+import datetime
+import struct
+import unittest
+
+import p2plocal as p
+
+
+class CodecTests(unittest.TestCase):
+    def test_values_round_trip_in_every_width(self):
+        values = [None, True, False, 0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1,
+                  -1, -32, -33, -128, -129, -32768, -32769, -2**31, -2**31 - 1, -2**63,
+                  0.5, -1e300, "", "a" * 31, "a" * 32, "é" * 200, "x" * 70000, b"", b"\x00" * 300,
+                  [], list(range(16)), list(range(70000)), {}, {str(i): i for i in range(20)}, {"nested": [{"a": [1]}]}]
+        for value in values:
+            self.assertEqual(p.unpack(p.pack(value)), value, repr(value)[:60])
+
+    def test_smallest_encodings_as_in_the_spec_example(self):
+        self.assertEqual(p.pack([0, 1, "greet", {"name": "Ann"}]).hex(), "940001a5677265657481a46e616d65a3416e6e")
+        self.assertEqual(p.pack(4194304).hex(), "ce00400000")
+
+    def test_timestamps_in_all_three_forms(self):
+        utc = datetime.timezone.utc
+        for value in [datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),              # 4 bytes
+                      datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=utc),      # 8 bytes
+                      datetime.datetime(1900, 1, 1, tzinfo=utc),                       # 12 bytes
+                      datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=utc)]:
+            self.assertEqual(p.unpack(p.pack(value)), value)
+        # Nanoseconds below a microsecond are cut, as PROTOCOL.md says for Python.
+        raw = struct.pack(">BBbIq", 0xC7, 12, -1, 123456789, 1700000000)
+        self.assertEqual(p.unpack(raw).microsecond, 123456)
+
+    def test_float32_reads_as_float(self):
+        self.assertAlmostEqual(p.unpack(struct.pack(">Bf", 0xCA, 0.1)), 0.1, places=7)
+
+    def test_malformed_input_is_refused_not_trusted(self):
+        bad = [b"", b"\xc1", b"\xa5abc", b"\xdb\x7f\xff\xff\xff", b"\xdd\xff\xff\xff\xff\x01", b"\xdf\xff\xff\xff\xff",
+               b"\x92\x01", b"\x82\xa1a\x01\xa1a\x02", b"\xd4\x05\x00", b"\x01\x02", b"\x91" * 100 + b"\xc0",
+               b"\xd6\xff\x00"]
+        for data in bad:
+            with self.assertRaises(ValueError, msg=data[:16].hex()):
+                p.unpack(data)
+
+    def test_unsendable_values_are_refused(self):
+        for value in [object(), 2**64, -2**63 - 1, {1, 2}]:
+            with self.assertRaises((TypeError, OverflowError)):
+                p.pack(value)
+
+
+class BeaconTests(unittest.TestCase):
+    def test_beacon_round_trip(self):
+        data = p.format_beacon("itecnet", "bob", "127.0.0.1", 40123, "9f2c61d04ab34c1e", "alive", 3000, 1795000000000)
+        self.assertEqual(data, b"itecnet|bob|127.0.0.1:40123|p2p1|9f2c61d04ab34c1e|alive|3000|1795000000000")
+        beacon = p.parse_beacon(data + b"|future|fields")
+        self.assertEqual((beacon["name"], beacon["port"], beacon["kind"], beacon["interval_ms"]),
+                         ("bob", 40123, "alive", 3000))
+
+    def test_legacy_and_ipv6_beacons(self):
+        self.assertEqual(p.parse_beacon(b"itecnet|old|192.168.1.5:8000")["kind"], "legacy")
+        self.assertEqual(p.parse_beacon(b"itecnet|v6|[::1]:8000|p2p1|i|hello|1000|0")["host"], "::1")
+
+    def test_bad_beacons_are_dropped(self):
+        for data in [b"itecnet|bob", b"|bob|127.0.0.1:1", b"itecnet||127.0.0.1:1", b"itecnet|bob|127.0.0.1:0",
+                     b"itecnet|bob|host:1", b"itecnet|bob|127.0.0.1:1|p2p1|i|wave|1000|0",
+                     b"itecnet|bob|127.0.0.1:1|p2p1|i|alive|0|0", b"itecnet|bob|127.0.0.1:1|p2p1||alive|1000|0",
+                     b"itecnet|bob|127.0.0.1:1|p2p1|" + b"i" * 65 + b"|alive|1000|0", b"\xff|bob|127.0.0.1:1",
+                     b"x" * 1025]:
+            self.assertIsNone(p.parse_beacon(data), data[:40])
+
+
+if __name__ == "__main__":
+    unittest.main()
