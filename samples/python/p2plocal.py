@@ -611,7 +611,7 @@ class _ServerConnection:
         self._sock = sock
         self._send_lock = threading.Lock()
         self._running = set()
-        self._gate = threading.Lock()
+        self._gate = threading.Condition()
         with node._connect_lock:
             node._served.add(self)
         threading.Thread(target=self._serve, name="p2plocal-serve", daemon=True).start()
@@ -637,6 +637,10 @@ class _ServerConnection:
                         function = ""  # a nil name reads as "", which no function has
                     elif not isinstance(function, str):
                         raise ValueError("a function name must be a string")
+                    if node._stop.is_set():
+                        _send_frame(self._sock, self._send_lock,
+                                    [ERROR, request_id, 7, "ShuttingDown", "The node is shutting down."], self._max_send)
+                        continue
                     with self._gate:
                         if request_id in self._running:
                             raise ValueError("request id %d is already running" % request_id)
@@ -652,6 +656,12 @@ class _ServerConnection:
             with node._connect_lock:
                 node._served.discard(self)
             self.close()
+
+    def drain(self, deadline):
+        """Waits until the running handlers have replied, or the deadline (time.monotonic()) passes."""
+        with self._gate:
+            while self._running and time.monotonic() < deadline:
+                self._gate.wait(deadline - time.monotonic())
 
     def close(self):
         try:
@@ -688,6 +698,7 @@ class _ServerConnection:
             finally:
                 with self._gate:
                     self._running.discard(request_id)
+                    self._gate.notify_all()
         except OSError:
             pass
 
@@ -798,8 +809,9 @@ class Node:
         """The names of the peer's functions (like p2p-local's getmethods)."""
         return [f["name"] for f in self.functions(target)]
 
-    def close(self):
-        """Sends a goodbye, closes every connection and socket, and stops the threads. Idempotent."""
+    def close(self, grace=2.0):
+        """Sends a goodbye, lets running handlers reply for up to `grace` seconds, closes every connection and
+        socket, and stops the threads. Idempotent."""
         if self._stop.is_set():
             return
         self._beacon("bye")
@@ -814,6 +826,11 @@ class Node:
             except OSError:
                 pass
             sock.close()
+        with self._connect_lock:
+            served = list(self._served)
+        deadline = time.monotonic() + grace
+        for connection in served:
+            connection.drain(deadline)
         with self._connect_lock:
             connections, self._connections = list(self._connections.values()), {}
             connections += list(self._served)
