@@ -137,25 +137,14 @@ def _pack(v, out, depth):
         out += struct.pack(">d", v)
     elif isinstance(v, str):
         data = v.encode("utf-8")
-        n = len(data)
-        if n < 32:
-            out.append(0xA0 | n)
-        elif n < 0x100:
-            out += struct.pack(">BB", 0xD9, n)
-        elif n < 0x10000:
-            out += struct.pack(">BH", 0xDA, n)
+        if len(data) < 32:
+            out.append(0xA0 | len(data))
         else:
-            out += struct.pack(">BI", 0xDB, n)
+            _pack_length(len(data), 0xD9, out)
         out += data
     elif isinstance(v, (bytes, bytearray, memoryview)):
         data = bytes(v)
-        n = len(data)
-        if n < 0x100:
-            out += struct.pack(">BB", 0xC4, n)
-        elif n < 0x10000:
-            out += struct.pack(">BH", 0xC5, n)
-        else:
-            out += struct.pack(">BI", 0xC6, n)
+        _pack_length(len(data), 0xC4, out)
         out += data
     elif isinstance(v, (list, tuple)):
         _pack_header(len(v), 0x90, 0xDC, out)
@@ -171,6 +160,16 @@ def _pack(v, out, depth):
     else:
         raise TypeError("cannot send a %s; use None, bool, int, float, str, bytes, list, dict or datetime"
                         % type(v).__name__)
+
+
+def _pack_length(n, code8, out):
+    """The 8-, 16- or 32-bit length of a str (code8 0xD9) or bin (code8 0xC4): codes code8, code8+1, code8+2."""
+    if n < 0x100:
+        out += struct.pack(">BB", code8, n)
+    elif n < 0x10000:
+        out += struct.pack(">BH", code8 + 1, n)
+    else:
+        out += struct.pack(">BI", code8 + 2, n)
 
 
 def _pack_header(n, fix, code16, out):
