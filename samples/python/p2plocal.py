@@ -327,7 +327,10 @@ class _Unpacker:
         else:
             raise ValueError("a timestamp has 4, 8 or 12 bytes, not %d" % n)
         # Python keeps microseconds: the last three digits of the nanoseconds are cut.
-        return _EPOCH + datetime.timedelta(seconds=seconds, microseconds=nanos // 1000), pos
+        try:
+            return _EPOCH + datetime.timedelta(seconds=seconds, microseconds=nanos // 1000), pos
+        except OverflowError:
+            raise ValueError("timestamp %d s is outside the years 1-9999 that Python can hold" % seconds) from None
 
 
 _FIXED = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
@@ -375,7 +378,7 @@ def parse_beacon(datagram):
     if len(fields) < 3 or not fields[0] or not fields[1]:
         return None
     host, sep, port = fields[2].rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not _digits(port) or not 0 < int(port) < 65536:
         return None
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -387,10 +390,14 @@ def parse_beacon(datagram):
         beacon["kind"] = "legacy"
         return beacon
     if (fields[5] not in ("hello", "alive", "bye") or not 1 <= len(fields[4]) <= 64
-            or not fields[6].isdigit() or not fields[7].isdigit() or not 1 <= int(fields[6]) <= 86400000):
+            or not _digits(fields[6]) or not _digits(fields[7]) or not 1 <= int(fields[6]) <= 86400000):
         return None
     beacon.update(instance_id=fields[4], kind=fields[5], interval_ms=int(fields[6]), started_ms=int(fields[7]))
     return beacon
+
+
+def _digits(text):
+    return text.isascii() and text.isdigit()
 
 
 def _is_loopback(host):
@@ -579,7 +586,7 @@ class _Connection:
                                                                          self.peer_name))
                 else:
                     raise ValueError("a reply with %d elements" % len(message))
-        except (OSError, ValueError, ConnectionError) as e:
+        except (OSError, ValueError) as e:  # ConnectionError is an OSError
             reason = e
         self.close(reason)
 
@@ -649,8 +656,8 @@ class _ServerConnection:
                     pass  # Python threads cannot be interrupted: the reply comes when the handler returns
                 else:
                     raise ValueError("bad message of kind %r with %d elements" % (kind, len(message)))
-        except (OSError, ValueError, ConnectionError):
-            pass
+        except (OSError, ValueError, P2PError):
+            pass  # a bad frame or a lost connection: close it
         finally:
             with node._connect_lock:
                 node._served.discard(self)

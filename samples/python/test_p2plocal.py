@@ -40,7 +40,7 @@ class CodecTests(unittest.TestCase):
     def test_malformed_input_is_refused_not_trusted(self):
         bad = [b"", b"\xc1", b"\xa5abc", b"\xdb\x7f\xff\xff\xff", b"\xdd\xff\xff\xff\xff\x01", b"\xdf\xff\xff\xff\xff",
                b"\x92\x01", b"\x82\xa1a\x01\xa1a\x02", b"\xd4\x05\x00", b"\x01\x02", b"\x91" * 100 + b"\xc0",
-               b"\xd6\xff\x00"]
+               b"\xd6\xff\x00", struct.pack(">BBbIq", 0xC7, 12, -1, 0, 253402300800)]
         for data in bad:
             with self.assertRaises(ValueError, msg=data[:16].hex()):
                 p.unpack(data)
@@ -68,7 +68,7 @@ class BeaconTests(unittest.TestCase):
                      b"itecnet|bob|host:1", b"itecnet|bob|127.0.0.1:1|p2p1|i|wave|1000|0",
                      b"itecnet|bob|127.0.0.1:1|p2p1|i|alive|0|0", b"itecnet|bob|127.0.0.1:1|p2p1||alive|1000|0",
                      b"itecnet|bob|127.0.0.1:1|p2p1|" + b"i" * 65 + b"|alive|1000|0", b"\xff|bob|127.0.0.1:1",
-                     b"x" * 1025]:
+                     b"itecnet|bob|127.0.0.1:\xc2\xb2", b"x" * 1025]:
             self.assertIsNone(p.parse_beacon(data), data[:40])
 
 
