@@ -514,12 +514,15 @@ class _Connection:
         try:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _send_frame(self._sock, self._send_lock, node._hello(), DEFAULT_MAX_FRAME)
-            name, instance_id, max_frame, _ = _check_hello(_recv_frame(self._sock, node.max_frame_size))
+            name, instance_id, max_frame, idle_ms = _check_hello(_recv_frame(self._sock, node.max_frame_size))
             if peer.instance_id and instance_id != peer.instance_id:
                 raise PeerConnectionError("peer %r at %s:%d is now instance %r, not %r: it restarted"
                                           % (peer.name, peer.host, peer.port, instance_id, peer.instance_id))
             self.instance_id = instance_id
             self._max_send = min(max_frame, node.max_frame_size)
+            # Close before the server's idle reaper can (PROTOCOL.md, Connection lifetime).
+            self._idle_limit = min(idle_ms / 1000.0, node.idle_timeout) / 2 if idle_ms > 0 else node.idle_timeout / 2
+            self._last_used = time.monotonic()
             self._sock.settimeout(None)
         except BadRequestError as e:
             self._sock.close()
@@ -532,8 +535,14 @@ class _Connection:
             raise
         threading.Thread(target=self._read_loop, name="p2plocal-reply-" + peer.name, daemon=True).start()
 
+    def is_stale(self):
+        """Closed, or idle long enough that the server may be about to close it."""
+        with self._lock:
+            return self.closed or not self._pending and time.monotonic() - self._last_used > self._idle_limit
+
     def call(self, function, kwargs):
         with self._lock:
+            self._last_used = time.monotonic()
             if self.closed:
                 raise PeerConnectionError("the connection to %r is closed" % self.peer_name)
             request_id = next(self._ids) & 0xFFFFFFFF
@@ -644,8 +653,8 @@ class _ServerConnection:
                     elif not isinstance(function, str):
                         raise ValueError("a function name must be a string")
                     if node._stop.is_set():
-                        _send_frame(self._sock, self._send_lock,
-                                    [ERROR, request_id, 7, "ShuttingDown", "The node is shutting down."], self._max_send)
+                        refusal = [ERROR, request_id, 7, "ShuttingDown", "The node is shutting down."]
+                        _send_frame(self._sock, self._send_lock, refusal, self._max_send)
                         continue
                     with self._gate:
                         if request_id in self._running:
@@ -721,7 +730,7 @@ class Node:
 
     def __init__(self, name, discovery_port=DEFAULT_DISCOVERY_PORT, protocol=DEFAULT_PROTOCOL, timer=3.0,
                  functions=None, host="127.0.0.1", broadcast=LOOPBACK_BROADCAST, request_timeout=30.0,
-                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME):
+                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME, idle_timeout=120.0):
         if not name or "|" in name or "|" in protocol:
             raise ValueError("name and protocol must be non-empty and must not contain '|'")
         self.name = name
@@ -731,6 +740,7 @@ class Node:
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.max_frame_size = max_frame_size
+        self.idle_timeout = idle_timeout
         self.instance_id = secrets.token_hex(8)
         self.started_ms = int(time.time() * 1000)
         self._functions = dict(functions or {})
@@ -971,8 +981,10 @@ class Node:
     def _connection_to(self, peer):
         with self._connect_lock:
             connection = self._connections.get(peer.key)
-            if connection is not None and not connection.closed:
+            if connection is not None and not connection.is_stale():
                 return connection
+            if connection is not None:
+                connection.close()
             connection = _Connection(self, peer)
             self._connections[peer.key] = connection
             return connection
@@ -984,6 +996,7 @@ class Node:
             connection.close()
 
     def _hello(self):
+        # idleTimeoutMs 0: this node does not close quiet incoming connections.
         return [HELLO, PROTOCOL_VERSION, self.name, self.instance_id, self.max_frame_size, 0]
 
     def _describe(self):

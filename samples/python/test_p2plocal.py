@@ -4,7 +4,9 @@
 """
 
 import datetime
+import socket
 import struct
+import threading
 import unittest
 
 import p2plocal as p
@@ -70,6 +72,64 @@ class BeaconTests(unittest.TestCase):
                      b"itecnet|bob|127.0.0.1:1|p2p1|" + b"i" * 65 + b"|alive|1000|0", b"\xff|bob|127.0.0.1:1",
                      b"itecnet|bob|127.0.0.1:\xc2\xb2", b"x" * 1025]:
             self.assertIsNone(p.parse_beacon(data), data[:40])
+
+
+class ConnectionTests(unittest.TestCase):
+    """Against a fake server on loopback that says idleTimeoutMs 200 in its hello."""
+
+    def setUp(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        udp.close()
+        self.node = p.Node("tester", discovery_port=port)
+        self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], "fake-1", 3.0, 0, 0, False)
+
+    def tearDown(self):
+        self.node.close()
+        self.server.close()
+
+    def _serve(self):
+        while True:
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._answer, args=(sock,), daemon=True).start()
+
+    def _answer(self, sock):
+        lock = threading.Lock()
+        with sock:
+            try:
+                p._recv_frame(sock, 1 << 20)
+                p._send_frame(sock, lock, [4, 1, "fake", "fake-1", 1 << 20, 200], 1 << 20)
+                while True:
+                    request = p._recv_frame(sock, 1 << 20)
+                    p._send_frame(sock, lock, [1, request[1], "ok", "an element to skip"], 1 << 20)
+            except (OSError, ValueError):
+                pass
+
+    def test_calls_share_a_connection_until_it_idles_for_half_the_servers_timeout(self):
+        first = self.node._connection_to(self.peer)
+        self.assertEqual([first.call("f", {}).result(5) for _ in range(3)], ["ok"] * 3)
+        self.assertIs(self.node._connection_to(self.peer), first)
+        first._last_used -= 0.15  # as if idle for 150 ms: past half of the server's 200 ms
+        second = self.node._connection_to(self.peer)
+        self.assertIsNot(second, first)
+        self.assertTrue(first.closed)
+        self.assertEqual(second.call("f", {}).result(5), "ok")
+        self.assertEqual(self.accepted, 2)
+
+    def test_a_peer_that_answers_as_another_instance_is_refused(self):
+        restarted = p.Peer("fake", self.peer.host, self.peer.port, "fake-0", 3.0, 0, 0, False)
+        with self.assertRaises(p.PeerConnectionError):
+            self.node._connection_to(restarted)
 
 
 if __name__ == "__main__":
