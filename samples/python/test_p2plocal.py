@@ -75,7 +75,7 @@ class BeaconTests(unittest.TestCase):
 
 
 class ConnectionTests(unittest.TestCase):
-    """Against a fake server on loopback that says idleTimeoutMs 200 in its hello."""
+    """Against a fake server on loopback that says idleTimeoutMs 2000 in its hello."""
 
     def setUp(self):
         self.server = socket.socket()
@@ -108,7 +108,7 @@ class ConnectionTests(unittest.TestCase):
         with sock:
             try:
                 p._recv_frame(sock, 1 << 20)
-                p._send_frame(sock, lock, [4, 1, "fake", "fake-1", 1 << 20, 200], 1 << 20)
+                p._send_frame(sock, lock, [4, 1, "fake", "fake-1", 1 << 20, 2000], 1 << 20)
                 while True:
                     request = p._recv_frame(sock, 1 << 20)
                     p._send_frame(sock, lock, [1, request[1], "ok", "an element to skip"], 1 << 20)
@@ -119,7 +119,7 @@ class ConnectionTests(unittest.TestCase):
         first = self.node._connection_to(self.peer)
         self.assertEqual([first.call("f", {}).result(5) for _ in range(3)], ["ok"] * 3)
         self.assertIs(self.node._connection_to(self.peer), first)
-        first._last_used -= 0.15  # as if idle for 150 ms: past half of the server's 200 ms
+        first._last_used -= 1.5  # as if idle for 1.5 s: past half of the server's 2 s
         second = self.node._connection_to(self.peer)
         self.assertIsNot(second, first)
         self.assertTrue(first.closed)
