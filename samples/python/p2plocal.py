@@ -36,6 +36,8 @@ DEFAULT_DISCOVERY_PORT = 47474
 MARKER = "p2p1"                       # beacon field 3
 MAX_BEACON = 1024
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
+MIN_FRAME = 1024                      # the smallest maxFrameSize a hello may say
+MAX_HELLO_FRAME = 16 * 1024           # the largest frame read before the hello
 LOOPBACK_BROADCAST = "127.255.255.255"
 REQUEST, RESULT, ERROR, CANCEL, HELLO = 0, 1, 2, 3, 4
 ANSWER_SPACING = 0.020                # at most one answer to hellos per 20 ms
@@ -449,8 +451,10 @@ def _check_hello(message):
         raise ValueError("hello version %r; this node speaks version %d" % (version, PROTOCOL_VERSION))
     if not isinstance(name, str) or not isinstance(instance_id, str):
         raise ValueError("hello name and instance id must be strings")
-    if not isinstance(max_frame, int) or not 0 < max_frame < 1 << 31:
-        raise ValueError("hello maxFrameSize %r is not a positive int32" % (max_frame,))
+    if len(name.encode("utf-8")) > 1024 or len(instance_id.encode("utf-8")) > 64:
+        raise ValueError("hello name or instance id is too long (at most 1024 and 64 UTF-8 bytes)")
+    if not isinstance(max_frame, int) or not MIN_FRAME <= max_frame < 1 << 31:
+        raise ValueError("hello maxFrameSize %r is not an int32 of at least %d" % (max_frame, MIN_FRAME))
     return name, instance_id, max_frame, idle_ms
 
 
@@ -634,7 +638,7 @@ class _ServerConnection:
     def _serve(self):
         node = self._node
         try:
-            hello = _recv_frame(self._sock, node.max_frame_size)
+            hello = _recv_frame(self._sock, min(MAX_HELLO_FRAME, node.max_frame_size))
             try:
                 _, _, self._max_send, _ = _check_hello(hello)
             except ValueError as e:
