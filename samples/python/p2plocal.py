@@ -417,6 +417,15 @@ def _send_frame(sock, lock, message, limit):
         sock.sendall(struct.pack(">I", len(payload)) + payload)
 
 
+def _shut(sock):
+    """Closes a socket so that a thread blocked reading it wakes up."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 def _recv_exact(sock, n):
     chunks, left = [], n
     while left:
@@ -609,11 +618,7 @@ class _Connection:
                 return
             self.closed = True
             pending, self._pending = list(self._pending.values()), {}
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        _shut(self._sock)
         for call in pending:
             call._complete(error=PeerConnectionError(
                 "the connection to %r was lost before the reply came%s"
@@ -683,11 +688,7 @@ class _ServerConnection:
                 self._gate.wait(deadline - time.monotonic())
 
     def close(self):
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        _shut(self._sock)
 
     def _run(self, request_id, function, kwargs):
         try:
@@ -834,18 +835,15 @@ class Node:
         socket, and stops the threads. Idempotent."""
         if self._stop.is_set():
             return
-        self._beacon("bye")
         self._stop.set()
+        # Stop accepting before the goodbye: peers check a goodbye by connecting, and an answer would refute it.
+        _shut(self._listener)
+        self._beacon("bye")
+        _shut(self._udp)
         with self._peers_changed:
             self._peers_changed.notify_all()
         if self._answer_timer is not None:
             self._answer_timer.cancel()
-        for sock in (self._udp, self._listener):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
         with self._connect_lock:
             served = list(self._served)
         deadline = time.monotonic() + grace
