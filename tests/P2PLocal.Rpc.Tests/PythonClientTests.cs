@@ -57,6 +57,7 @@ public class PythonClientTests
             Assert.Contains("shout", await bob.GetMethodsAsync(serving[1]).Within());
             Assert.Equal("HI!", await bob.RequestAsync(serving[1], "shout", new Dictionary<string, object?> { ["text"] = "hi" }).Within()); // ends the script
             await ReadUntilAsync("DONE");
+            var closed = Stopwatch.StartNew();
             await python.WaitForExitAsync().Within();
             Assert.True(python.ExitCode == 0, $"exit code {python.ExitCode}\n{string.Join('\n', output)}\n{await stderr}");
 
@@ -73,7 +74,9 @@ public class PythonClientTests
             Assert.Contains("called: shout", output);
             await slowCancelled.Task.Within(); // the cancel reached the handler's token
 
-            await left.Task.Within(); // the Python node said goodbye on close
+            // The Python node said goodbye on close: it left before it could have expired (3.5 of its 3 s intervals).
+            await left.Task.Within();
+            Assert.True(closed.Elapsed < TimeSpan.FromSeconds(3 * 3.5), $"left after {closed.Elapsed}: by expiry, not by its goodbye");
         }
         finally
         {
