@@ -50,7 +50,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
         _startedAt = options.TimeProvider.GetUtcNow();
         SerializerOptions = options.SerializerOptions
-            .WithSecurity(new NodeSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
+            .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         _builtIns = new BuiltInFunctions(() => Functions);

@@ -43,7 +43,7 @@ public class HostileFuzzTests(ITestOutputHelper output)
         for (var i = 0; i < s_iterations; i++)
         {
             var budget = random.Next(1, 24);
-            var options = MessagePackSerializerOptions.Standard.WithSecurity(new NodeSecurity(budget));
+            var options = MessagePackSerializerOptions.Standard.WithSecurity(new UntrustedInputSecurity(budget));
             var input = FuzzTests.Mutate(random, s_kwargsSeeds[random.Next(s_kwargsSeeds.Length)]);
             try
             {

@@ -143,7 +143,7 @@ public static class KwargsCodec
     {
         try
         {
-            return Scan(ref reader, NodeSecurity.MaxElementsOf(options), out _);
+            return Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(options), out _);
         }
         catch (EndOfStreamException e)
         {
@@ -283,7 +283,7 @@ public static class KwargsCodec
 
             return allStrings
                 ? ToDictionary(keys, values, options.Security.GetEqualityComparer<string>())
-                : ToDictionary(keys, values, NodeSecurity.ObjectKeysOf(options.Security));
+                : ToDictionary(keys, values, UntrustedInputSecurity.ObjectKeysOf(options.Security));
         }
         finally
         {

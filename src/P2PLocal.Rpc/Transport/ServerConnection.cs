@@ -87,7 +87,7 @@ internal sealed class ServerConnection : FramedConnection
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     // Before any work is queued: the kwargs value is whole, within the decode budget, and UTF-8 (issue 8).
-                    var problem = KwargsCodec.Scan(ref reader, NodeSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
+                    var problem = KwargsCodec.Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
                     if (problem is not null)
                     {
                         SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}.");

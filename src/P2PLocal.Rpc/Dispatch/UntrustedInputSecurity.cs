@@ -13,18 +13,18 @@ namespace P2PLocal.Rpc.Dispatch;
 /// their keys with <see cref="DynamicKeyComparer"/>, which MessagePack's own object comparer would do by reflection and
 /// would refuse for binary or container keys (issue 8, item 5).
 /// </remarks>
-internal sealed class NodeSecurity : MessagePackSecurity
+internal sealed class UntrustedInputSecurity : MessagePackSecurity
 {
     private static readonly DynamicKeyComparer s_untrustedObjectKeys = new(UntrustedData);
 
-    public NodeSecurity(int maxKwargsElements)
+    public UntrustedInputSecurity(int maxKwargsElements)
         : base(UntrustedData)
     {
         MaxKwargsElements = maxKwargsElements;
         ObjectKeys = new DynamicKeyComparer(this);
     }
 
-    private NodeSecurity(NodeSecurity copyFrom)
+    private UntrustedInputSecurity(UntrustedInputSecurity copyFrom)
         : base(copyFrom)
     {
         MaxKwargsElements = copyFrom.MaxKwargsElements;
@@ -39,7 +39,7 @@ internal sealed class NodeSecurity : MessagePackSecurity
 
     /// <summary>The budget in force for <paramref name="options"/>: the node's, or the default for options built elsewhere.</summary>
     public static int MaxElementsOf(MessagePackSerializerOptions options) =>
-        options.Security is NodeSecurity security ? security.MaxKwargsElements : NodeOptions.DefaultMaxKwargsElements;
+        options.Security is UntrustedInputSecurity security ? security.MaxKwargsElements : NodeOptions.DefaultMaxKwargsElements;
 
     /// <summary>
     /// The comparer for <c>object</c> keys under <paramref name="security"/>: collision-resistant unless the data is
@@ -47,7 +47,7 @@ internal sealed class NodeSecurity : MessagePackSecurity
     /// </summary>
     public static IEqualityComparer<object> ObjectKeysOf(MessagePackSecurity security) => security switch
     {
-        NodeSecurity node => node.ObjectKeys,
+        UntrustedInputSecurity node => node.ObjectKeys,
         { HashCollisionResistant: true } => s_untrustedObjectKeys,
         _ => EqualityComparer<object>.Default,
     };
@@ -55,7 +55,7 @@ internal sealed class NodeSecurity : MessagePackSecurity
     protected override IEqualityComparer<T> GetHashCollisionResistantEqualityComparer<T>() =>
         typeof(T) == typeof(object) ? (IEqualityComparer<T>)(object)ObjectKeys : base.GetHashCollisionResistantEqualityComparer<T>();
 
-    protected override MessagePackSecurity Clone() => new NodeSecurity(this);
+    protected override MessagePackSecurity Clone() => new UntrustedInputSecurity(this);
 }
 
 /// <summary>
