@@ -546,4 +546,70 @@ public class HostileConnectionTests(ITestOutputHelper output)
         Assert.False(tracked[0].IsClosed);
         Assert.Equal(1, open);
     }
+
+    [Fact]
+    public async Task C7_a_peer_that_never_reads_our_requests_makes_callers_wait_instead_of_queueing_without_bound()
+    {
+        const long bound = 256 * 1024;
+        const int valueBytes = 128 * 1024;
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var helloDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fake = Task.Run(async () =>
+        {
+            var accepted = await listener.AcceptAsync();
+            accepted.ReceiveBufferSize = 4096; // otherwise the kernel autotunes it up to tcp_rmem's maximum (32 MiB here)
+            using var peer = RawPeer.Accepted(accepted);
+            await peer.ReadFrameAsync();
+            await peer.SendFrameAsync(Net.Pack(b => b.Array(5).Number(4).Number(1).Str("deaf").Str("d3af").Number(4 * 1024 * 1024)));
+            helloDone.TrySetResult();
+            await release.Task; // then reads nothing
+        });
+
+        var connection = await Transport.ClientConnection.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, "deaf", null,
+            new Protocol.Hello(1, "alice", "a11ce", 4 * 1024 * 1024), MessagePackSerializerOptions.Standard, TimeSpan.FromSeconds(10), bound, CancellationToken.None).Within();
+        try
+        {
+            await helloDone.Task.Within();
+            var value = new byte[valueBytes];
+            Dispatch.KwargsWriter<byte[]> write = static (ref MessagePackWriter w, byte[] v, MessagePackSerializerOptions _) =>
+            {
+                w.WriteMapHeader(1);
+                w.Write("value");
+                w.Write(v);
+            };
+            Dispatch.ResultReader<object?> read = Dispatch.KwargsCodec.ReadValue;
+            var calls = new List<Task<object?>>();
+            long peakQueued = 0;
+            for (var i = 0; i < 200; i++) // 25 MiB of requests
+            {
+                calls.Add(connection.InvokeAsync("f", value, write, read, TimeSpan.FromSeconds(2), CancellationToken.None).AsTask());
+                peakQueued = Math.Max(peakQueued, connection.QueuedSendBytes);
+            }
+
+            var all = Task.WhenAll(calls);
+            while (!all.IsCompleted)
+            {
+                peakQueued = Math.Max(peakQueued, connection.QueuedSendBytes);
+                await Task.WhenAny(all, Task.Delay(10));
+            }
+
+            foreach (var call in calls)
+                await Assert.ThrowsAnyAsync<Exception>(() => call.Within());
+            var waited = calls.Count(c => c.Exception?.InnerException?.Message.Contains("did not read the requests", StringComparison.Ordinal) == true);
+            foreach (var group in calls.GroupBy(c => c.Exception?.InnerException?.GetType().Name + ": " + c.Exception?.InnerException?.Message[..Math.Min(90, c.Exception.InnerException.Message.Length)]))
+                output.WriteLine($"  {group.Count()} x {group.Key}");
+            output.WriteLine($"C7 peer that never reads: 200 calls of {valueBytes / 1024} KiB; at most {peakQueued / 1024} KiB queued (limit {bound / 1024} KiB); {waited} calls waited to send and timed out saying the peer did not read");
+            Assert.True(peakQueued <= bound + (2 * (valueBytes + 64)), $"{peakQueued} bytes queued");
+            Assert.True(waited > 100, $"{waited} calls waited");
+        }
+        finally
+        {
+            release.TrySetResult();
+            await connection.DisposeAsync();
+            await fake.Within();
+        }
+    }
 }

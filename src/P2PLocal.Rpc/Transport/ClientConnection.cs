@@ -150,9 +150,15 @@ internal sealed class ClientConnection : FramedConnection
     /// <summary>The peer is not reading our requests: wait for the queue to drain rather than grow it (issue 8).</summary>
     private async Task WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         try
         {
-            await WaitForRoomAsync().WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            // Every waiter wakes when room appears; those that find the room taken again wait again.
+            while (IsOverBufferLimit && !IsClosed)
+            {
+                var left = timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
+                await WaitForRoomAsync().WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (TimeoutException)
         {
