@@ -187,7 +187,8 @@ internal abstract class FramedConnection
         {
             if (IsClosed || _sendCompleted)
             {
-                OnFrameRetired(frame);
+                if (frame.HoldsRequestSlot)
+                    OnRequestSlotsFreed(1);
                 frame.Dispose();
                 return false;
             }
@@ -263,24 +264,23 @@ internal abstract class FramedConnection
         ReleaseWriting();
     }
 
-    /// <summary>A frame accepted by <see cref="TrySend(FrameBuffer)"/> is written or dropped: stop counting it, tell the subclass, return its buffer.</summary>
+    /// <summary>A frame accepted by <see cref="TrySend(FrameBuffer)"/> is written or dropped: stop counting it, free its slot, return its buffer.</summary>
     private void Retire(FrameBuffer frame)
     {
         var length = frame.Length;
-        try
-        {
-            OnFrameRetired(frame);
-        }
-        finally
-        {
-            frame.Dispose();
-            Interlocked.Add(ref _queuedSendBytes, -length);
-            OnBufferReleased();
-        }
+        var holdsSlot = frame.HoldsRequestSlot;
+        frame.Dispose();
+        Interlocked.Add(ref _queuedSendBytes, -length);
+        if (holdsSlot)
+            OnRequestSlotsFreed(1);
+        OnBufferReleased();
     }
 
-    /// <summary>Runs once for every frame given to <see cref="TrySend(FrameBuffer)"/>, when it was written or dropped.</summary>
-    protected virtual void OnFrameRetired(FrameBuffer frame)
+    /// <summary>
+    /// Runs when frames marked <see cref="FrameBuffer.HoldsRequestSlot"/> were written or dropped (each exactly once):
+    /// their requests' concurrency slots are free.
+    /// </summary>
+    protected virtual void OnRequestSlotsFreed(int count)
     {
     }
 
@@ -314,7 +314,8 @@ internal abstract class FramedConnection
         }
         catch
         {
-            OnFrameRetired(frame);
+            if (holdsRequestSlot)
+                OnRequestSlotsFreed(1);
             frame.Dispose();
             throw;
         }
@@ -402,6 +403,8 @@ internal abstract class FramedConnection
     {
         Exception? error = null;
         var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
+        // Frames copied into the batch return their buffers at once; their bytes and slots are released once it is written.
+        var batched = new BatchedFrames();
         try
         {
             while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
@@ -423,8 +426,6 @@ internal abstract class FramedConnection
                     }
 
                     var filled = 0;
-                    // Frames copied into the batch are retired once the batch is written, so their bytes count until then.
-                    var batched = 0;
                     while (frames.TryDequeue(out var frame))
                     {
                         var bytes = frame.Frame;
@@ -451,7 +452,9 @@ internal abstract class FramedConnection
 
                         bytes.Span.CopyTo(batch.AsSpan(filled));
                         filled += bytes.Length;
-                        RetireCopied(frame, ref batched);
+                        batched.Bytes += frame.Length;
+                        batched.Slots += frame.HoldsRequestSlot ? 1 : 0;
+                        frame.Dispose();
                     }
 
                     if (filled > 0)
@@ -469,6 +472,7 @@ internal abstract class FramedConnection
         }
 
         ArrayPool<byte>.Shared.Return(batch);
+        ReleaseBatched(ref batched); // a failed write: those frames are dropped
         lock (_sendGate)
         {
             DisposeQueued(_queued);
@@ -484,26 +488,20 @@ internal abstract class FramedConnection
             Retire(frame);
     }
 
-    /// <summary>A frame whose bytes are in the batch: its buffer goes back now, its byte count when the batch is written.</summary>
-    private void RetireCopied(FrameBuffer frame, ref int batched)
+    private struct BatchedFrames
     {
-        batched += frame.Length;
-        try
-        {
-            OnFrameRetired(frame);
-        }
-        finally
-        {
-            frame.Dispose();
-        }
+        public int Bytes;
+        public int Slots;
     }
 
-    private void ReleaseBatched(ref int batched)
+    private void ReleaseBatched(ref BatchedFrames batched)
     {
-        if (batched == 0)
+        if (batched.Bytes == 0)
             return;
-        Interlocked.Add(ref _queuedSendBytes, -batched);
-        batched = 0;
+        Interlocked.Add(ref _queuedSendBytes, -batched.Bytes);
+        if (batched.Slots > 0)
+            OnRequestSlotsFreed(batched.Slots);
+        batched = default;
         OnBufferReleased();
     }
 

@@ -215,7 +215,7 @@ internal sealed class ServerConnection : FramedConnection
         return read;
     }
 
-    /// <summary>Forgets a finished request and pools its work item. Its slot is freed when its reply is written (<see cref="OnFrameRetired"/>).</summary>
+    /// <summary>Forgets a finished request and pools its work item. Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
     private void Complete(RequestWork work, uint id, int requestBytes)
     {
         lock (_runningGate)
@@ -228,12 +228,8 @@ internal sealed class ServerConnection : FramedConnection
         ReleaseReceived(requestBytes);
     }
 
-    /// <summary>A reply was written or dropped: its request's slot is free.</summary>
-    protected override void OnFrameRetired(FrameBuffer frame)
-    {
-        if (frame.HoldsRequestSlot)
-            Finish();
-    }
+    /// <summary>Replies were written or dropped: their requests' slots are free.</summary>
+    protected override void OnRequestSlotsFreed(int count) => Finish(count);
 
     /// <summary>Fires the token of every running request (shutdown, or nobody left to read the replies).</summary>
     private void CancelRunning()
@@ -334,9 +330,9 @@ internal sealed class ServerConnection : FramedConnection
         TrySend((id, code, type, message), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message) e) =>
             Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue, holdsSlot);
 
-    private void Finish()
+    private void Finish(int count = 1)
     {
-        if (Interlocked.Decrement(ref _runningCount) != 0)
+        if (Interlocked.Add(ref _runningCount, -count) != 0)
             return;
         if (_draining)
             _drained?.TrySetResult();
