@@ -27,6 +27,7 @@ internal sealed class ClientConnection : FramedConnection
     private readonly MessagePackSerializerOptions _options;
     private readonly string _peerName;
     private int _nextId;
+    private SemaphoreSlim? _sendAdmission;
     private int _maxSendFrameSize;
 
     private ClientConnection(Socket socket, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes)
@@ -104,15 +105,27 @@ internal sealed class ClientConnection : FramedConnection
     {
         cancellationToken.ThrowIfCancellationRequested();
         LastUsedTicks = Environment.TickCount64;
-        if (IsOverBufferLimit)
-            await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false);
+        // The peer is not reading: wait for room, one caller at a time, so waking callers cannot overshoot the limit.
+        var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
         var id = (uint)Interlocked.Increment(ref _nextId);
-        var frame = BuildRequest(id, function, state, writeKwargs);
+        FrameBuffer frame;
+        try
+        {
+            frame = BuildRequest(id, function, state, writeKwargs);
+        }
+        catch
+        {
+            admission?.Release();
+            throw;
+        }
+
         var pending = Rent();
         lock (_pendingGate)
             _pending[id] = pending;
         pending.Arm(timeout, cancellationToken);
-        if (!TrySend(frame))
+        var sent = TrySend(frame);
+        admission?.Release();
+        if (!sent)
         {
             lock (_pendingGate)
                 _pending.Remove(id);
@@ -147,23 +160,33 @@ internal sealed class ClientConnection : FramedConnection
             return ReadReply(response, function, readResult);
     }
 
-    /// <summary>The peer is not reading our requests: wait for the queue to drain rather than grow it (issue 8).</summary>
-    private async Task WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// The peer is not reading our requests: wait for the queue to drain rather than grow it (issue 8). Returns the
+    /// admission gate, held; the caller releases it once its request is queued.
+    /// </summary>
+    private async Task<SemaphoreSlim> WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
+        if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
+            throw NotRead();
         try
         {
-            // Every waiter wakes when room appears; those that find the room taken again wait again.
             while (IsOverBufferLimit && !IsClosed)
-            {
-                var left = timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
-                await WaitForRoomAsync().WaitAsync(left, cancellationToken).ConfigureAwait(false);
-            }
+                await WaitForRoomAsync().WaitAsync(Left(), cancellationToken).ConfigureAwait(false);
+            return gate;
         }
-        catch (TimeoutException)
+        catch (Exception e)
         {
-            throw new TimeoutException($"Peer '{_peerName}' did not read the requests already sent to it ({QueuedSendBytes} bytes waiting), so '{function}' was not sent within {timeout.TotalMilliseconds:0} ms.");
+            gate.Release();
+            if (e is TimeoutException)
+                throw NotRead();
+            throw;
         }
+
+        TimeoutException NotRead() =>
+            new($"Peer '{_peerName}' did not read the requests already sent to it ({QueuedSendBytes} bytes waiting), so '{function}' was not sent within {timeout.TotalMilliseconds:0} ms.");
     }
 
     private PendingCall Rent()
