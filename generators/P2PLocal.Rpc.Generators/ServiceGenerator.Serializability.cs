@@ -50,13 +50,8 @@ public sealed partial class ServiceGenerator
 
             void VisitNamed(INamedTypeSymbol type, string? via)
             {
-                if (type.SpecialType == SpecialType.System_Object)
-                {
-                    Problem(type, via, "object has no fixed shape, so the receiving side cannot know what to read",
-                        "use a concrete type, or a [Union] interface for a closed set of shapes");
-                    return;
-                }
-
+                // object is allowed: MessagePack writes and reads it as plain values (numbers, strings, arrays, maps),
+                // as dynamic kwargs are; what it cannot do is bring back a class, which its type says nothing about.
                 if (type.SpecialType != SpecialType.None || type.TypeKind is TypeKind.Enum or TypeKind.Delegate || type.IsRefLikeType)
                     return;
                 if (HasAttribute(type, FormatterAttribute) || HasAttribute(type, DataContractAttribute))

@@ -158,9 +158,13 @@ public static class GeneratedKwargs
             : $"{value.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not an integer, so it does not bind to an integer parameter without loss.");
 
     /// <summary>Whether <paramref name="error"/> is one a <see cref="MessagePackReader"/> or formatter throws for data that does not fit.</summary>
+    /// <remarks>
+    /// <see cref="ArgumentException"/> counts: a dictionary formatter throws it for a key that repeats, and the timestamp
+    /// reader for seconds or nanoseconds out of range (issue 8: a duplicate key is invalid kwargs, not a handler failure).
+    /// </remarks>
     public static bool IsReadError(Exception error) =>
         error is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
-            or InsufficientExecutionStackException;
+            or InsufficientExecutionStackException or ArgumentException;
 
     /// <summary>
     /// Whether <paramref name="error"/> means this side has no working formatter for a type (none registered, one
