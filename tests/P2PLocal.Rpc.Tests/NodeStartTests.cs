@@ -61,11 +61,26 @@ public sealed class NodeStartTests
         await using var alice = await TestNetwork.StartAsync("alice", port);
         await alice.Peers.WaitForAsync("bob").Within();
 
-        var error = await Assert.ThrowsAsync<NameConflictException>(() => TestNetwork.StartAsync("bob", port).Within());
+        // Alice may see the refused node for a moment (it said hello before it knew); its checked goodbye removes it.
+        var impostorLeft = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        alice.Peers.Left += (_, peer) =>
+        {
+            if (peer.Name == "bob" && peer.InstanceId != bob.InstanceId)
+                impostorLeft.TrySetResult();
+        };
+
+        // A window far above the 100 ms default: the first answer of a cold process on a loaded machine can take longer.
+        var options = TestNetwork.Options("bob", port);
+        var error = await Assert.ThrowsAsync<NameConflictException>(() => Node.StartAsync(new NodeOptions
+        {
+            Name = options.Name, DiscoveryPort = port, Scope = DiscoveryScope.Loopback, NameCheckWindow = TimeSpan.FromSeconds(2),
+        }).Within());
 
         Assert.Equal("bob", error.PeerName);
         Assert.Contains(bob.ServiceEndPoint.ToString(), error.Message, StringComparison.Ordinal);
         Assert.Contains("AllowDuplicateName", error.Message, StringComparison.Ordinal);
+        if (!alice.Peers.TryGet("bob", out _))
+            await impostorLeft.Task.Within();
         Assert.Equal("first", await alice.RequestAsync("bob", "who").Within());
     }
 
