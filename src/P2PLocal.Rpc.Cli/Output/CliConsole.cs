@@ -16,7 +16,7 @@ internal sealed class CliConsole
     /// <param name="error">Standard error.</param>
     /// <param name="interactive">True on a terminal: live views redraw in place instead of printing one line per change.</param>
     /// <param name="width">The width tables are laid out for.</param>
-    public CliConsole(TextWriter output, TextWriter error, bool interactive = false, int width = 160)
+    public CliConsole(TextWriter output, TextWriter error, bool interactive = false, int width = 250)
     {
         Out = output;
         Error = error;
@@ -44,7 +44,7 @@ internal sealed class CliConsole
     public static CliConsole ForProcess()
     {
         var redirected = Console.IsOutputRedirected;
-        return new CliConsole(Console.Out, Console.Error, interactive: !redirected, width: redirected ? 120 : Math.Max(Console.WindowWidth, 80));
+        return new CliConsole(Console.Out, Console.Error, interactive: !redirected, width: redirected ? 250 : Math.Max(Console.WindowWidth, 80));
     }
 
     /// <summary>Writes one JSON document: indented for one-shot commands, one line each for streams (JSON Lines).</summary>
