@@ -51,26 +51,33 @@ internal sealed class Session : IAsyncDisposable
     public bool IsOwn(HeardDatagram datagram) => datagram.Beacon?.InstanceId == Node.InstanceId;
 
     /// <summary>
-    /// Waits until the answers to the hello have come in: no new beacon from another node for <paramref name="quiet"/>,
-    /// or <paramref name="wait"/> at most. Nodes answer a hello within milliseconds; legacy nodes only beacon on their
-    /// own timer, so they show only if that falls inside the wait.
+    /// Waits until the answers to the hello have come in: no node not heard before for <paramref name="quiet"/>, or
+    /// <paramref name="wait"/> at most. Nodes answer a hello within milliseconds; legacy nodes and nodes of another
+    /// protocol only beacon on their own timer, so they show only if that falls inside the wait.
     /// </summary>
     public async Task SettleAsync(TimeSpan wait, TimeSpan quiet, CancellationToken cancellationToken)
     {
         var deadline = DateTimeOffset.UtcNow + wait;
-        var seen = Probe.Heard.Count(d => !IsOwn(d));
+        var seen = HeardNodes();
         while (true)
         {
             var left = deadline - DateTimeOffset.UtcNow;
             if (left <= TimeSpan.Zero)
                 return;
             await Task.Delay(left < quiet ? left : quiet, cancellationToken).ConfigureAwait(false);
-            var count = Probe.Heard.Count(d => !IsOwn(d));
-            if (count == seen)
+            var now = HeardNodes();
+            if (now == seen)
                 return;
-            seen = count;
+            seen = now;
         }
     }
+
+    /// <summary>How many nodes other than the tool's own have been heard (periodic beacons of known nodes do not count).</summary>
+    private int HeardNodes() => Probe.Heard
+        .Where(d => d.Beacon is not null && !IsOwn(d))
+        .Select(d => (d.Beacon!.Protocol, d.Beacon.Name, d.Beacon.InstanceId))
+        .Distinct()
+        .Count();
 
     /// <summary>Waits up to <paramref name="wait"/> for the peer <paramref name="name"/>; null when it is not seen.</summary>
     public async Task<PeerInfo?> WaitForPeerAsync(string name, TimeSpan wait, CancellationToken cancellationToken)

@@ -48,7 +48,7 @@ internal static class PeersCommand
         }
 
         var now = DateTimeOffset.UtcNow;
-        console.Ansi.Write(Table(peers.Select(p => ("", p)), now));
+        console.Ansi.Write(Table(peers.Select(p => ("", p)), now, marks: false));
         return ExitCodes.Ok;
     }
 
@@ -97,7 +97,7 @@ internal static class PeersCommand
             {
                 await console.Ansi.Live(new Table()).StartAsync(ctx => Loop(now =>
                 {
-                    ctx.UpdateTarget(Table(watch.Rows(now), now));
+                    ctx.UpdateTarget(Table(watch.Rows(now), now, marks: true));
                     ctx.Refresh();
                 })).ConfigureAwait(false);
             }
@@ -145,17 +145,19 @@ internal static class PeersCommand
 
     internal static NetworkJson Network(CommonSettings settings) => new(settings.Port, settings.Protocol, settings.ScopeName);
 
-    private static Table Table(IEnumerable<(string Mark, PeerJson Peer)> rows, DateTimeOffset now)
+    private static Table Table(IEnumerable<(string Mark, PeerJson Peer)> rows, DateTimeOffset now, bool marks)
     {
         var table = new Table().Border(TableBorder.Simple);
-        table.AddColumns("", "name", "endpoint", "instance", "version", "legacy", "last seen");
+        if (marks)
+            table.AddColumn("");
+        table.AddColumns("name", "endpoint", "instance", "version", "legacy", "last seen");
         foreach (var (mark, peer) in rows)
         {
-            table.AddRow(
-                mark switch { PeerWatch.Joined => "[green]+[/]", PeerWatch.Left => "[red]-[/]", _ => "" },
+            List<string> cells = marks ? [mark switch { PeerWatch.Joined => "[green]+[/]", PeerWatch.Left => "[red]-[/]", _ => "" }] : [];
+            table.AddRow([.. cells,
                 Markup.Escape(peer.Name), Markup.Escape(peer.Endpoint), Markup.Escape(peer.Instance.Length == 0 ? "-" : peer.Instance),
                 Markup.Escape(peer.LibraryVersion ?? "-"), peer.Legacy ? "yes" : "no",
-                mark == PeerWatch.Left ? "left" : Ago(now - peer.LastSeen));
+                mark == PeerWatch.Left ? "left" : Ago(now - peer.LastSeen)]);
         }
 
         return table;
