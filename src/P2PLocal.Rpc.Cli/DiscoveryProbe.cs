@@ -16,7 +16,10 @@ internal sealed record HeardDatagram(DateTimeOffset Time, IPEndPoint Source, byt
 /// shares the port with the nodes on this host) but keeps them all, beacon or not, of any protocol. It never sends.
 /// In loopback scope, datagrams from other hosts are ignored, as a loopback node ignores them.
 /// </summary>
-/// <remarks>Thread-safe. Keeps at most <see cref="MaxKept"/> datagrams; later ones are still raised, not kept.</remarks>
+/// <remarks>
+/// Thread-safe. Keeps at most <see cref="MaxKept"/> datagrams (a flood cannot grow the tool's memory past about
+/// 20 MB); later ones are still raised through <see cref="Received"/>, not kept.
+/// </remarks>
 internal sealed class DiscoveryProbe : IAsyncDisposable
 {
     /// <summary>Bytes kept of one datagram: a beacon is at most 1024; longer datagrams are shown cut.</summary>
@@ -27,17 +30,20 @@ internal sealed class DiscoveryProbe : IAsyncDisposable
 
     private readonly Socket _socket;
     private readonly DiscoveryScope _scope;
+    private readonly int _maxKept;
     private readonly List<HeardDatagram> _heard = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
     private readonly List<(Func<HeardDatagram, bool> Match, TaskCompletionSource<HeardDatagram> Done)> _waiters = [];
     private Task _receiveLoop = Task.CompletedTask;
     private long _ignored;
+    private long _notKept;
 
-    private DiscoveryProbe(Socket socket, DiscoveryScope scope)
+    private DiscoveryProbe(Socket socket, DiscoveryScope scope, int maxKept)
     {
         _socket = socket;
         _scope = scope;
+        _maxKept = maxKept;
     }
 
     /// <summary>Raised on the receive loop for every datagram kept or not; handlers must be quick and must not throw.</summary>
@@ -46,10 +52,17 @@ internal sealed class DiscoveryProbe : IAsyncDisposable
     /// <summary>Datagrams from other hosts ignored in loopback scope.</summary>
     public long Ignored => Interlocked.Read(ref _ignored);
 
+    /// <summary>Datagrams heard but not kept because <see cref="Heard"/> was full.</summary>
+    public long NotKept => Interlocked.Read(ref _notKept);
+
     /// <summary>Binds the discovery port with address reuse and starts hearing.</summary>
+    /// <param name="port">The discovery port.</param>
+    /// <param name="scope">In loopback scope, datagrams from other hosts are ignored.</param>
+    /// <param name="maxKept">How many datagrams <see cref="Heard"/> keeps; 0 for none (<see cref="Received"/> still fires).</param>
     /// <exception cref="SocketException">The port cannot be bound (another program holds it without address reuse).</exception>
-    public static DiscoveryProbe Open(int port, DiscoveryScope scope)
+    public static DiscoveryProbe Open(int port, DiscoveryScope scope, int maxKept = MaxKept)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxKept);
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
         {
@@ -64,7 +77,7 @@ internal sealed class DiscoveryProbe : IAsyncDisposable
             throw;
         }
 
-        var probe = new DiscoveryProbe(socket, scope);
+        var probe = new DiscoveryProbe(socket, scope, maxKept);
         probe._receiveLoop = Task.Run(probe.ReceiveLoopAsync);
         return probe;
     }
@@ -145,8 +158,10 @@ internal sealed class DiscoveryProbe : IAsyncDisposable
         List<TaskCompletionSource<HeardDatagram>>? matched = null;
         lock (_gate)
         {
-            if (_heard.Count < MaxKept)
+            if (_heard.Count < _maxKept)
                 _heard.Add(datagram);
+            else
+                Interlocked.Increment(ref _notKept);
             foreach (var (match, done) in _waiters)
             {
                 if (match(datagram))

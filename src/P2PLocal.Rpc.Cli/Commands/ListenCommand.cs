@@ -24,14 +24,12 @@ internal static class ListenCommand
 
     private static async Task<int> RunAsync(CommonSettings settings, CliConsole console, CancellationToken cancellationToken)
     {
-        var queue = Channel.CreateBounded<HeardDatagram>(new BoundedChannelOptions(MaxQueued) { FullMode = BoundedChannelFullMode.DropOldest });
         long dropped = 0;
-        await using var probe = DiscoveryProbe.Open(settings.Port, settings.Scope);
-        probe.Received += datagram =>
-        {
-            if (!queue.Writer.TryWrite(datagram))
-                Interlocked.Increment(ref dropped);
-        };
+        var queue = Channel.CreateBounded<HeardDatagram>(new BoundedChannelOptions(MaxQueued) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+            _ => Interlocked.Increment(ref dropped));
+        // Listen prints as it goes: it keeps nothing, so a long run on a busy port does not grow.
+        await using var probe = DiscoveryProbe.Open(settings.Port, settings.Scope, maxKept: 0);
+        probe.Received += datagram => queue.Writer.TryWrite(datagram);
         if (!settings.Json)
             console.WriteLine($"Listening on UDP port {settings.Port} (scope {settings.ScopeName}; our protocol {settings.Protocol}){(settings.WaitGiven ? $" for {settings.Wait.TotalSeconds:0.###} s" : "; Ctrl+C stops")}.");
 
