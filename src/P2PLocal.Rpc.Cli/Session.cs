@@ -34,7 +34,6 @@ internal sealed class Session : IAsyncDisposable
                 DiscoveryPort = settings.Port,
                 Scope = settings.Scope,
                 RequestTimeout = requestTimeout,
-                ConnectTimeout = TimeSpan.FromSeconds(Math.Min(5, Math.Max(1, requestTimeout.TotalSeconds))),
                 ShutdownGracePeriod = TimeSpan.FromSeconds(1),
                 // Secure mode (issue 10): pass the key file or network key from CommonSettings here.
             }, cancellationToken).ConfigureAwait(false);

@@ -37,6 +37,19 @@ public static class Cli
         return new CliResult(code, output.ToString(), error.ToString());
     }
 
+    /// <summary>
+    /// A loopback node of another protocol. It ignores the tool's hello, so it is heard only on its own timer: every
+    /// 100 ms here.
+    /// </summary>
+    public static Task<Node> StartOtherProtocolAsync(string name, string protocol, int port) => Node.StartAsync(new NodeOptions
+    {
+        Name = name,
+        Protocol = protocol,
+        Scope = DiscoveryScope.Loopback,
+        DiscoveryPort = port,
+        AdvertiseInterval = TimeSpan.FromMilliseconds(100),
+    });
+
     /// <summary>Starts a long-running command (watch, listen); stop it with <see cref="RunningCli.StopAsync"/>.</summary>
     public static RunningCli Start(int port, params string[] args)
     {

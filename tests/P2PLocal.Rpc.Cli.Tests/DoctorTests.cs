@@ -148,10 +148,7 @@ public class DoctorTests
     public async Task A_peer_of_another_protocol_is_found_and_the_protocol_option_named()
     {
         var port = TestNetwork.FreeUdpPort();
-        await using var bob = await Node.StartAsync(new NodeOptions
-        {
-            Name = "bob", Protocol = "factory", Scope = DiscoveryScope.Loopback, DiscoveryPort = port, AdvertiseInterval = TimeSpan.FromMilliseconds(200),
-        });
+        await using var bob = await Cli.StartOtherProtocolAsync("bob", "factory", port);
 
         var result = await Cli.RunAsync(port, "doctor", "bob", "--json", "--wait", "1");
 

@@ -68,11 +68,7 @@ public class MethodsAndCallTests
     {
         var port = TestNetwork.FreeUdpPort();
         await using var bob = await TestNetwork.StartAsync("bob", port);
-        await using var other = await Node.StartAsync(new NodeOptions
-        {
-            // Another protocol ignores our hello, so it is heard only on its own timer.
-            Name = "zed", Protocol = "other", Scope = DiscoveryScope.Loopback, DiscoveryPort = port, AdvertiseInterval = TimeSpan.FromMilliseconds(100),
-        });
+        await using var other = await Cli.StartOtherProtocolAsync("zed", "other", port);
 
         var result = await Cli.RunAsync(port, "call", "zed", "f", "--wait", "1");
 

@@ -47,7 +47,7 @@ internal static class CallCommand
     {
         var option = new Option<double>("--timeout")
         {
-            Description = "How long the call may take, in seconds; the remote handler is cancelled then.",
+            Description = "How long the call may take, in seconds, once connected (connecting takes at most 5 s more); the remote handler is cancelled then.",
             DefaultValueFactory = _ => 30,
         };
         option.Validators.Add(r =>

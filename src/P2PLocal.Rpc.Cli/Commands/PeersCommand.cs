@@ -8,7 +8,7 @@ namespace P2PLocal.Rpc.Cli.Commands;
 internal static class PeersCommand
 {
     /// <summary>How long no new answer must come before the list is complete.</summary>
-    private static readonly TimeSpan s_quiet = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan s_quiet = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How often the watch view refreshes its "last seen" column and looks for expired peers.</summary>
     private static readonly TimeSpan s_refresh = TimeSpan.FromMilliseconds(250);

@@ -27,7 +27,15 @@ internal static class PeerChecks
 
     private static async Task RunAsync(List<Check> checks, Session session, string name, CommonSettings settings, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        if (!session.Node.Peers.TryGet(name, out var peer))
+        var peer = session.Node.Peers.TryGet(name, out var known) ? known : null;
+        var contested = session.Node.Peers.Count(p => p.Name == name) > 1;
+        if (peer is null && !contested && session.Probe.Heard.Any(d => d.Beacon?.Name == name && d.Beacon.Protocol == settings.Protocol))
+        {
+            // The probe heard it; the node's own socket may not have taken the same beacon in yet (a loaded machine).
+            peer = await session.WaitForPeerAsync(name, timeout, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (peer is null)
         {
             checks.Add(NotSeen(session, name, settings));
             return;
