@@ -237,3 +237,43 @@ public class NetworkChecksTests
         Assert.Equal(CheckStatus.Ok, check.Status);
     }
 }
+
+public class LanChecksTests
+{
+    // Lan scope is never run in tests (nothing may leave loopback); its checks are pure, so they are fed datagrams.
+    private static readonly CommonSettings s_lan = new(47474, "itecnet", DiscoveryScope.Lan, false, TimeSpan.FromSeconds(10), false);
+    private static readonly IPAddress s_self = IPAddress.Parse("192.168.1.20");
+
+    private static HeardDatagram From(string address, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        BeaconMessage.TryDecode(bytes, out var beacon);
+        return new HeardDatagram(DateTimeOffset.UtcNow, new IPEndPoint(IPAddress.Parse(address), 47474), bytes, bytes.Length, beacon);
+    }
+
+    private static List<Check> Run(params HeardDatagram[] heard) => [.. NetworkChecks.Run(heard, s_lan, "self", new HashSet<IPAddress> { s_self })];
+
+    [Fact]
+    public void Silence_on_a_lan_points_at_blocked_broadcast_and_seeds()
+    {
+        var checks = Run();
+        var others = checks.Single(c => c.Id == CheckIds.OthersHeard);
+        Assert.Equal(CheckStatus.Fail, others.Status);
+        Assert.Contains("no beacon from any other node in 10 s: broadcast may be blocked on this network (Wi-Fi client isolation, VPN, container bridge)", others.Summary);
+        Assert.Contains("NodeOptions.Seeds", others.Fix);
+        Assert.DoesNotContain(checks, c => c.Id == CheckIds.OtherHosts);
+    }
+
+    [Fact]
+    public void Nodes_heard_only_from_this_host_warn_that_other_hosts_are_silent()
+    {
+        var local = Run(From("192.168.1.20", "itecnet|bob|192.168.1.20:4000|p2p1|b|alive|3000|1"));
+        var remote = Run(From("192.168.1.20", "itecnet|bob|192.168.1.20:4000|p2p1|b|alive|3000|1"), From("192.168.1.31", "itecnet|carol|192.168.1.31:4000|p2p1|c|alive|3000|1"));
+
+        Assert.Equal(CheckStatus.Warn, local.Single(c => c.Id == CheckIds.OtherHosts).Status);
+        Assert.Contains("no beacon from any other host", local.Single(c => c.Id == CheckIds.OtherHosts).Summary);
+        var ok = remote.Single(c => c.Id == CheckIds.OtherHosts);
+        Assert.Equal(CheckStatus.Ok, ok.Status);
+        Assert.Contains("192.168.1.31", ok.Summary);
+    }
+}
