@@ -33,7 +33,7 @@ public static class Cli
     {
         var output = new LineWriter();
         var error = new LineWriter();
-        var code = await CliApp.RunAsync(Loopback(port, args), new CliConsole(output, error)).WaitAsync(TestNetwork.Patience);
+        var code = await CliApp.RunAsync(Loopback(port, args), new CliConsole(output, error)).Within();
         return new CliResult(code, output.ToString(), error.ToString());
     }
 
@@ -69,7 +69,7 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
     public async Task<string> WaitForLineAsync(Func<string, bool> match)
     {
         var line = output.WaitForLineAsync(match);
-        var first = await Task.WhenAny(line, run).WaitAsync(TestNetwork.Patience);
+        var first = await Task.WhenAny(line, run).Within();
         if (first != line)
             Assert.Fail($"The command ended (exit {await run}) before the line came.\nstdout:\n{output}\nstderr:\n{error}");
         return await line;
@@ -79,7 +79,7 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
     public async Task<CliResult> StopAsync()
     {
         await stop.CancelAsync();
-        var code = await run.WaitAsync(TestNetwork.Patience);
+        var code = await run.Within();
         return new CliResult(code, output.ToString(), error.ToString());
     }
 
@@ -88,7 +88,7 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
         await stop.CancelAsync();
         try
         {
-            await run.WaitAsync(TestNetwork.Patience);
+            await run.Within();
         }
         catch (OperationCanceledException)
         {

@@ -23,7 +23,7 @@ public class DiscoveryProbeTests
                 sender.Send($"junk {i}");
         }
 
-        await all.Task.WaitAsync(TestNetwork.Patience);
+        await all.Task.Within();
         Assert.Equal(limit, probe.Heard.Count);
         Assert.Equal(sent - limit, probe.NotKept);
         Assert.Equal("junk 0"u8.ToArray(), probe.Heard[0].Bytes);

@@ -35,7 +35,7 @@ public class ProcessTests
         var error = process.StandardError.ReadToEndAsync();
         try
         {
-            await process.WaitForExitAsync().WaitAsync(TestNetwork.Patience);
+            await process.WaitForExitAsync().Within();
         }
         finally
         {

@@ -40,6 +40,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
         _startedAt = startedAt;
         _logger = logger;
         _time = options.TimeProvider;
+        Beacon.ThrowIfTooLong(options.Protocol, options.Name, instanceId, options.AdvertiseInterval, startedAt);
         _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
         {
@@ -147,7 +148,15 @@ internal sealed class DiscoveryService : IAsyncDisposable
         if (beacon.InstanceId == _instanceId)
             return;
 
-        _peers.Observe(beacon, EffectiveEndPoint(beacon.EndPoint, source), _time.GetUtcNow(), _options.AdvertiseInterval);
+        var serviceEndPoint = EffectiveEndPoint(beacon.EndPoint, source);
+        if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(serviceEndPoint.Address))
+        {
+            // Loopback scope promises that no call or probe leaves the host, whatever a beacon names (issue 8).
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        _peers.Observe(beacon, serviceEndPoint, _time.GetUtcNow(), _options.AdvertiseInterval);
 
         if (beacon.Kind == BeaconKind.Hello)
         {
