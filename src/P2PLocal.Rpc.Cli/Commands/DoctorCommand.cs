@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using P2PLocal.Rpc.Cli.Doctor;
 using P2PLocal.Rpc.Cli.Output;
