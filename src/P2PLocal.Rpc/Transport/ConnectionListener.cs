@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 
 namespace P2PLocal.Rpc.Transport;
 
@@ -61,14 +62,15 @@ internal sealed class ConnectionListener
             catch (SocketException e)
             {
                 // Out of descriptors and the like: keep serving the connections we have.
-                _host.Logger.LogWarning(e, "Accepting a connection failed");
+                _host.Logger.AcceptFailed(e);
                 await Task.Delay(50).ConfigureAwait(false);
                 continue;
             }
 
             if (_connections.Count >= _maxConnections && !EvictOneWithoutHello())
             {
-                _host.Logger.LogWarning("Refused a connection from {Remote}: {Max} connections are open", accepted.RemoteEndPoint, _maxConnections);
+                _host.Logger.ConnectionRefused(accepted.RemoteEndPoint, _maxConnections);
+                RpcMetrics.ConnectionRejected();
                 accepted.Dispose();
                 continue;
             }
@@ -77,7 +79,8 @@ internal sealed class ConnectionListener
             {
                 var connection = new ServerConnection(accepted, _host, _maxFrameSize);
                 _connections[connection] = 0;
-                _ = connection.Closed.ContinueWith(closed => _connections.TryRemove(connection, out var _), CancellationToken.None,
+                _host.Logger.ConnectionOpened("inbound", connection.RemoteEndPoint);
+                _ = connection.Closed.ContinueWith(closed => { _connections.TryRemove(connection, out var _); _host.Logger.ConnectionClosed("inbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
                     TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
             catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
@@ -102,7 +105,7 @@ internal sealed class ConnectionListener
 
         if (oldest is null)
             return false;
-        _host.Logger.LogWarning("{Max} connections are open: closed the oldest one that never said hello ({Remote})", _maxConnections, oldest.RemoteEndPoint);
+        _host.Logger.ConnectionEvicted(oldest.RemoteEndPoint, _maxConnections);
         oldest.Close(new TimeoutException("Evicted: no hello while the connection limit was reached."));
         _connections.TryRemove(oldest, out _);
         return true;

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
 using MessagePack;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
 
 namespace P2PLocal.Rpc.Transport;
@@ -43,6 +44,7 @@ internal abstract class FramedConnection
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
+        RpcMetrics.ConnectionOpened(this);
     }
 
     /// <summary>The largest frame this side accepts.</summary>
@@ -66,6 +68,7 @@ internal abstract class FramedConnection
     /// </summary>
     public bool TrySend(FrameBuffer frame)
     {
+        RpcMetrics.BytesSent(frame.Frame.Length);
         bool inline = false, wake = false;
         lock (_sendGate)
         {
@@ -208,6 +211,7 @@ internal abstract class FramedConnection
                     while (FrameDecoder.TryReadFrame(ref buffer, MaxReceiveFrameSize, out var frame))
                     {
                         LastFrameTicks = Environment.TickCount64;
+                        RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                     }
                 }
@@ -377,6 +381,7 @@ internal abstract class FramedConnection
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
             return;
+        RpcMetrics.ConnectionClosed(this);
         lock (_sendGate)
             DisposeQueued(_queued);
         _writeSignal.Stop();

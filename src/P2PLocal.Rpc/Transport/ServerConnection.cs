@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
@@ -80,15 +81,18 @@ internal sealed class ServerConnection : FramedConnection
             switch (kind)
             {
                 case MessageKind.Request:
-                    if (count != 4)
-                        throw new InvalidDataException($"A request has 4 elements, not {count}.");
+                    if (count is not (4 or 5))
+                        throw new InvalidDataException($"A request has 4 elements (5 with extras), not {count}.");
                     var id = reader.ReadUInt32();
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
+                    var kwargsEnd = (int)reader.Consumed;
+                    if (count == 5)
+                        RequestExtras.Skip(ref reader); // our hello offers extras (PROTOCOL.md, "Request extras and tracing")
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart);
+                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd);
                     return;
                 case MessageKind.Cancel:
                     CancellationTokenSource? cts = null;
@@ -114,10 +118,11 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart)
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd)
     {
         if (_draining)
         {
+            RpcMetrics.RequestRefused("shutting_down");
             SendError(id, ErrorCode.ShuttingDown, "ShuttingDown", "The node is shutting down.");
             return false;
         }
@@ -125,6 +130,7 @@ internal sealed class ServerConnection : FramedConnection
         var dispatcher = _host.FindFunction(function);
         if (dispatcher is null)
         {
+            RpcMetrics.RequestRefused("method_not_found");
             SendError(id, ErrorCode.MethodNotFound, "MethodNotFound", $"Node '{_host.LocalHello.Name}' has no function '{function}'.");
             return false;
         }
@@ -132,6 +138,7 @@ internal sealed class ServerConnection : FramedConnection
         if (Interlocked.Increment(ref _runningCount) > _host.MaxConcurrentRequests)
         {
             Finish();
+            RpcMetrics.RequestRefused("busy");
             SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' already runs {_host.MaxConcurrentRequests} requests from this connection.");
             return false;
         }
@@ -149,7 +156,8 @@ internal sealed class ServerConnection : FramedConnection
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            work.Start(id, function, frame, kwargsStart, dispatcher, cts);
+            dispatcher = CallTelemetry.ObserveServer(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
+            work.Start(id, function, frame, kwargsStart, kwargsEnd, dispatcher, cts);
             _running.Add(id, work);
         }
 
@@ -214,12 +222,14 @@ internal sealed class ServerConnection : FramedConnection
         private string _function = "";
         private ReceivedFrame _frame;
         private int _kwargsStart;
+        private int _kwargsEnd;
         private IServiceDispatcher _dispatcher = null!;
 
         public CancellationTokenSource Cancellation { get; private set; } = null!;
 
-        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
+        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
         {
+            _kwargsEnd = kwargsEnd;
             _id = id;
             _function = function;
             _frame = frame;
@@ -234,12 +244,12 @@ internal sealed class ServerConnection : FramedConnection
         private async Task RunAsync()
         {
             // Copy the fields: once Complete pools this item, the read loop may start it again.
-            var (id, function, frame, kwargsStart, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _dispatcher, Cancellation);
+            var (id, function, frame, kwargsStart, kwargsEnd, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _kwargsEnd, _dispatcher, Cancellation);
             var response = new FrameBuffer(256);
             try
             {
                 WriteResultHeader(response, id);
-                var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 owner.TrySend(response);
@@ -251,6 +261,7 @@ internal sealed class ServerConnection : FramedConnection
             }
             catch (FrameTooLargeException e)
             {
+                RpcMetrics.RequestRefused("too_large");
                 owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}");
             }
             catch (InvalidKwargsException e)
@@ -259,7 +270,7 @@ internal sealed class ServerConnection : FramedConnection
             }
             catch (Exception e)
             {
-                owner._host.Logger.LogDebug(e, "Function {Function} failed for {Caller}", function, owner.Peer?.Name);
+                owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
                 owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message);
             }
             finally
@@ -341,7 +352,7 @@ internal sealed class ServerConnection : FramedConnection
     protected override void OnClosed(Exception? reason)
     {
         if (reason is not null and not IOException and not SocketException and not OperationCanceledException)
-            _host.Logger.LogDebug(reason, "Closed connection from {Remote} after bad input", RemoteEndPoint);
+            _host.Logger.HostileInputRejected(RemoteEndPoint, reason);
         // Nobody is left to read the replies: stop the handlers.
         CancelRunning();
     }
