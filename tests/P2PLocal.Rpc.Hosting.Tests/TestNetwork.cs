@@ -1,0 +1,55 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace P2PLocal.Rpc.Hosting.Tests;
+
+/// <summary>Loopback-scope nodes and hosts on discovery ports no other test uses.</summary>
+public static class TestNetwork
+{
+    /// <summary>Generous safety net for waits on events; tests finish long before it on a healthy machine.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    /// <summary>A UDP port that is free now: the OS picks it, so parallel tests do not collide.</summary>
+    public static int FreeUdpPort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    public static NodeOptions Options(string name, int discoveryPort) => new()
+    {
+        Name = name,
+        DiscoveryPort = discoveryPort,
+        Scope = DiscoveryScope.Loopback,
+        ShutdownGracePeriod = TimeSpan.FromSeconds(2),
+    };
+
+    public static Task<Node> StartNodeAsync(string name, int discoveryPort) => Node.StartAsync(Options(name, discoveryPort));
+
+    /// <summary>A host whose node is configured from an in-memory "P2PLocal" section.</summary>
+    public static HostApplicationBuilder HostBuilder(IDictionary<string, string?> settings)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(settings);
+        return builder;
+    }
+
+    public static Dictionary<string, string?> Settings(string name, int discoveryPort) => new()
+    {
+        ["P2PLocal:Name"] = name,
+        ["P2PLocal:Scope"] = "Loopback",
+        ["P2PLocal:DiscoveryPort"] = discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["P2PLocal:ShutdownGracePeriod"] = "00:00:05",
+    };
+
+    public static P2PNodeBuilder AddNode(this HostApplicationBuilder builder) =>
+        builder.Services.AddP2PNode(builder.Configuration.GetSection("P2PLocal"));
+
+    public static async Task<T> Within<T>(this Task<T> task) => await task.WaitAsync(Patience);
+
+    public static async Task Within(this Task task) => await task.WaitAsync(Patience);
+}
