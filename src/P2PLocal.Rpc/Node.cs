@@ -414,7 +414,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             await _reaper.DisposeAsync().ConfigureAwait(false);
         if (_discovery is not null)
             await _discovery.DisposeAsync().ConfigureAwait(false);
-        RpcMetrics.PeersForgotten(Peers.Count);
+        RpcMetrics.UntrackPeers(Peers);
         Peers.Close();
         if (_listener is not null)
             await _listener.DisposeAsync(_options.ShutdownGracePeriod).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using P2PLocal.Rpc.Transport;
@@ -40,8 +41,11 @@ internal static class RpcMetrics
     private static readonly Counter<long> s_rejectedConnections = s_meter.CreateCounter<long>("p2plocal.rejected_connections",
         "{connection}", "Incoming connections closed at once because MaxIncomingConnections were open.");
 
-    private static readonly UpDownCounter<long> s_knownPeers = s_meter.CreateUpDownCounter<long>("p2plocal.known_peers",
-        "{peer}", "Peers the nodes of this process see (summed over nodes).");
+    private static readonly ConcurrentDictionary<PeerDirectory, byte> s_directories = new();
+
+    // Observed, not counted: a directory's Count is the truth, whatever path a peer took in or out.
+    internal static readonly ObservableUpDownCounter<long> KnownPeers = s_meter.CreateObservableUpDownCounter("p2plocal.known_peers",
+        static () => s_directories.Keys.Sum(static peers => (long)peers.Count), "{peer}", "Peers the running nodes of this process see (summed over nodes).");
 
     private static readonly Counter<long> s_beaconsSent = s_meter.CreateCounter<long>("p2plocal.beacons.sent",
         "{beacon}", "Beacons sent, by kind (hello, alive, bye); one per destination.");
@@ -82,21 +86,11 @@ internal static class RpcMetrics
             s_rejectedConnections.Add(1);
     }
 
-    /// <summary>Counts a node's peers as they join and leave; <see cref="PeersForgotten"/> settles the rest at shutdown.</summary>
-    public static void TrackPeers(PeerDirectory peers)
-    {
-        peers.Joined += static (_, _) => PeersChanged(1);
-        peers.Left += static (_, _) => PeersChanged(-1);
-    }
+    /// <summary>Counts a running node's peers in <c>p2plocal.known_peers</c> until <see cref="UntrackPeers"/>.</summary>
+    public static void TrackPeers(PeerDirectory peers) => s_directories.TryAdd(peers, 0);
 
-    /// <summary>A node shut down and forgot the peers it still knew (no Left event is raised for them).</summary>
-    public static void PeersForgotten(int count) => PeersChanged(-count);
-
-    private static void PeersChanged(int delta)
-    {
-        if (s_knownPeers.Enabled && delta != 0)
-            s_knownPeers.Add(delta);
-    }
+    /// <summary>The node shut down: its peers no longer count.</summary>
+    public static void UntrackPeers(PeerDirectory peers) => s_directories.TryRemove(peers, out _);
 
     public static void BeaconSent(Discovery.BeaconKind kind)
     {
