@@ -65,13 +65,14 @@ public sealed class ContractTests
         var shop = alice.Peers.Get<IShopV1>("bob");
         Assert.Equal(3, await Task.Run(() => shop.Price("tea")).Within());
 
-        var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        alice.Peers.Left += (_, peer) => left.TrySetResult();
+        // The restart is seen through the new instance's beacons, whatever became of the goodbye: wait for alice to list
+        // the new instance itself, not for bob to leave (issue 17: waiting for Left passed with the goodbye removed).
+        var firstInstance = first.InstanceId;
         await first.DisposeAsync();
-        await left.Task.Within();
         await using var second = await TestNetwork.StartAsync("bob", port);
         second.Register(new ShopV2());
-        await alice.Peers.WaitForAsync("bob").Within();
+        await WaitForInstanceAsync(alice, "bob", second.InstanceId);
+        Assert.NotEqual(firstInstance, second.InstanceId);
 
         await Assert.ThrowsAsync<ContractMismatchException>(() => Task.Run(() => shop.Price("tea")).Within());
     }
@@ -135,5 +136,18 @@ public sealed class ContractTests
         public IReadOnlyList<Dispatch.FunctionDescriptor> Functions { get; } = [Dispatch.FunctionDescriptor.Dynamic("manual")];
 
         public ValueTask InvokeAsync(Dispatch.FunctionCall request) => Dispatch.GeneratedResults.Write(request, "by hand");
+    }
+
+    private static async Task WaitForInstanceAsync(Node node, string name, string instanceId)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        node.Peers.Joined += (_, peer) =>
+        {
+            if (peer.Name == name && peer.InstanceId == instanceId)
+                seen.TrySetResult();
+        };
+        if (node.Peers.TryGet(name, out var current) && current.InstanceId == instanceId)
+            return;
+        await seen.Task.Within();
     }
 }

@@ -61,7 +61,9 @@ public class FaultTests(ITestOutputHelper output)
 
             output.WriteLine($"F1 {pending} pending calls; process gone {exited} ms after kill; all failed with PeerConnectionException, the last {worst} ms after the kill (target 1000 ms): \"{errors[0]!.Message}\"");
             output.WriteLine($"F1 restarted callee (new port {callee.ServicePort}) seen {seenAfter} ms after its start; the next call reached the new instance");
-            Assert.InRange(worst, 0, 1000);
+            // Target 1 s (issue 5), typically met by far (docs/reliability.md F1). The test allows 2 s: a loaded 2-core
+            // machine can delay the process exit notice itself, and a regression to timeouts (30 s) still fails (issue 17).
+            Assert.InRange(worst, 0, 2000);
         }
         finally
         {
@@ -100,14 +102,15 @@ public class FaultTests(ITestOutputHelper output)
         Assert.Equal("boom", thrown.RemoteMessage);
 
         var start = clock.ElapsedMilliseconds;
-        await Assert.ThrowsAsync<TimeoutException>(() => caller.RequestAsync("callee", "hangs").Within());
-        var timedOutAfter = clock.ElapsedMilliseconds - start;
+        var timedOutAfter = (long)(await Patience.AssertRequestTimeoutAsync(caller.RequestAsync("callee", "hangs"), "hangs", TimeSpan.FromMilliseconds(500))).TotalMilliseconds;
         var remoteCancelledAfter = await hangCancelled.Task.Within() - start;
+        Assert.InRange(remoteCancelledAfter, 0, (3 * 500) + 1000); // the timeout's cancel reaches the handler, not only the caller
 
         start = clock.ElapsedMilliseconds;
+        var stubbornStarted = Stopwatch.GetTimestamp();
         var stubbornCalls = Enumerable.Range(0, 5).Select(_ => caller.RequestAsync("callee", "stubborn")).ToList();
         foreach (var call in stubbornCalls)
-            await Assert.ThrowsAsync<TimeoutException>(() => call.Within());
+            await Patience.AssertRequestTimeoutAsync(call, "stubborn", TimeSpan.FromMilliseconds(500), stubbornStarted);
         var stubbornTimedOut = clock.ElapsedMilliseconds - start;
         // The stubborn handlers still run; the node serves others meanwhile.
         await Net.AssertServesAsync(caller, "callee");
@@ -146,6 +149,10 @@ public class FaultTests(ITestOutputHelper output)
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.Within());
         var callerSawAt = clock.ElapsedMilliseconds;
         var remoteAt = await cancelled.Task.Within();
+        // A cancel is one frame: both sides see it within a round trip. 2 s is far above that on a loaded machine and far
+        // below the idle reaper (the only other thing that would end the handler).
+        Assert.InRange(callerSawAt, 0, 2000);
+        Assert.InRange(remoteAt, 0, 2000);
         callee.Register("echo", kwargs => kwargs.GetValueOrDefault("value"));
         await Net.AssertServesAsync(caller, "callee");
         output.WriteLine($"F3 caller cancelled: caller's task cancelled after {callerSawAt} ms, the remote handler's token fired after {remoteAt} ms");
@@ -239,8 +246,10 @@ public class FaultTests(ITestOutputHelper output)
             lock (log)
                 snapshot = [.. log];
             var staleAfterJoin = snapshot.Count(l => l.At > joinedAt && l.Outcome == firstAnswer);
-            var staleAfterDown = snapshot.Count(l => l.At > downAt + 50 && l.Outcome == firstAnswer);
-            var failedAfterJoin = snapshot.Where(l => l.At > joinedAt + 50 && !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).ToList();
+            // 500 ms margins (not 50): a call's time is taken when its continuation runs, which a loaded 2-core machine can
+            // delay by hundreds of milliseconds; a stale route would keep failing or answering for seconds (issue 17).
+            var staleAfterDown = snapshot.Count(l => l.At > downAt + 500 && l.Outcome == firstAnswer);
+            var failedAfterJoin = snapshot.Where(l => l.At > joinedAt + 500 && !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).ToList();
             var errors = snapshot.Where(l => !l.Outcome.StartsWith("svc/", StringComparison.Ordinal)).GroupBy(l => l.Outcome).Select(g => $"{g.Count()} {g.Key}");
             output.WriteLine($"F5 {how}: {snapshot.Count} calls; old instance down at {downAt} ms, new instance (port {second.ServicePort}, old {oldPort}) joined at {joinedAt} ms; "
                 + $"answers from the old instance after the new one joined: {staleAfterJoin}; calls failed in the gap: {string.Join(", ", errors)}; failures after the join: {failedAfterJoin.Count}");
@@ -280,8 +289,7 @@ public class FaultTests(ITestOutputHelper output)
         using var second = await fake.AcceptWithHelloAsync();
         Assert.NotNull(await second.ReadFrameAsync());
         clock.Restart();
-        await Assert.ThrowsAsync<TimeoutException>(() => silent.Within());
-        var blackHoleAfter = clock.ElapsedMilliseconds;
+        var blackHoleAfter = (long)(await Patience.AssertRequestTimeoutAsync(silent, "anything", TimeSpan.FromSeconds(1))).TotalMilliseconds;
 
         // (c) The caller's side is reset while its requests run: every handler's token fires, the node keeps serving.
         await using var server = await Net.StartAsync("server", port);
@@ -310,6 +318,9 @@ public class FaultTests(ITestOutputHelper output)
         raw.Reset();
         await allCancelled.Task.Within();
         var handlersCancelledAfter = clock.ElapsedMilliseconds;
+        // A reset is seen at once on both sides; 2 s is generous on a loaded machine and below any reaper or timeout.
+        Assert.InRange(callerFailedAfter, 0, 2000);
+        Assert.InRange(handlersCancelledAfter, 0, 2000);
         await caller.Peers.WaitForAsync("server").Within();
         await Net.AssertServesAsync(caller, "server");
 

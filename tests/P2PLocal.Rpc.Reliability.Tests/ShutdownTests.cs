@@ -98,7 +98,7 @@ public class ShutdownTests(ITestOutputHelper output)
     private static async Task<string> CycleAsync(List<Task> stubbornHandlers)
     {
         var port = Net.FreeUdpPort();
-        var server = await Net.StartAsync(Net.Options("server", port, interval: TimeSpan.FromSeconds(30), grace: TimeSpan.FromMilliseconds(1500)));
+        var server = await Net.StartAsync(Net.Options("server", port, interval: TimeSpan.FromSeconds(30), grace: TimeSpan.FromSeconds(3)));
         var caller = await Net.StartAsync("caller", port);
         var running = 0;
         var allRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -124,7 +124,7 @@ public class ShutdownTests(ITestOutputHelper output)
         server.Register("stubborn", (_, _) =>
         {
             Started();
-            var handler = Task.Delay(4000, CancellationToken.None); // ignores its token, outlives grace + 1 s drain
+            var handler = Task.Delay(7000, CancellationToken.None); // ignores its token, outlives grace + 1 s drain
             lock (stubbornHandlers)
                 stubbornHandlers.Add(handler);
             return new ValueTask<object?>(handler.ContinueWith(_ => (object?)"late", TaskScheduler.Default));
@@ -165,7 +165,12 @@ public class ShutdownTests(ITestOutputHelper output)
 
         await caller.DisposeAsync();
         Assert.Equal(Quick, quickOk);
-        return $"F4 cycle: goodbye seen {goodbyeAfter} ms after shutdown began; shutdown took {shutdownTook} ms (grace 1500 ms); {quickOk}/{Quick} quick calls completed; "
+        // The goodbye goes out first, before any draining; shutdown ends after the 3 s grace period plus the bounded 1 s
+        // drain, and never waits for the 7 s stubborn handlers. A 3 s grace (not 1.5 s) leaves the quick calls, released as
+        // shutdown begins, room to finish on a loaded 2-core machine (issue 17).
+        Assert.InRange(goodbyeAfter, 0, 2000);
+        Assert.InRange(shutdownTook, 2500, 6900);
+        return $"F4 cycle: goodbye seen {goodbyeAfter} ms after shutdown began; shutdown took {shutdownTook} ms (grace 3000 ms); {quickOk}/{Quick} quick calls completed; "
             + $"cancellable and stubborn calls failed cleanly: {string.Join(", ", failures.GroupBy(f => f).Select(g => $"{g.Count()} {g.Key}"))}";
     }
 }

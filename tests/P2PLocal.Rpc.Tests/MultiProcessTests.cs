@@ -35,8 +35,12 @@ public class MultiProcessTests
             // Closing its input makes the remote node leave with a goodbye.
             var left = new TaskCompletionSource();
             alice.Peers.Left += (_, p) => { if (p.Name == remoteName) left.TrySetResult(); };
+            var clock = Stopwatch.StartNew();
             remote.StandardInput.Close();
             await left.Task.Within();
+            // The goodbye, not expiry: the peer is gone well before one beacon interval, let alone the 3.5 intervals
+            // after which a silent peer expires (issue 17: without this bound the test passed with the goodbye removed).
+            Assert.InRange(clock.Elapsed, TimeSpan.Zero, peer.AdvertiseInterval);
             await remote.WaitForExitAsync().Within();
             Assert.Equal(0, remote.ExitCode);
         }

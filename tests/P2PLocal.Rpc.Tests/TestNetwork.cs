@@ -6,8 +6,8 @@ namespace P2PLocal.Rpc.Tests;
 /// <summary>Loopback-scope nodes on a discovery port no other test uses.</summary>
 public static class TestNetwork
 {
-    /// <summary>Generous safety net for waits on events; tests finish long before it on a healthy machine.</summary>
-    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    /// <summary>Generous safety net for waits on events (the one <c>Within()</c> uses); tests finish long before it.</summary>
+    public static readonly TimeSpan Patience = P2PLocal.Rpc.Testing.Patience.Limit;
 
     /// <summary>A UDP port that is free now: the OS picks it, so parallel tests and processes do not collide.</summary>
     public static int FreeUdpPort()
@@ -29,7 +29,4 @@ public static class TestNetwork
     public static Task<Node> StartAsync(string name, int discoveryPort, TimeSpan? interval = null) =>
         Node.StartAsync(Options(name, discoveryPort, interval));
 
-    public static async Task<T> Within<T>(this Task<T> task) => await task.WaitAsync(Patience);
-
-    public static async Task Within(this Task task) => await task.WaitAsync(Patience);
 }

@@ -8,7 +8,7 @@ namespace P2PLocal.Rpc.Reliability.Tests;
 public static class Net
 {
     /// <summary>Safety net for waits on events; a healthy machine finishes long before it.</summary>
-    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan Patience = P2PLocal.Rpc.Testing.Patience.Limit;
 
     /// <summary>A UDP port that is free now (the OS picks it), so parallel tests and processes do not collide.</summary>
     public static int FreeUdpPort()
@@ -44,10 +44,6 @@ public static class Net
     public static Task<Node> StartAsync(string name, int discoveryPort) => Node.StartAsync(Options(name, discoveryPort));
 
     public static Task<Node> StartAsync(NodeOptions options) => Node.StartAsync(options);
-
-    public static async Task<T> Within<T>(this Task<T> task) => await task.WaitAsync(Patience);
-
-    public static async Task Within(this Task task) => await task.WaitAsync(Patience);
 
     /// <summary>A victim node serving <c>echo</c>, and a well-behaved caller that already sees it.</summary>
     public static async Task<(Node Victim, Node Caller)> VictimAndCallerAsync(NodeOptions victimOptions)
