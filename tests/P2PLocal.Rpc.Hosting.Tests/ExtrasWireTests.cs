@@ -49,15 +49,7 @@ public class ExtrasWireTests
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         bob.Register("f", _ => "served");
         using var client = new TcpClient();
-        await client.ConnectAsync(bob.ServiceEndPoint).Within();
-        var stream = client.GetStream();
-
-        await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
-        {
-            w.WriteArrayHeader(6);
-            w.Write(4); w.Write(1); w.Write("raw"); w.Write("raw-instance"); w.Write(1 << 20); w.Write(0L);
-        });
-        var hello = await ReadFrameAsync(stream).Within();
+        var (stream, hello) = await SayHelloAsync(client, bob);
         Assert.Contains("extras", ReadFeatures(hello));
 
         await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
@@ -83,14 +75,7 @@ public class ExtrasWireTests
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         bob.Register("f", _ => "served");
         using var client = new TcpClient();
-        await client.ConnectAsync(bob.ServiceEndPoint).Within();
-        var stream = client.GetStream();
-        await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
-        {
-            w.WriteArrayHeader(6);
-            w.Write(4); w.Write(1); w.Write("raw"); w.Write("raw-instance"); w.Write(1 << 20); w.Write(0L);
-        });
-        await ReadFrameAsync(stream).Within();
+        var (stream, _) = await SayHelloAsync(client, bob);
 
         await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
         {
@@ -100,6 +85,19 @@ public class ExtrasWireTests
         });
 
         Assert.Equal(0, await stream.ReadAtLeastAsync(new byte[16], 1, throwOnEndOfStream: false).AsTask().Within()); // closed, no reply
+    }
+
+    /// <summary>Connects as a first-version caller would (a six-element hello) and returns the node's hello.</summary>
+    private static async Task<(NetworkStream Stream, ReadOnlySequence<byte> Hello)> SayHelloAsync(TcpClient client, Node node)
+    {
+        await client.ConnectAsync(node.ServiceEndPoint).Within();
+        var stream = client.GetStream();
+        await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(6);
+            w.Write(4); w.Write(1); w.Write("raw"); w.Write("raw-instance"); w.Write(1 << 20); w.Write(0L);
+        });
+        return (stream, await ReadFrameAsync(stream).Within());
     }
 
     private static List<string> ReadFeatures(ReadOnlySequence<byte> hello)
@@ -216,7 +214,7 @@ public class ExtrasWireTests
             _listener.Stop();
             try
             {
-                _serving.Wait(TestNetwork.Patience);
+                _serving.Wait(Patience.Limit);
             }
             catch (AggregateException)
             {

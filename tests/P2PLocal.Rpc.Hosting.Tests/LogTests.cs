@@ -31,7 +31,7 @@ public class LogTests
         }
 
         // The node logs right after it closes; wait for the tenth line, then count: without the limit there are ~30 by now.
-        using var patience = new CancellationTokenSource(TestNetwork.Patience);
+        using var patience = new CancellationTokenSource(Patience.Limit);
         while (Rejections(logs).Count < 10)
             await Task.Delay(5, patience.Token);
         var rejections = Rejections(logs);

@@ -6,12 +6,9 @@ using Microsoft.Extensions.Hosting;
 
 namespace P2PLocal.Rpc.Hosting.Tests;
 
-/// <summary>Loopback-scope nodes and hosts on discovery ports no other test uses.</summary>
+/// <summary>Loopback-scope nodes and hosts on discovery ports no other test uses (waits: <see cref="Patience"/>).</summary>
 public static class TestNetwork
 {
-    /// <summary>Generous safety net for waits on events; tests finish long before it on a healthy machine.</summary>
-    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
-
     /// <summary>A UDP port that is free now: the OS picks it, so parallel tests do not collide.</summary>
     public static int FreeUdpPort()
     {
@@ -48,8 +45,4 @@ public static class TestNetwork
 
     public static P2PNodeBuilder AddNode(this HostApplicationBuilder builder) =>
         builder.Services.AddP2PNode(builder.Configuration.GetSection("P2PLocal"));
-
-    public static async Task<T> Within<T>(this Task<T> task) => await task.WaitAsync(Patience);
-
-    public static async Task Within(this Task task) => await task.WaitAsync(Patience);
 }
