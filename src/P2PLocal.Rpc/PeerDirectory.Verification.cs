@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 
 namespace P2PLocal.Rpc;
 
@@ -66,8 +67,7 @@ public sealed partial class PeerDirectory
                     _rejected.Clear(); // bounded: a flood of fake instances costs probes, never memory
                 var interval = contender.AdvertiseInterval > TimeSpan.Zero ? ExpiryOf(contender) : s_maxRejection;
                 _rejected[Key(contender)] = _node.Now + (interval < s_maxRejection ? interval : s_maxRejection);
-                _logger.LogWarning("Ignored a beacon claiming the name {Name} for {EndPoint}: no node of instance {Instance} answers there (spoofed or stale); {Holder} keeps the name",
-                    contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
+                _logger.SpoofedClaimIgnored(contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
             }
             else if (_peers.ContainsKey(Key(holder)))
             {

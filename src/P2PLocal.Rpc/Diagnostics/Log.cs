@@ -73,6 +73,16 @@ internal static partial class Log
         Message = "Two live nodes claim the name {Name}: {Existing} and {Contender}")]
     private static partial void NameConflictCore(ILogger logger, string name, IPEndPoint existing, IPEndPoint contender);
 
+    public static void SpoofedClaimIgnored(this ILogger logger, string name, IPEndPoint endPoint, string instance, IPEndPoint holder)
+    {
+        if (Passes(logger, LogLevel.Warning, 17, nameof(SpoofedClaimIgnored)))
+            SpoofedClaimIgnoredCore(logger, name, endPoint, instance, holder);
+    }
+
+    [LoggerMessage(EventId = 17, EventName = "SpoofedClaimIgnored", Level = LogLevel.Warning,
+        Message = "Ignored a beacon claiming the name {Name} for {EndPoint}: no node of instance {Instance} answers there (spoofed or stale); {Holder} keeps the name")]
+    private static partial void SpoofedClaimIgnoredCore(ILogger logger, string name, IPEndPoint endPoint, string instance, IPEndPoint holder);
+
     [LoggerMessage(EventId = 15, EventName = "PeerTableFull", Level = LogLevel.Warning,
         Message = "The peer table is full ({MaxPeers} peers); beacons of further instances are dropped")]
     public static partial void PeerTableFull(this ILogger logger, int maxPeers);
