@@ -8,8 +8,9 @@ namespace P2PLocal.Rpc.Hosting;
 /// <summary>
 /// Owns the host's node: started the first time anything asks for it (the hosted service at the latest), so
 /// <see cref="Node"/> and <see cref="PeerDirectory"/> can be injected anywhere, hosted services' constructors included.
+/// The container disposes it, so the node stops even when the host's start failed after the node started.
 /// </summary>
-internal sealed class HostedNode
+internal sealed class HostedNode : IAsyncDisposable, IDisposable
 {
     private readonly Lazy<Node> _node;
 
@@ -26,6 +27,15 @@ internal sealed class HostedNode
     public Node Node => _node.Value;
 
     public bool IsStarted => _node.IsValueCreated;
+
+    public ValueTask DisposeAsync() => IsStarted ? _node.Value.DisposeAsync() : default;
+
+    /// <summary>For a container disposed synchronously: blocks until the node shut down (see <see cref="Node.Shutdown"/>).</summary>
+    public void Dispose()
+    {
+        if (IsStarted)
+            _node.Value.Dispose();
+    }
 }
 
 /// <summary>

@@ -62,6 +62,24 @@ public class HostTests
     }
 
     [Fact]
+    public async Task A_start_that_fails_after_the_node_started_still_stops_the_node_when_the_host_is_disposed()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var builder = TestNetwork.HostBuilder(TestNetwork.Settings("failing", port));
+        builder.AddNode().AddFunction("twice", _ => 1).AddFunction("twice", _ => 2);
+        var host = builder.Build();
+        await using var caller = await TestNetwork.StartNodeAsync("caller", port);
+        var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        caller.Peers.Left += (_, peer) => { if (peer.Name == "failing") left.TrySetResult(); };
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => host.StartAsync());
+        Assert.Contains("twice", error.Message, StringComparison.Ordinal);
+        await caller.Peers.WaitForAsync("failing").Within();   // the node had started before the second registration failed
+        await ((IAsyncDisposable)host).DisposeAsync();
+        await left.Task.Within();                               // its goodbye: it was stopped, its sockets closed
+    }
+
+    [Fact]
     public async Task Node_and_PeerDirectory_are_injectable_and_logging_and_clock_come_from_DI()
     {
         var port = TestNetwork.FreeUdpPort();
