@@ -62,6 +62,34 @@ public class HostTests
     }
 
     [Fact]
+    public async Task Host_stop_returns_within_the_hosts_shutdown_timeout_when_a_call_outlasts_it()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var builder = TestNetwork.HostBuilder(TestNetwork.Settings("stubborn", port));   // grace period 5 s
+        builder.AddNode().AddFunction("forever", async (_, ct) =>
+        {
+            entered.SetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+            return null;
+        });
+        using var host = builder.Build();
+        await host.StartAsync().Within();
+        await using var caller = await TestNetwork.StartNodeAsync("caller", port);
+        await caller.Peers.WaitForAsync("stubborn").Within();
+        var call = caller.RequestAsync("stubborn", "forever");
+        await entered.Task.Within();
+
+        var shutdownTimeout = TimeSpan.FromMilliseconds(300);
+        using var timeout = new CancellationTokenSource(shutdownTimeout);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await host.StopAsync(timeout.Token).Within();
+
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, 3 * shutdownTimeout + TimeSpan.FromSeconds(1)); // not the 5 s grace
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.Within()); // the handler is cancelled when the 5 s grace ends
+    }
+
+    [Fact]
     public async Task A_start_that_fails_after_the_node_started_still_stops_the_node_when_the_host_is_disposed()
     {
         var port = TestNetwork.FreeUdpPort();
