@@ -26,7 +26,7 @@ public class ExtrasWireTests
     public async Task A_traced_request_carries_extras_only_to_a_peer_whose_hello_offers_them(bool offersExtras, int expectedElements)
     {
         using var tracing = Sdk.CreateTracerProviderBuilder().AddSource(NodeTelemetry.ActivitySourceName, s_test.Name).Build();
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         using var peer = new ScriptedPeer(offersExtras);
         await using var caller = await TestNetwork.StartNodeAsync("caller", port);
         peer.Announce(port);
@@ -45,7 +45,7 @@ public class ExtrasWireTests
     [Fact]
     public async Task A_node_hello_offers_extras_and_a_request_with_unknown_extras_is_served()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         bob.Register("f", _ => "served");
         using var client = new TcpClient();
@@ -71,7 +71,7 @@ public class ExtrasWireTests
     [Fact]
     public async Task Extras_that_are_not_a_map_close_the_connection()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         bob.Register("f", _ => "served");
         using var client = new TcpClient();

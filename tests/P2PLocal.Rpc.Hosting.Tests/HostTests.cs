@@ -12,7 +12,7 @@ public class HostTests
     [Fact]
     public async Task Host_start_serves_a_DI_built_service_and_a_function_to_a_second_node()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("hosted", port));
         builder.Services.AddSingleton(new Salutation { Word = "Howdy" });
         builder.AddNode()
@@ -32,7 +32,7 @@ public class HostTests
     [Fact]
     public async Task Host_stop_says_goodbye_then_drains_the_call_in_flight()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("draining", port));
@@ -64,7 +64,7 @@ public class HostTests
     [Fact]
     public async Task Host_stop_returns_within_the_hosts_shutdown_timeout_when_a_call_outlasts_it()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("stubborn", port));   // grace period 5 s
         builder.AddNode().AddFunction("forever", async (_, ct) =>
@@ -92,7 +92,7 @@ public class HostTests
     [Fact]
     public async Task A_start_that_fails_after_the_node_started_still_stops_the_node_when_the_host_is_disposed()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("failing", port));
         builder.AddNode().AddFunction("twice", _ => 1).AddFunction("twice", _ => 2);
         var host = builder.Build();
@@ -110,7 +110,7 @@ public class HostTests
     [Fact]
     public async Task Node_and_PeerDirectory_are_injectable_and_logging_and_clock_come_from_DI()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var logs = new CapturingLoggerProvider();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("injected", port));
@@ -134,7 +134,7 @@ public class HostTests
     [Fact]
     public async Task Scope_per_call_builds_each_call_its_own_scoped_service_and_disposes_it()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("scoped", port));
         builder.Services.AddScoped<CallScope>();
         builder.AddNode().AddService<ScopeReporter>(P2PServiceLifetime.ScopePerCall);
@@ -156,7 +156,7 @@ public class HostTests
     [Fact]
     public async Task Singleton_lifetime_serves_every_call_with_one_instance()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("single", port));
         builder.Services.AddSingleton<CallScope>();
         builder.AddNode().AddService<ScopeReporter>();

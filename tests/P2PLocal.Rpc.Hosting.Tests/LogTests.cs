@@ -15,7 +15,7 @@ public class LogTests
         {
             Name = "bob",
             Scope = DiscoveryScope.Loopback,
-            DiscoveryPort = TestNetwork.FreeUdpPort(),
+            DiscoveryPort = LoopbackPorts.FreeUdpPort(),
             LoggerFactory = factory,
         });
 
@@ -45,7 +45,7 @@ public class LogTests
     {
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await Node.StartAsync(new NodeOptions { Name = "bob", Scope = DiscoveryScope.Loopback, DiscoveryPort = port, LoggerFactory = factory });
         var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         bob.Peers.Left += (_, p) => left.TrySetResult();

@@ -47,7 +47,7 @@ public class OptionsTests
     [Fact]
     public async Task Options_set_in_code_start_a_node()
     {
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddP2PNode(o =>
         {
@@ -76,7 +76,7 @@ public class OptionsTests
     [InlineData("Seeds:0", "not-an-endpoint", "P2PLocal:Seeds")]
     public async Task A_bad_setting_stops_the_host_start_with_a_message_that_names_its_key(string key, string? value, string named)
     {
-        var settings = TestNetwork.Settings("checked", TestNetwork.FreeUdpPort());
+        var settings = TestNetwork.Settings("checked", LoopbackPorts.FreeUdpPort());
         settings["P2PLocal:" + key] = value;
         var builder = TestNetwork.HostBuilder(settings);
         builder.AddNode();

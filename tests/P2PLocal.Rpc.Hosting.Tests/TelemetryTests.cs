@@ -23,7 +23,7 @@ public class TelemetryTests
             .AddSource(NodeTelemetry.ActivitySourceName, s_test.Name)
             .AddInMemoryExporter(spans)
             .Build();
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         ActivityTraceId seenByHandler = default;
         bob.Register("traced_call", _ =>
@@ -66,7 +66,7 @@ public class TelemetryTests
             .AddMeter(NodeTelemetry.MeterName)
             .AddInMemoryExporter(metrics)
             .Build();
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         bob.Register("measured_call", _ => 1);
         bob.Register("broken_call", _ => throw new InvalidOperationException("no"));
@@ -109,7 +109,7 @@ public class TelemetryTests
     {
         var metrics = new List<Metric>();
         using var metering = Sdk.CreateMeterProviderBuilder().AddMeter(NodeTelemetry.MeterName).AddInMemoryExporter(metrics).Build();
-        var port = TestNetwork.FreeUdpPort();
+        var port = LoopbackPorts.FreeUdpPort();
         await using var bob = await TestNetwork.StartNodeAsync("bob", port);
         await using var alice = await TestNetwork.StartNodeAsync("alice", port);
         await alice.Peers.WaitForAsync("bob").Within();

@@ -1,22 +1,12 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace P2PLocal.Rpc.Hosting.Tests;
 
-/// <summary>Loopback-scope nodes and hosts on discovery ports no other test uses (waits: <see cref="Patience"/>).</summary>
+/// <summary>Loopback-scope nodes and hosts, each test on its own port (<see cref="LoopbackPorts"/>; waits: <see cref="Patience"/>).</summary>
 public static class TestNetwork
 {
-    /// <summary>A UDP port that is free now: the OS picks it, so parallel tests do not collide.</summary>
-    public static int FreeUdpPort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
     public static NodeOptions Options(string name, int discoveryPort) => new()
     {
         Name = name,
