@@ -361,6 +361,18 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
     }
 
+    /// <summary>
+    /// Closes the pooled connection to a peer instance unless it goes to <paramref name="endPoint"/>: the peer was found
+    /// at a new endpoint, and calls follow the peer table, never a connection opened before the move.
+    /// </summary>
+    internal void DropConnection(string instanceId, IPEndPoint endPoint)
+    {
+        if (_clients.TryGetValue(instanceId, out var connecting) && connecting.IsCompletedSuccessfully
+            && connecting.Result.RemoteEndPoint != endPoint.ToString()
+            && _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, connecting)))
+            connecting.Result.Close();
+    }
+
     private void ThrowIfOwnNameContested()
     {
         if (!Peers.AnyClaimOn(Name))
@@ -412,12 +424,14 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             return;
         if (_reaper is not null)
             await _reaper.DisposeAsync().ConfigureAwait(false);
+        // Stop accepting before the goodbye goes out (the listener closes its socket before its first await): peers
+        // take a goodbye as a hint and check that this node is gone, so a connection accepted now would refute it.
+        var draining = _listener?.DisposeAsync(_options.ShutdownGracePeriod) ?? Task.CompletedTask;
         if (_discovery is not null)
             await _discovery.DisposeAsync().ConfigureAwait(false);
         RpcMetrics.UntrackPeers(Peers);
         Peers.Close();
-        if (_listener is not null)
-            await _listener.DisposeAsync(_options.ShutdownGracePeriod).ConfigureAwait(false);
+        await draining.ConfigureAwait(false);
         foreach (var (_, connecting) in _clients)
         {
             try

@@ -86,6 +86,15 @@ public sealed class NodeOptions
     /// <summary>The most peers the node keeps track of; beacons from further instances are dropped. Default 4096.</summary>
     public int MaxPeers { get; init; } = 4096;
 
+    /// <summary>
+    /// The longest beacon interval this node believes from a peer. A beacon may claim up to a day, and a peer is kept
+    /// for about 3.5 of its intervals after its last beacon, so one forged datagram could otherwise pin an entry, or a
+    /// claim on this node's own name, for days. A longer claim is cut to this (the node's own
+    /// <see cref="AdvertiseInterval"/> if that is longer), and <see cref="PeerInfo.AdvertiseInterval"/> shows the cut
+    /// value. Peers beaconing less often than 3.5 times this come and go between beacons. Default 1 minute.
+    /// </summary>
+    public TimeSpan MaxPeerAdvertiseInterval { get; init; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Where the node logs joins, leaves, conflicts and dropped input. Default: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -117,5 +126,9 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
         if (MaxPeers < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
+        if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(MaxPeerAdvertiseInterval), MaxPeerAdvertiseInterval, "The interval must be positive.");
+        if (Scope == DiscoveryScope.Loopback && Seeds.FirstOrDefault(s => !IPAddress.IsLoopback(s.Address)) is { } remote)
+            throw new ArgumentException($"Seed {remote} is not a loopback address, and a node in Loopback scope sends nothing off the host. Use DiscoveryScope.Lan to reach it.", nameof(Seeds));
     }
 }

@@ -26,19 +26,34 @@ public sealed partial class PeerDirectory
     private void StartVerificationsLocked(PeerInfo holder, List<Action> events)
     {
         foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
-        {
-            var key = Key(contender);
-            if (_verifying.Contains(key))
-                continue;
-            if (_verifying.Count >= MaxConcurrentVerifications)
-            {
-                _candidates.Remove(key);
-                continue;
-            }
+            StartVerificationLocked(holder, contender, events);
+    }
 
-            _verifying.Add(key);
-            events.Add(() => _ = VerifyContenderAsync(holder, contender));
+    private void StartVerificationLocked(PeerInfo holder, PeerInfo contender, List<Action> events)
+    {
+        var key = Key(contender);
+        if (_verifying.Contains(key))
+            return;
+        if (_verifying.Count >= MaxConcurrentVerifications)
+        {
+            _candidates.Remove(key);
+            return;
         }
+
+        _verifying.Add(key);
+        events.Add(() => _ = VerifyContenderAsync(holder, contender));
+    }
+
+    /// <summary>
+    /// Ignores <paramref name="key"/> (a claim, or a claimed move of a peer) for min(3.5 intervals of
+    /// <paramref name="claimant"/>, 60 s). Bounded: a flood of fake instances costs probes, never memory.
+    /// </summary>
+    private void RejectLocked(string key, PeerInfo claimant)
+    {
+        if (_rejected.Count >= _maxPeers)
+            _rejected.Clear();
+        var interval = claimant.AdvertiseInterval > TimeSpan.Zero ? ExpiryOf(claimant) : s_maxRejection;
+        _rejected[key] = _node.Now + (interval < s_maxRejection ? interval : s_maxRejection);
     }
 
     private bool IsRejectedLocked(string key, DateTimeOffset now)
@@ -63,11 +78,14 @@ public sealed partial class PeerDirectory
                 return; // expired, said goodbye, or was promoted meanwhile
             if (!alive)
             {
-                if (_rejected.Count >= _maxPeers)
-                    _rejected.Clear(); // bounded: a flood of fake instances costs probes, never memory
-                var interval = contender.AdvertiseInterval > TimeSpan.Zero ? ExpiryOf(contender) : s_maxRejection;
-                _rejected[Key(contender)] = _node.Now + (interval < s_maxRejection ? interval : s_maxRejection);
+                RejectLocked(Key(contender), contender);
                 _logger.SpoofedClaimIgnored(contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
+            }
+            else if (holder.InstanceId == _node.InstanceId)
+            {
+                // Another live node answers under this node's own name.
+                _peers[Key(contender)] = contender;
+                events.Add(() => RaiseConflict(new NameConflict(holder.Name, holder, contender, InvolvesThisNode: true)));
             }
             else if (_peers.ContainsKey(Key(holder)))
             {

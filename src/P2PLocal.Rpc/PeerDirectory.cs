@@ -17,7 +17,8 @@ public sealed record NameConflict(string Name, PeerInfo Existing, PeerInfo Conte
 
 /// <summary>
 /// The peers a node currently sees, kept current by discovery: peers join when their first beacon arrives, leave on
-/// their goodbye, and expire after about three missed beacon intervals. A restarted peer (same name, new instance)
+/// their goodbye (once a connection attempt confirms they are gone), and expire after about three missed beacon
+/// intervals (a claimed interval counts up to <see cref="NodeOptions.MaxPeerAdvertiseInterval"/>). A restarted peer (same name, new instance)
 /// replaces the old one once the old one is found dead; two live instances of one name are a <see cref="NameConflict"/>,
 /// and such a name resolves to no peer until one of them goes.
 /// </summary>
@@ -171,28 +172,30 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     /// <summary>Takes in one beacon of this node's protocol from another instance.</summary>
     internal void Observe(Beacon beacon, IPEndPoint serviceEndPoint, DateTimeOffset now, TimeSpan defaultInterval)
     {
-        var key = beacon.Kind == BeaconKind.Legacy ? "legacy:" + serviceEndPoint : beacon.InstanceId;
+        // '|' cannot occur in an instance id, so no beacon can name a legacy peer's key.
+        var key = beacon.Kind == BeaconKind.Legacy ? "legacy|" + serviceEndPoint : beacon.InstanceId;
         var events = new List<Action>();
         PeerInfo? toProbe = null;
         lock (_gate)
         {
             if (beacon.Kind == BeaconKind.Bye)
             {
-                _candidates.Remove(key);
-                if (_peers.Remove(key, out var gone))
-                {
-                    events.Add(() => Left?.Invoke(this, gone));
-                    _logger.PeerLeft(gone.Name, gone.EndPoint);
-                    PromoteCandidatesLocked(gone.Name, events);
-                }
+                // Instance ids are public, so a goodbye for a known peer is a hint to check, never proof (see CheckHints).
+                if (!_candidates.Remove(key) && _peers.TryGetValue(key, out var leaving))
+                    OfferHintLocked(leaving, bye: true, movedTo: null, now, events);
             }
             else if (_peers.TryGetValue(key, out var known))
             {
-                _peers[key] = known with { LastSeen = now, EndPoint = serviceEndPoint };
+                if (known.EndPoint.Equals(serviceEndPoint))
+                    _peers[key] = known with { LastSeen = now };
+                else
+                    OfferHintLocked(known, bye: false, serviceEndPoint, now, events);
             }
             else if (_candidates.TryGetValue(key, out var candidate))
             {
-                _candidates[key] = candidate with { LastSeen = now, EndPoint = serviceEndPoint };
+                // A claim is checked at the endpoint it was first seen at; beacons moving it elsewhere are not believed.
+                if (candidate.EndPoint.Equals(serviceEndPoint))
+                    _candidates[key] = candidate with { LastSeen = now };
             }
             else if (_peers.Count + _candidates.Count >= _maxPeers && !TryEvictSilentLocked(now, events))
             {
@@ -206,15 +209,18 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                 {
                     LastSeen = now,
                     StartedAt = beacon.Kind == BeaconKind.Legacy ? DateTimeOffset.MinValue : beacon.StartedAt,
-                    AdvertiseInterval = beacon.Kind == BeaconKind.Legacy ? defaultInterval : beacon.Interval,
+                    AdvertiseInterval = beacon.Kind == BeaconKind.Legacy ? defaultInterval : BelievableInterval(beacon.Interval),
                 };
                 var holder = _peers.Values.FirstOrDefault(p => p.Name == peer.Name);
-                if (holder is null && peer.Name == _node.Name)
+                if (peer.Name == _node.Name)
                 {
-                    // Another live node uses this node's own name: it is beaconing, so no probe is needed.
-                    _peers[key] = peer;
-                    var self = _node.SelfInfo;
-                    events.Add(() => RaiseConflict(new NameConflict(peer.Name, self, peer, InvolvesThisNode: true)));
+                    // A claim on this node's own name: it counts (and may silence this node's calls) only once a node
+                    // at the claimed endpoint answers as the claimed instance. This node is the holder, and it is alive.
+                    if (!IsRejectedLocked(key, now))
+                    {
+                        _candidates[key] = peer;
+                        StartVerificationLocked(_node.SelfInfo, peer, events);
+                    }
                 }
                 else if (holder is null)
                 {
@@ -284,6 +290,8 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     /// <summary>After the holder of a name went, the newest waiting candidate takes the name.</summary>
     private void PromoteCandidatesLocked(string name, List<Action> events)
     {
+        if (name == _node.Name)
+            return; // claims on this node's own name are each under verification against this node (see Observe)
         var waiting = _candidates.Values.Where(c => c.Name == name).OrderByDescending(c => c.StartedAt).ToList();
         foreach (var candidate in waiting)
             _candidates.Remove(Key(candidate));
@@ -334,6 +342,14 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 
     internal static TimeSpan ExpiryOf(PeerInfo peer) => peer.AdvertiseInterval * 3.5;
 
+    /// <summary>A beacon's claimed interval, cut to <see cref="NodeOptions.MaxPeerAdvertiseInterval"/> (or this node's own interval, if longer).</summary>
+    private TimeSpan BelievableInterval(TimeSpan claimed)
+    {
+        var options = _node.Options;
+        var cap = options.MaxPeerAdvertiseInterval > options.AdvertiseInterval ? options.MaxPeerAdvertiseInterval : options.AdvertiseInterval;
+        return claimed < cap ? claimed : cap;
+    }
+
     /// <summary>Forgets a peer at once (its connection proved it is another instance now).</summary>
     internal void Forget(PeerInfo peer)
     {
@@ -359,15 +375,17 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         {
             waiters = _waiters.Values.SelectMany(w => w).ToList();
             _waiters.Clear();
+            _checks.Clear();
             _peers.Clear();
             _candidates.Clear();
         }
 
+        _closing.Cancel(); // outside the lock: the checks it stops take the lock as they end
         foreach (var waiter in waiters)
             waiter.TrySetException(new ObjectDisposedException(nameof(Node), "The node shut down before the peer was seen."));
     }
 
-    private static string Key(PeerInfo peer) => peer.IsLegacy ? "legacy:" + peer.EndPoint : peer.InstanceId;
+    private static string Key(PeerInfo peer) => peer.IsLegacy ? "legacy|" + peer.EndPoint : peer.InstanceId;
 
     private void Raise(List<Action> events)
     {

@@ -143,6 +143,11 @@ public class DiscoveryTests
         // The older bob learns of it too; the newer bob refuses to act under a name that is not its own.
         Assert.True((await selfConflict.Task.Within()).InvolvesThisNode);
         await second.Peers.WaitForAsync("alice").Within();
+        // The newer bob believes the older one's claim on its name only once a connection to it says its instance.
+        var secondConflict = new TaskCompletionSource<NameConflict>(TaskCreationOptions.RunContinuationsAsynchronously);
+        second.Peers.NameConflict += (_, c) => secondConflict.TrySetResult(c);
+        if (!second.Peers.Any(p => p.Name == "bob"))
+            Assert.True((await secondConflict.Task.Within()).InvolvesThisNode);
         await Assert.ThrowsAsync<NameConflictException>(() => second.RequestAsync("alice", "anything"));
     }
 

@@ -40,6 +40,28 @@ internal sealed record Beacon(
     /// <summary>Larger datagrams are dropped unread.</summary>
     public const int MaxLength = 1024;
 
+    /// <summary>
+    /// Throws when this node's beacon could exceed <see cref="MaxLength"/> (receivers drop longer datagrams unread,
+    /// so the node would serve and never be seen). The longest endpoint a beacon carries is an IPv4 one
+    /// (<c>255.255.255.255:65535</c>) and the longest kind is <c>alive</c>, so one check covers every beacon it sends.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name (with the protocol) makes the beacon too long.</exception>
+    public static void ThrowIfTooLong(string protocol, string name, string instanceId, TimeSpan interval, DateTimeOffset startedAt)
+    {
+        var longest = new Beacon(protocol, name, new IPEndPoint(IPAddress.Broadcast, IPEndPoint.MaxPort),
+            BeaconKind.Alive, instanceId, interval, startedAt).ToBytes().Length;
+        if (longest <= MaxLength)
+            return;
+        var nameBytes = Encoding.UTF8.GetByteCount(name);
+        var room = Math.Max(0, MaxLength - (longest - nameBytes));
+        var shown = name.Length <= 40 ? name : name[..40] + "...";
+        throw new ArgumentException(
+            $"The name '{shown}' ({nameBytes} bytes in UTF-8) makes this node's beacon {longest} bytes, above the {MaxLength}-byte " +
+            $"limit of a discovery datagram, so no peer would ever see the node. With protocol '{protocol}' the name may be " +
+            $"at most {room} bytes in UTF-8 ({room} ASCII characters; other characters take 2 to 4 bytes each). Choose a shorter name.",
+            nameof(name));
+    }
+
     public byte[] ToBytes()
     {
         var text = string.Join('|',

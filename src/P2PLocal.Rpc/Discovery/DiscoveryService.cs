@@ -41,6 +41,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
         _startedAt = startedAt;
         _logger = logger;
         _time = options.TimeProvider;
+        Beacon.ThrowIfTooLong(options.Protocol, options.Name, instanceId, options.AdvertiseInterval, startedAt);
         _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
         {
@@ -153,7 +154,15 @@ internal sealed class DiscoveryService : IAsyncDisposable
             return;
         RpcMetrics.BeaconReceived(beacon.Kind);
 
-        _peers.Observe(beacon, EffectiveEndPoint(beacon.EndPoint, source), _time.GetUtcNow(), _options.AdvertiseInterval);
+        var serviceEndPoint = EffectiveEndPoint(beacon.EndPoint, source);
+        if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(serviceEndPoint.Address))
+        {
+            // Loopback scope promises that no call or probe leaves the host, whatever a beacon names (issue 8).
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        _peers.Observe(beacon, serviceEndPoint, _time.GetUtcNow(), _options.AdvertiseInterval);
 
         if (beacon.Kind == BeaconKind.Hello)
         {

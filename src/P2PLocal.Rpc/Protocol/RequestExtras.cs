@@ -39,22 +39,8 @@ internal static class RequestExtras
         }
     }
 
-    /// <summary>Checks that the extras element is one whole map with string keys, and steps over it.</summary>
-    /// <exception cref="MessagePackSerializationException">It is not.</exception>
-    public static void Skip(ref MessagePackReader reader)
-    {
-        var count = reader.ReadMapHeader();
-        for (var i = 0; i < count; i++)
-        {
-            if (reader.NextMessagePackType != MessagePackType.String)
-                throw new MessagePackSerializationException("Request extras must have string keys.");
-            reader.Skip();
-            Dispatch.KwargsCodec.SkipValue(ref reader);
-        }
-    }
-
     /// <summary>
-    /// Reads the trace context from an extras map already checked by <see cref="Skip"/>. Returns false (and a default
+    /// Reads the trace context from an extras map already checked by <see cref="Messages.SkipRequestExtras"/>. Returns false (and a default
     /// context) when there is none or it is not a valid W3C traceparent.
     /// </summary>
     public static bool TryReadTraceContext(ReadOnlyMemory<byte> extras, out ActivityContext context)

@@ -81,24 +81,24 @@ internal sealed class ServerConnection : FramedConnection
             switch (kind)
             {
                 case MessageKind.Request:
-                    if (count is not (4 or 5))
-                        throw new InvalidDataException($"A request has 4 elements (5 with extras), not {count}.");
-                    var id = reader.ReadUInt32();
+                    var id = Messages.ReadRequestId(ref reader, count);
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
                     var kwargsEnd = (int)reader.Consumed;
-                    if (count == 5)
-                        RequestExtras.Skip(ref reader); // our hello offers extras (PROTOCOL.md, "Request extras and tracing")
+                    Messages.SkipRequestExtras(ref reader, count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
                     handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd);
                     return;
                 case MessageKind.Cancel:
+                    var cancelId = Messages.ReadCancelId(ref reader, count);
+                    if (reader.Consumed != frame.Length)
+                        throw new InvalidDataException("Bytes follow the cancel.");
                     CancellationTokenSource? cts = null;
                     lock (_runningGate)
                     {
-                        if (_running.TryGetValue(reader.ReadUInt32(), out var running))
+                        if (_running.TryGetValue(cancelId, out var running))
                             cts = running.Cancellation;
                     }
 
