@@ -83,6 +83,26 @@ internal static partial class Log
         Message = "Ignored a beacon claiming the name {Name} for {EndPoint}: no node of instance {Instance} answers there (spoofed or stale); {Holder} keeps the name")]
     private static partial void SpoofedClaimIgnoredCore(ILogger logger, string name, IPEndPoint endPoint, string instance, IPEndPoint holder);
 
+    public static void PeerMoved(this ILogger logger, string name, string instance, IPEndPoint from, IPEndPoint to)
+    {
+        if (Passes(logger, LogLevel.Information, 18, nameof(PeerMoved)))
+            PeerMovedCore(logger, name, instance, from, to);
+    }
+
+    [LoggerMessage(EventId = 18, EventName = "PeerMoved", Level = LogLevel.Information,
+        Message = "Peer {Name} (instance {Instance}) moved from {Old} to {New}")]
+    private static partial void PeerMovedCore(ILogger logger, string name, string instance, IPEndPoint old, IPEndPoint @new);
+
+    public static void BeaconHintIgnored(this ILogger logger, string what, string name, string instance, IPEndPoint endPoint)
+    {
+        if (Passes(logger, LogLevel.Warning, 19, nameof(BeaconHintIgnored)))
+            BeaconHintIgnoredCore(logger, what, name, instance, endPoint);
+    }
+
+    [LoggerMessage(EventId = 19, EventName = "BeaconHintIgnored", Level = LogLevel.Warning,
+        Message = "Ignored a beacon {What} for peer {Name} (instance {Instance}): it still answers at {EndPoint} (spoofed or stale)")]
+    private static partial void BeaconHintIgnoredCore(ILogger logger, string what, string name, string instance, IPEndPoint endPoint);
+
     [LoggerMessage(EventId = 15, EventName = "PeerTableFull", Level = LogLevel.Warning,
         Message = "The peer table is full ({MaxPeers} peers); beacons of further instances are dropped")]
     public static partial void PeerTableFull(this ILogger logger, int maxPeers);
@@ -153,6 +173,26 @@ internal static partial class Log
     private static partial void RequestFailedCore(ILogger logger, string function, string? caller, Exception exception);
 
     // 40-49: hostile or broken input.
+    public static void BeaconHintDropped(this ILogger logger, string name, int maxChecks)
+    {
+        if (Passes(logger, LogLevel.Debug, 44, nameof(BeaconHintDropped)))
+            BeaconHintDroppedCore(logger, name, maxChecks);
+    }
+
+    [LoggerMessage(EventId = 44, EventName = "BeaconHintDropped", Level = LogLevel.Debug,
+        Message = "Dropped a beacon hint about peer {Name}: {Max} checks are running")]
+    private static partial void BeaconHintDroppedCore(ILogger logger, string name, int max);
+
+    public static void MovedPeerUnreachable(this ILogger logger, string name, string instance, IPEndPoint endPoint, IPEndPoint movedTo)
+    {
+        if (Passes(logger, LogLevel.Warning, 45, nameof(MovedPeerUnreachable)))
+            MovedPeerUnreachableCore(logger, name, instance, endPoint, movedTo);
+    }
+
+    [LoggerMessage(EventId = 45, EventName = "MovedPeerUnreachable", Level = LogLevel.Warning,
+        Message = "Peer {Name} (instance {Instance}) answers neither at {EndPoint} nor at {MovedTo}, where a beacon moved it; it keeps its endpoint until it answers or expires")]
+    private static partial void MovedPeerUnreachableCore(ILogger logger, string name, string instance, IPEndPoint endPoint, IPEndPoint movedTo);
+
     public static void HostileInputRejected(this ILogger logger, string remote, Exception reason)
     {
         if (Passes(logger, LogLevel.Warning, 40, nameof(HostileInputRejected)))
