@@ -70,6 +70,27 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.MaxPeers"/>
     public int MaxPeers { get; set; } = s_defaults.MaxPeers;
 
+    /// <inheritdoc cref="NodeOptions.MaxBufferedBytesPerConnection"/>
+    public long MaxBufferedBytesPerConnection { get; set; } = s_defaults.MaxBufferedBytesPerConnection;
+
+    /// <inheritdoc cref="NodeOptions.StalledConnectionTimeout"/>
+    public TimeSpan StalledConnectionTimeout { get; set; } = s_defaults.StalledConnectionTimeout;
+
+    /// <inheritdoc cref="NodeOptions.MaxConnectionsPerAddress"/>
+    public int MaxConnectionsPerAddress { get; set; } = s_defaults.MaxConnectionsPerAddress;
+
+    /// <inheritdoc cref="NodeOptions.MaxKwargsElements"/>
+    public int MaxKwargsElements { get; set; } = s_defaults.MaxKwargsElements;
+
+    /// <inheritdoc cref="NodeOptions.MaxKwargsElementsInFlight"/>
+    public int MaxKwargsElementsInFlight { get; set; } = s_defaults.MaxKwargsElementsInFlight;
+
+    /// <inheritdoc cref="NodeOptions.MaxRequestBytesInFlight"/>
+    public long MaxRequestBytesInFlight { get; set; } = s_defaults.MaxRequestBytesInFlight;
+
+    /// <inheritdoc cref="NodeOptions.MaxPeerAdvertiseInterval"/>
+    public TimeSpan MaxPeerAdvertiseInterval { get; set; } = s_defaults.MaxPeerAdvertiseInterval;
+
     /// <summary>Custom MessagePack resolvers (set in code; not bound from configuration). See <see cref="NodeOptions.SerializerOptions"/>.</summary>
     public MessagePackSerializerOptions? SerializerOptions { get; set; }
 
@@ -102,6 +123,13 @@ public sealed class P2PNodeOptions
             ShutdownGracePeriod = ShutdownGracePeriod,
             ConnectTimeout = ConnectTimeout,
             MaxPeers = MaxPeers,
+            MaxBufferedBytesPerConnection = MaxBufferedBytesPerConnection,
+            StalledConnectionTimeout = StalledConnectionTimeout,
+            MaxConnectionsPerAddress = MaxConnectionsPerAddress,
+            MaxKwargsElements = MaxKwargsElements,
+            MaxKwargsElementsInFlight = MaxKwargsElementsInFlight,
+            MaxRequestBytesInFlight = MaxRequestBytesInFlight,
+            MaxPeerAdvertiseInterval = MaxPeerAdvertiseInterval,
             SerializerOptions = SerializerOptions ?? s_defaults.SerializerOptions,
             LoggerFactory = loggerFactory,
             TimeProvider = timeProvider ?? TimeProvider.System,

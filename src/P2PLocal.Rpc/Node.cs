@@ -25,7 +25,11 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
     private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;
     private static readonly ResultReader<IReadOnlyList<FunctionDescriptor>> s_readDescriptors =
-        static (ref MessagePackReader reader, MessagePackSerializerOptions _) => BuiltInFunctions.ReadDescriptors(ref reader);
+        static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
+        {
+            KwargsCodec.EnsureReadable(reader, options);
+            return BuiltInFunctions.ReadDescriptors(ref reader);
+        };
 
     private readonly NodeOptions _options;
     private readonly ILogger _logger;
@@ -38,6 +42,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private ConnectionListener? _listener;
     private DiscoveryService? _discovery;
     private ITimer? _reaper;
+    private readonly WorkInFlight _workInFlight;
     private int _disposed;
 
     private Node(NodeOptions options)
@@ -46,11 +51,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
         _startedAt = options.TimeProvider.GetUtcNow();
         SerializerOptions = options.SerializerOptions
-            .WithSecurity(MessagePackSecurity.UntrustedData)
+            .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         RpcMetrics.TrackPeers(Peers);
         _builtIns = new BuiltInFunctions(() => Functions);
+        _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
     }
 
@@ -72,7 +78,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     /// <summary>The peers this node sees.</summary>
     public PeerDirectory Peers { get; }
 
-    /// <summary>The serializer options in force: the configured ones with untrusted-data security and no compression.</summary>
+    /// <summary>
+    /// The serializer options in force: the configured ones with untrusted-data security (plus the decode budget of
+    /// <see cref="NodeOptions.MaxKwargsElements"/>) and no compression.
+    /// </summary>
     public MessagePackSerializerOptions SerializerOptions { get; }
 
     /// <summary>The functions this node serves, as <see cref="GetFunctionsAsync"/> reports them to peers.</summary>
@@ -286,14 +295,22 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     {
         while (true)
         {
-            var connecting = _clients.GetOrAdd(peer.InstanceId, _ => ConnectAsync(peer));
+            // One connect per peer instance: a factory that lost a GetOrAdd race would open a connection nobody tracks.
+            if (!_clients.TryGetValue(peer.InstanceId, out var connecting))
+            {
+                var opening = new TaskCompletionSource<ClientConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+                connecting = _clients.GetOrAdd(peer.InstanceId, opening.Task);
+                if (connecting == opening.Task)
+                    _ = ConnectIntoAsync(peer, opening);
+            }
+
             try
             {
                 var connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
                 if (!connection.IsClosed)
                     return connection;
             }
-            catch (PeerConnectionException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is PeerConnectionException or PeerBusyException && !cancellationToken.IsCancellationRequested)
             {
                 _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
                 throw;
@@ -305,15 +322,27 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
     }
 
+    private async Task ConnectIntoAsync(PeerInfo peer, TaskCompletionSource<ClientConnection> opening)
+    {
+        try
+        {
+            opening.TrySetResult(await ConnectAsync(peer).ConfigureAwait(false));
+        }
+        catch (Exception e)
+        {
+            opening.TrySetException(e);
+        }
+    }
+
     private async Task<ClientConnection> ConnectAsync(PeerInfo peer)
     {
-        await Task.Yield(); // never connect inside GetOrAdd's factory
         try
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
-                _options.ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
+                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, CancellationToken.None).ConfigureAwait(false);
             _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
-            _ = connection.Closed.ContinueWith(closed => { _clients.TryRemove(peer.InstanceId, out var _); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
+            // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
+            _ = connection.Closed.ContinueWith(closed => { ForgetClient(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             if (IsDisposed)
             {
@@ -328,6 +357,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             Peers.Forget(peer);
             throw;
         }
+    }
+
+    private void ForgetClient(string instanceId, ClientConnection connection)
+    {
+        if (_clients.TryGetValue(instanceId, out var entry) && entry.IsCompletedSuccessfully && entry.Result == connection)
+            _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, entry));
     }
 
     /// <summary>Whether a peer instance still serves at its endpoint (used when another instance claims its name).</summary>
@@ -359,6 +394,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         {
             return false;
         }
+        catch (PeerBusyException)
+        {
+            return true; // it answered that it is full: something serves there
+        }
     }
 
     /// <summary>
@@ -388,13 +427,14 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     private void ReapConnections()
     {
-        _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout);
+        _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout, _options.StalledConnectionTimeout);
         // Close our idle outgoing connections before the peer's reaper does, so a call never races that close.
         // The peer's idle timeout (from its hello) counts when it is shorter than ours.
         var ownIdleMs = _options.IdleConnectionTimeout.TotalMilliseconds;
         foreach (var (_, connecting) in _clients)
         {
-            if (!connecting.IsCompletedSuccessfully || connecting.Result is not { PendingCount: 0 } connection)
+            if (!connecting.IsCompletedSuccessfully || connecting.Result.CloseIfStalled(_options.StalledConnectionTimeout)
+                || connecting.Result is not { PendingCount: 0 } connection)
                 continue;
             var peerIdleMs = connection.PeerHello.IdleTimeoutMs;
             var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;
@@ -410,6 +450,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     int IRequestHost.MaxConcurrentRequests => _options.MaxConcurrentRequestsPerConnection;
 
     ILogger IRequestHost.Logger => _logger;
+
+    WorkInFlight IRequestHost.WorkInFlight => _workInFlight;
 
     IServiceDispatcher? IRequestHost.FindFunction(string function) =>
         function == Messages.MethodsFunction ? _builtIns : Volatile.Read(ref _functions).GetValueOrDefault(function);
@@ -456,6 +498,9 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private static class TypedResult<T>
     {
         public static readonly ResultReader<T> Read = static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
-            MessagePackSerializer.Deserialize<T>(ref reader, options);
+        {
+            KwargsCodec.EnsureReadable(reader, options);
+            return MessagePackSerializer.Deserialize<T>(ref reader, options);
+        };
     }
 }

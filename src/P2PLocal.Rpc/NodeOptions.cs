@@ -29,6 +29,11 @@ public sealed class NodeOptions
     /// <summary>The default largest frame (4 MiB, as gRPC's default message limit).</summary>
     public const int DefaultMaxFrameSize = 4 * 1024 * 1024;
 
+    /// <summary>The default of <see cref="MaxKwargsElements"/>: 1 Mi values.</summary>
+    public const int DefaultMaxKwargsElements = 1024 * 1024;
+    /// <summary>The default <see cref="MaxBufferedBytesPerConnection"/>: 8 MiB, two frames of the default size.</summary>
+    public const long DefaultMaxBufferedBytesPerConnection = 8 * 1024 * 1024;
+
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
     public required string Name { get; init; }
 
@@ -59,7 +64,33 @@ public sealed class NodeOptions
     /// <summary>How many incoming connections the node keeps open at once; further ones are refused. Default 1024.</summary>
     public int MaxIncomingConnections { get; init; } = 1024;
 
-    /// <summary>An incoming connection that sends nothing for this long is closed. Default 2 minutes.</summary>
+    /// <summary>
+    /// How many bytes one connection may hold: requests being served plus replies (or, on the calling side, requests)
+    /// not yet written to the socket. Above it the node stops reading that connection until its replies are written,
+    /// so a caller that never reads its replies is slowed to a stop instead of growing the node's memory; callers
+    /// wait to send while a peer does not read theirs. Default 8 MiB (<see cref="DefaultMaxBufferedBytesPerConnection"/>).
+    /// </summary>
+    public long MaxBufferedBytesPerConnection { get; init; } = DefaultMaxBufferedBytesPerConnection;
+
+    /// <summary>
+    /// A connection that stays above <see cref="MaxBufferedBytesPerConnection"/> this long, with bytes waiting to be
+    /// sent all along (its peer is not reading), is closed; its requests are cancelled. Default 30 seconds.
+    /// </summary>
+    public TimeSpan StalledConnectionTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How many incoming connections one remote address may hold open at once; further ones are refused with a
+    /// <see cref="PeerBusyException"/> on the caller. Loopback addresses are not limited. Default 64.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; init; } = 64;
+
+    /// <summary>Tests only: apply <see cref="MaxConnectionsPerAddress"/> to loopback callers too (tests cannot leave loopback).</summary>
+    internal bool LimitLoopbackPerAddress { get; init; }
+
+    /// <summary>
+    /// An incoming connection that makes no request for this long, with nothing running, is closed; cancels and
+    /// refused requests do not keep it open. Default 2 minutes.
+    /// </summary>
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>How long a connection may take to say who it is (its hello frame) before it is closed. Default 5 seconds.</summary>
@@ -82,6 +113,31 @@ public sealed class NodeOptions
     /// <see cref="MessagePack.MessagePackSecurity.UntrustedData"/> and no compression on top. Default: the standard resolver.
     /// </summary>
     public MessagePack.MessagePackSerializerOptions SerializerOptions { get; init; } = MessagePack.MessagePackSerializerOptions.Standard;
+
+    /// <summary>
+    /// The most MessagePack values one request's kwargs, or one result read by this node, may hold: every nil, number,
+    /// string, binary, array and map counts one, and a map's keys and values each count. Default
+    /// <see cref="DefaultMaxKwargsElements"/> (1 Mi). It bounds what decoding may build from one frame, since a 4 MiB
+    /// frame of empty maps would otherwise decode into about 4 million dictionaries (some 400 MB). A request over it is
+    /// refused with <see cref="InvalidKwargsException"/> before any handler runs; a result over it fails the call with
+    /// <see cref="P2PException"/>.
+    /// </summary>
+    public int MaxKwargsElements { get; init; } = DefaultMaxKwargsElements;
+
+    /// <summary>
+    /// The most kwargs values (counted as for <see cref="MaxKwargsElements"/>) that the requests running on this node may
+    /// hold together, across all connections. A request that would go over it is refused at once with
+    /// <see cref="PeerBusyException"/> on the caller. Default 2 x <see cref="DefaultMaxKwargsElements"/>; at least
+    /// <see cref="MaxKwargsElements"/>.
+    /// </summary>
+    public int MaxKwargsElementsInFlight { get; init; } = 2 * DefaultMaxKwargsElements;
+
+    /// <summary>
+    /// The most request bytes (frames) that the requests running on this node may hold together, across all
+    /// connections; each running request keeps its frame until its handler finishes. A request that would go over it is
+    /// refused at once with <see cref="PeerBusyException"/> on the caller. Default 64 MiB; at least <see cref="MaxFrameSize"/>.
+    /// </summary>
+    public long MaxRequestBytesInFlight { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>The most peers the node keeps track of; beacons from further instances are dropped. Default 4096.</summary>
     public int MaxPeers { get; init; } = 4096;
@@ -124,6 +180,18 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (MaxKwargsElements < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxKwargsElements), MaxKwargsElements, "At least one kwargs value must be allowed.");
+        if (MaxKwargsElementsInFlight < MaxKwargsElements)
+            throw new ArgumentOutOfRangeException(nameof(MaxKwargsElementsInFlight), MaxKwargsElementsInFlight, $"Must be at least MaxKwargsElements ({MaxKwargsElements}), so one request of the largest allowed size can run.");
+        if (MaxRequestBytesInFlight < MaxFrameSize)
+            throw new ArgumentOutOfRangeException(nameof(MaxRequestBytesInFlight), MaxRequestBytesInFlight, $"Must be at least MaxFrameSize ({MaxFrameSize}), so one request of the largest allowed size can run.");
+        if (MaxBufferedBytesPerConnection < 64 * 1024)
+            throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytesPerConnection), MaxBufferedBytesPerConnection, "At least 64 KiB must be allowed.");
+        if (StalledConnectionTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(StalledConnectionTimeout), StalledConnectionTimeout, "The timeout must be positive.");
+        if (MaxConnectionsPerAddress < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerAddress), MaxConnectionsPerAddress, "At least one connection per address must be allowed.");
         if (MaxPeers < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
         if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)

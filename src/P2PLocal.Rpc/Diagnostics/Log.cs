@@ -138,7 +138,7 @@ internal static partial class Log
     }
 
     [LoggerMessage(EventId = 22, EventName = "ConnectionRefused", Level = LogLevel.Warning,
-        Message = "Refused a connection from {Remote}: {MaxConnections} connections are open")]
+        Message = "Refused a connection from {Remote}: {MaxConnections} connections are open and all are busy")]
     private static partial void ConnectionRefusedCore(ILogger logger, EndPoint? remote, int maxConnections);
 
     public static void ConnectionEvicted(this ILogger logger, string remote, int maxConnections)
@@ -150,6 +150,26 @@ internal static partial class Log
     [LoggerMessage(EventId = 23, EventName = "ConnectionEvicted", Level = LogLevel.Warning,
         Message = "{MaxConnections} connections are open: closed the oldest one that never said hello ({Remote})")]
     private static partial void ConnectionEvictedCore(ILogger logger, int maxConnections, string remote);
+
+    public static void ConnectionRefusedForAddress(this ILogger logger, EndPoint? remote, int maxPerAddress)
+    {
+        if (Passes(logger, LogLevel.Warning, 25, nameof(ConnectionRefusedForAddress)))
+            ConnectionRefusedForAddressCore(logger, remote, maxPerAddress);
+    }
+
+    [LoggerMessage(EventId = 25, EventName = "ConnectionRefusedForAddress", Level = LogLevel.Warning,
+        Message = "Refused a connection from {Remote}: it already has {Max} connections open")]
+    private static partial void ConnectionRefusedForAddressCore(ILogger logger, EndPoint? remote, int max);
+
+    public static void LeastUsefulConnectionEvicted(this ILogger logger, string remote, string? peer, long idleMs, int maxConnections)
+    {
+        if (Passes(logger, LogLevel.Warning, 26, nameof(LeastUsefulConnectionEvicted)))
+            LeastUsefulConnectionEvictedCore(logger, maxConnections, remote, peer, idleMs);
+    }
+
+    [LoggerMessage(EventId = 26, EventName = "LeastUsefulConnectionEvicted", Level = LogLevel.Warning,
+        Message = "{Max} connections are open: closed the one useful least recently ({Remote}, {Name}, no request for {IdleMs} ms)")]
+    private static partial void LeastUsefulConnectionEvictedCore(ILogger logger, int max, string remote, string? name, long idleMs);
 
     public static void AcceptFailed(this ILogger logger, Exception exception)
     {
@@ -173,6 +193,15 @@ internal static partial class Log
     private static partial void RequestFailedCore(ILogger logger, string function, string? caller, Exception exception);
 
     // 40-49: hostile or broken input.
+    public static void HelloRefused(this ILogger logger, string remote, string reason)
+    {
+        if (Passes(logger, LogLevel.Debug, 46, nameof(HelloRefused)))
+            HelloRefusedCore(logger, remote, reason);
+    }
+
+    [LoggerMessage(EventId = 46, EventName = "HelloRefused", Level = LogLevel.Debug, Message = "Refused the hello from {Remote}: {Reason}")]
+    private static partial void HelloRefusedCore(ILogger logger, string remote, string reason);
+
     public static void BeaconHintDropped(this ILogger logger, string name, int maxChecks)
     {
         if (Passes(logger, LogLevel.Debug, 44, nameof(BeaconHintDropped)))

@@ -1,3 +1,4 @@
+using System.Text;
 using MessagePack;
 
 namespace P2PLocal.Rpc.Protocol;
@@ -45,6 +46,27 @@ internal static class Messages
 {
     public const int ProtocolVersion = 1;
 
+    /// <summary>
+    /// The largest frame read before the hello: a hello is small, so a stranger who has not said who it is cannot make
+    /// a node buffer a full-size frame (issue 8).
+    /// </summary>
+    public const int MaxHelloFrameSize = 16 * 1024;
+
+    /// <summary>The longest node name a hello may carry, in UTF-8 bytes (a beacon, which carries it too, is at most 1024 bytes).</summary>
+    public const int MaxHelloNameBytes = 1024;
+
+    /// <summary>The longest instance id a hello may carry, in UTF-8 bytes (PROTOCOL.md: 1-64 characters).</summary>
+    public const int MaxHelloInstanceIdBytes = 64;
+
+    /// <summary>The smallest frame limit a hello may announce; NodeOptions.MaxFrameSize has the same minimum.</summary>
+    public const int MinFrameSize = 1024;
+
+    /// <summary>The error type sent, with <see cref="ErrorCode.BadRequest"/> and request id 0, to refuse a hello before closing.</summary>
+    public const string BadHelloType = "BadHello";
+
+    /// <summary>The error type sent, with <see cref="ErrorCode.Busy"/> and request id 0, to refuse a connection when the node is full.</summary>
+    public const string NodeFullType = "NodeFull";
+
     /// <summary>The reserved function that lists a node's functions; see <c>GetMethodsAsync</c>.</summary>
     public const string MethodsFunction = "$methods";
 
@@ -80,6 +102,58 @@ internal static class Messages
         writer.Write(id);
     }
 
+    /// <summary>The most bytes of an error frame besides its type and message: headers, kind, id, code.</summary>
+    public const int ErrorFrameOverhead = 24;
+
+    /// <summary>The most UTF-8 bytes an error's type name keeps when it must be cut.</summary>
+    private const int MaxCutErrorTypeBytes = 1024;
+
+    /// <summary>
+    /// Writes an error whose frame fits in <paramref name="maxFrameSize"/> bytes (at least <see cref="ErrorFrameOverhead"/>):
+    /// a type or message too long for it is cut and ends in an ellipsis, since a frame above the caller's limit would
+    /// cost the caller the whole connection and every call on it (issue 8, item 10).
+    /// </summary>
+    public static void WriteError(ref MessagePackWriter writer, uint id, ErrorCode code, string type, string message, int maxFrameSize)
+    {
+        var room = Math.Max(0, maxFrameSize - ErrorFrameOverhead);
+        if (System.Text.Encoding.UTF8.GetMaxByteCount(type.Length + message.Length) > room)
+        {
+            type = CutToUtf8Bytes(type, Math.Min(MaxCutErrorTypeBytes, room / 2));
+            message = CutToUtf8Bytes(message, room - System.Text.Encoding.UTF8.GetByteCount(type));
+        }
+
+        WriteError(ref writer, id, code, type, message);
+    }
+
+    /// <summary>
+    /// Cuts <paramref name="text"/> so that its UTF-8 form (as MessagePackWriter writes it) takes at most
+    /// <paramref name="maxBytes"/>, ending a cut text in an ellipsis and never splitting a surrogate pair.
+    /// </summary>
+    internal static string CutToUtf8Bytes(string text, int maxBytes)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(text) <= maxBytes)
+            return text;
+        const string Ellipsis = "\u2026"; // 3 bytes in UTF-8
+        var budget = maxBytes - 3;
+        if (budget < 0)
+            return "";
+        int bytes = 0, end = 0;
+        while (end < text.Length)
+        {
+            var c = text[end];
+            var (size, chars) = c < 0x80 ? (1, 1)
+                : c < 0x800 ? (2, 1)
+                : char.IsHighSurrogate(c) && end + 1 < text.Length && char.IsLowSurrogate(text[end + 1]) ? (4, 2)
+                : (3, 1); // other BMP characters, and lone surrogates (written as U+FFFD)
+            if (bytes + size > budget)
+                break;
+            bytes += size;
+            end += chars;
+        }
+
+        return string.Concat(text.AsSpan(0, end), Ellipsis);
+    }
+
     public static void WriteError(ref MessagePackWriter writer, uint id, ErrorCode code, string type, string message)
     {
         writer.WriteArrayHeader(5);
@@ -110,11 +184,21 @@ internal static class Messages
     }
 
     /// <summary>Reads the rest of a hello after <see cref="ReadKind"/>.</summary>
+    /// <exception cref="BadHelloException">The hello is well formed but not acceptable: another version, a frame limit
+    /// below <see cref="MinFrameSize"/>, or a name or instance id above its bound.</exception>
     public static Hello ReadHello(ref MessagePackReader reader, int count)
     {
         if (count < 5)
             throw new MessagePackSerializationException("A hello needs 5 elements.");
-        var hello = new Hello(reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "", reader.ReadInt32());
+        var version = reader.ReadInt32();
+        if (version != ProtocolVersion)
+            throw new BadHelloException($"Protocol version {version} is not supported; this node speaks version {ProtocolVersion}.");
+        var name = ReadBoundedString(ref reader, MaxHelloNameBytes, "name");
+        var instanceId = ReadBoundedString(ref reader, MaxHelloInstanceIdBytes, "instance id");
+        var maxFrameSize = reader.ReadInt32();
+        if (maxFrameSize < MinFrameSize)
+            throw new BadHelloException($"A maxFrameSize of {maxFrameSize} is below the minimum of {MinFrameSize} bytes.");
+        var hello = new Hello(version, name, instanceId, maxFrameSize);
         var next = 5;
         if (count > 5 && reader.NextMessagePackType == MessagePackType.Integer)
         {
@@ -132,6 +216,21 @@ internal static class Messages
             Dispatch.KwargsCodec.SkipValue(ref reader); // iterative: extra elements may nest arbitrarily
         return hello;
     }
+
+    /// <summary>Reads a hello string (nil reads as empty), refusing one longer than <paramref name="maxBytes"/> before decoding it.</summary>
+    private static string ReadBoundedString(ref MessagePackReader reader, int maxBytes, string field)
+    {
+        if (reader.TryReadNil())
+            return "";
+        var bytes = reader.ReadStringSequence() ?? default;
+        if (bytes.Length > maxBytes)
+            throw new BadHelloException($"The hello's {field} is {bytes.Length} bytes; at most {maxBytes} are allowed.");
+        return Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>Writes the error that refuses a connection before any request: id 0, then the node closes.</summary>
+    public static void WriteRefusal(ref MessagePackWriter writer, ErrorCode code, string type, string reason) =>
+        WriteError(ref writer, 0, code, type, reason);
 
     /// <summary>
     /// Reads a request's id after <see cref="ReadKind"/>; the function name and kwargs follow. A request has 4 elements,
@@ -179,3 +278,6 @@ internal static class Messages
         return ((ErrorCode)reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "");
     }
 }
+
+/// <summary>A hello that is well formed but not acceptable; the message says why, and is sent back as a BadHello error.</summary>
+internal sealed class BadHelloException(string message) : IOException(message);
