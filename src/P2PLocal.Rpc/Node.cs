@@ -38,6 +38,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private DiscoveryService? _discovery;
     private ITimer? _reaper;
     private int _disposed;
+    private readonly Security.TlsChannel? _tls;
+    private readonly Security.BeaconSeal? _seal;
 
     private Node(NodeOptions options)
     {
@@ -50,7 +52,20 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         _builtIns = new BuiltInFunctions(() => Functions);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
+        if (!options.Security.IsOpen)
+        {
+            var identity = options.Security.Identity ?? NodeIdentity.Create();
+            _tls = new Security.TlsChannel(options.Security, identity);
+            _seal = new Security.BeaconSeal(options.Security, identity);
+        }
     }
+
+    /// <summary>This node's verified id in secure mode (its key's <see cref="NodeIdentity.Id"/>), or null for an open node.</summary>
+    public string? PeerId => _tls?.Identity.Id;
+
+    internal Security.TlsChannel? Tls => _tls;
+
+    internal Security.BeaconSeal? Seal => _seal;
 
     /// <summary>This node's name.</summary>
     public string Name => _options.Name;
@@ -134,13 +149,17 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             : BeaconTargets.ForLan(BeaconTargets.SystemInterfaces(), _options.DiscoveryPort);
         if (targets.Count == 0 && _options.Seeds.Count == 0)
             _logger.LogWarning("No interface with a broadcast address is up and no seeds are set: node {Name} can be seen by nobody", Name);
-        _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger);
+        _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger, _seal);
         _discovery.Start();
 
         // At most 250 ms, so outgoing connections close well inside a peer's shorter idle timeout too (see ReapConnections).
         var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 250));
         _reaper = _options.TimeProvider.CreateTimer(_ => ReapConnections(), null, period, period);
         _logger.LogInformation("Node {Name} serves on {EndPoint} ({Scope}, discovery port {Port})", Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
+        if (_options.Security.IsOpen && _options.Scope == DiscoveryScope.Lan)
+            _logger.LogWarning("Node {Name} runs in open mode on the LAN: every host on the network can list it, call each of its functions and read every request and reply. Set NodeOptions.Security to NodeSecurity.SharedKey or NodeSecurity.Pinned to allow trusted nodes only", Name);
+        else if (_tls is not null)
+            _logger.LogInformation("Node {Name} is secure ({Mode}), id {Id}", Name, _options.Security.Mode, _tls.Identity.Id);
     }
 
     /// <summary>Registers a function that takes the kwargs dictionary and returns a result (or null).</summary>
@@ -290,7 +309,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
                 if (!connection.IsClosed)
                     return connection;
             }
-            catch (Exception e) when (e is PeerConnectionException or PeerBusyException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException && !cancellationToken.IsCancellationRequested)
             {
                 _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
                 throw;
@@ -319,7 +338,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         try
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
-                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, CancellationToken.None).ConfigureAwait(false);
+                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, CancellationToken.None).ConfigureAwait(false);
             // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
             _ = connection.Closed.ContinueWith(_ => ForgetClient(peer.InstanceId, connection), CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
@@ -369,7 +388,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             var connection = await GetConnectionAsync(peer, CancellationToken.None).ConfigureAwait(false);
             return !connection.IsClosed;
         }
-        catch (PeerConnectionException)
+        catch (Exception e) when (e is PeerConnectionException or PeerAuthenticationException)
         {
             return false;
         }
@@ -430,6 +449,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     ILogger IRequestHost.Logger => _logger;
 
+    Security.TlsChannel? IRequestHost.Tls => _tls;
+
     IServiceDispatcher? IRequestHost.FindFunction(string function) =>
         function == Messages.MethodsFunction ? _builtIns : Volatile.Read(ref _functions).GetValueOrDefault(function);
 
@@ -462,6 +483,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
 
         _clients.Clear();
+        _tls?.Dispose();
         _logger.LogInformation("Node {Name} shut down", Name);
     }
 
