@@ -232,6 +232,8 @@ internal sealed class BeaconSeal
             padded[length++] = b switch { (byte)'-' => '+', (byte)'_' => '/', _ => (char)b };
         while (length % 4 != 0)
             padded[length++] = '=';
-        return Convert.TryFromBase64Chars(padded[..length], destination, out written);
+        // Canonical text only: the decoder ignores a last character's spare bits, so two texts could carry one tag.
+        return Convert.TryFromBase64Chars(padded[..length], destination, out written)
+            && Encoding.ASCII.GetString(text) == Base64Url(destination[..written]);
     }
 }
