@@ -46,6 +46,7 @@ internal sealed class TlsChannel : IDisposable
             ClientCertificateRequired = true,
             EnabledSslProtocols = SslProtocols.Tls13,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            CertificateChainPolicy = NoChain(),
             RemoteCertificateValidationCallback = (_, certificate, _, _) => Check(certificate, out _) is null,
         };
     }
@@ -79,6 +80,7 @@ internal sealed class TlsChannel : IDisposable
             LocalCertificateSelectionCallback = (_, _, _, _, _) => _certificate,
             EnabledSslProtocols = SslProtocols.Tls13,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            CertificateChainPolicy = NoChain(),
             RemoteCertificateValidationCallback = (_, certificate, _, _) =>
             {
                 reason = Check(certificate, out peerId);
@@ -107,6 +109,17 @@ internal sealed class TlsChannel : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// No chain is trusted (the key is what is checked), so the chain is built against an empty custom root store,
+    /// without downloads or revocation: the system store is never loaded during a handshake.
+    /// </summary>
+    private static X509ChainPolicy NoChain() => new()
+    {
+        TrustMode = X509ChainTrustMode.CustomRootTrust,
+        RevocationMode = X509RevocationMode.NoCheck,
+        DisableCertificateDownloads = true,
+    };
 
     /// <summary>Why a certificate is not trusted, or null when it is (with its id).</summary>
     public string? Check(X509Certificate? certificate, out string? peerId)
