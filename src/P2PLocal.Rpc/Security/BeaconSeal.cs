@@ -6,7 +6,7 @@ namespace P2PLocal.Rpc.Security;
 
 /// <summary>
 /// Seals a secure node's beacons and opens its peers' (issue 10; PROTOCOL.md "Secure beacons"). After the eight
-/// fields of an open beacon come <c>|mode|id|freshness[|publicKey]|tag</c>: <c>k1</c> beacons carry an HMAC-SHA256
+/// fields of an open beacon (eight or more) come <c>|mode|id|freshness[|publicKey]|tag</c>, always last: <c>k1</c> beacons carry an HMAC-SHA256
 /// under a key derived from the network key, <c>p1</c> beacons the sender's P-256 public key and its ECDSA signature.
 /// The tag covers every byte before it, so name, endpoint, instance, kind and id are bound together.
 /// </summary>
@@ -59,19 +59,21 @@ internal sealed class BeaconSeal
     /// <summary>Beacons rejected for a bad tag, an untrusted id or a malformed secure field.</summary>
     public long Forgeries;
 
-    /// <summary>Whether a datagram carries secure fields (an open node ignores such beacons).</summary>
+    /// <summary>Whether a datagram carries secure fields (an open node ignores such beacons). They are the last ones, so
+    /// optional open fields (field 8, the library version) may come before them.</summary>
     public static bool IsSealed(ReadOnlySpan<byte> datagram)
     {
-        var pipes = 0;
-        for (var i = 0; i < datagram.Length; i++)
+        // From the end: tag, [public key,] freshness, id, mode.
+        var end = datagram.Length;
+        for (var piece = 1; piece <= 5; piece++)
         {
-            if (datagram[i] != (byte)'|')
-                continue;
-            if (++pipes == 8)
-            {
-                var rest = datagram[(i + 1)..];
-                return rest.StartsWith("k1|"u8) || rest.StartsWith("p1|"u8);
-            }
+            var pipe = datagram[..end].LastIndexOf((byte)'|');
+            if (pipe < 0)
+                return false;
+            var field = datagram[(pipe + 1)..end];
+            if ((piece == 4 && field.SequenceEqual("k1"u8)) || (piece == 5 && field.SequenceEqual("p1"u8)))
+                return true;
+            end = pipe;
         }
 
         return false;
@@ -108,13 +110,14 @@ internal sealed class BeaconSeal
         if (lastPipe < 0)
             return Forged();
         var signed = datagram[..(lastPipe + 1)];
-        var fields = Encoding.ASCII.GetString(signed).Split('|');
-        // 8 open fields, mode, id, freshness, [public key,] then the empty piece after the last '|'.
+        var fields = Encoding.UTF8.GetString(signed).Split('|');
+        // At least 8 open fields, then mode, id, freshness, [public key,] and the empty piece after the last '|'.
         var pinned = _security.Mode == SecurityMode.Pinned;
-        if (fields.Length != (pinned ? 13 : 12) || fields[8] != (pinned ? PinnedMode : KeyedMode)
-            || !long.TryParse(fields[10], NumberStyles.None, CultureInfo.InvariantCulture, out var freshness))
+        var first = fields.Length - (pinned ? 5 : 4);
+        if (first < 8 || fields[first] != (pinned ? PinnedMode : KeyedMode)
+            || !long.TryParse(fields[first + 2], NumberStyles.None, CultureInfo.InvariantCulture, out var freshness))
             return Forged();
-        var peerId = NodeIdentity.Normalize(fields[9]);
+        var peerId = NodeIdentity.Normalize(fields[first + 1]);
         if (peerId is null)
             return Forged();
 
@@ -127,7 +130,7 @@ internal sealed class BeaconSeal
         if (!TryFromBase64Url(datagram[(lastPipe + 1)..], tag, out var tagLength))
             return Forged();
         tag = tag[..tagLength];
-        if (pinned ? !CheckSignature(peerId, fields[11], signed, tag) : !CheckMac(signed, tag))
+        if (pinned ? !CheckSignature(peerId, fields[first + 3], signed, tag) : !CheckMac(signed, tag))
             return Forged();
 
         lock (_gate)
