@@ -157,6 +157,35 @@ public class SecureModeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_secure_node_that_refuses_a_connection_as_full_is_reported_busy_not_untrusted()
+    {
+        var port = Net.FreeUdpPort();
+        var options = Secure("alice", port);
+        await using var alice = await EchoAsync(new NodeOptions
+        {
+            Name = options.Name,
+            DiscoveryPort = port,
+            Scope = DiscoveryScope.Loopback,
+            Security = options.Security,
+            MaxConnectionsPerAddress = 1,
+            LimitLoopbackPerAddress = true,
+        });
+        await using var bob = await EchoAsync(Secure("bob", port));
+        var first = await ClientConnection.ConnectAsync(alice.ServiceEndPoint, "alice", null, bob.LocalHello, bob.SerializerOptions,
+            TimeSpan.FromSeconds(5), NodeOptions.DefaultMaxBufferedBytesPerConnection, bob.Tls, alice.PeerId, CancellationToken.None).Within();
+        try
+        {
+            // The refusal is plaintext (sent before TLS): the caller reads it from the failed handshake's bytes.
+            var busy = await Assert.ThrowsAsync<PeerBusyException>(() => ConnectAsync(bob, alice.ServiceEndPoint, alice.PeerId)).Within();
+            Assert.Contains("MaxConnectionsPerAddress=1", busy.Message);
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_capture_of_a_secure_call_shows_none_of_its_plaintext_while_an_open_one_does()
     {
         var port = Net.FreeUdpPort();

@@ -72,7 +72,8 @@ internal sealed class TlsChannel : IDisposable
         string? expectedPeerId, CancellationToken cancellationToken)
     {
         string? reason = null, peerId = null;
-        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        var recorder = new HandshakeRecorder(new NetworkStream(socket, ownsSocket: true));
+        var stream = new SslStream(recorder, leaveInnerStreamOpen: false);
         var options = new SslClientAuthenticationOptions
         {
             TargetHost = TargetHost,
@@ -93,11 +94,15 @@ internal sealed class TlsChannel : IDisposable
         try
         {
             await stream.AuthenticateAsClientAsync(options, cancellationToken).ConfigureAwait(false);
+            recorder.Stop();
             return (stream, peerId!);
         }
         catch (Exception e) when (e is AuthenticationException or IOException)
         {
+            var refusal = reason is null ? Refusal(recorder.Recorded, peerName, endPoint) : null;
             await stream.DisposeAsync().ConfigureAwait(false);
+            if (refusal is not null)
+                throw refusal;
             throw new PeerAuthenticationException(reason is not null
                 ? $"Peer '{peerName}' at {endPoint} is not trusted: {reason}"
                 : $"Peer '{peerName}' at {endPoint} did not complete a TLS handshake: it runs in open mode (NodeSecurity.Open) or is no P2PLocal.Rpc node. " +
@@ -120,6 +125,33 @@ internal sealed class TlsChannel : IDisposable
         RevocationMode = X509RevocationMode.NoCheck,
         DisableCertificateDownloads = true,
     };
+
+    /// <summary>
+    /// The server answered our ClientHello with a plaintext refusal frame (it is full, or refused our address) rather
+    /// than TLS: the exception a caller gets for it, or null when the bytes are not one.
+    /// </summary>
+    private static P2PException? Refusal(ReadOnlySpan<byte> received, string peerName, IPEndPoint endPoint)
+    {
+        if (received.Length < 5 || received[0] == HandshakeRecord)
+            return null;
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(received);
+        if (length == 0 || length > received.Length - 4)
+            return null;
+        try
+        {
+            var reader = new MessagePack.MessagePackReader(received.Slice(4, (int)length).ToArray());
+            if (Protocol.Messages.ReadKind(ref reader, out var count) != Protocol.MessageKind.Error || reader.ReadUInt32() != 0)
+                return null;
+            var (code, type, message) = Protocol.Messages.ReadError(ref reader, count);
+            return code == Protocol.ErrorCode.Busy
+                ? new PeerBusyException($"Peer '{peerName}' at {endPoint} refused the connection: {message}")
+                : new PeerConnectionException($"Peer '{peerName}' at {endPoint} refused the connection: {type}: {message}");
+        }
+        catch (Exception e) when (e is MessagePack.MessagePackSerializationException or EndOfStreamException or InvalidDataException or ArgumentException or OverflowException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Why a certificate is not trusted, or null when it is (with its id).</summary>
     public string? Check(X509Certificate? certificate, out string? peerId)
