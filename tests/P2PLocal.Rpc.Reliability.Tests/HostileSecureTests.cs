@@ -13,21 +13,8 @@ public class HostileSecureTests(ITestOutputHelper output)
 {
     private static readonly NodeSecurity s_security = NodeSecurity.SharedKey(NodeSecurity.CreateNetworkKey());
 
-    private static NodeOptions Secure(string name, int port, TimeSpan? handshakeTimeout = null, int? maxIncoming = null)
-    {
-        var o = Net.Options(name, port, handshakeTimeout: handshakeTimeout, maxIncoming: maxIncoming);
-        return new NodeOptions
-        {
-            Name = o.Name,
-            DiscoveryPort = o.DiscoveryPort,
-            Scope = o.Scope,
-            AdvertiseInterval = o.AdvertiseInterval,
-            ShutdownGracePeriod = o.ShutdownGracePeriod,
-            HandshakeTimeout = o.HandshakeTimeout,
-            MaxIncomingConnections = o.MaxIncomingConnections,
-            Security = s_security,
-        };
-    }
+    private static NodeOptions Secure(string name, int port, TimeSpan? handshakeTimeout = null, int? maxIncoming = null) =>
+        SecureModeTests.WithSecurity(Net.Options(name, port, handshakeTimeout: handshakeTimeout, maxIncoming: maxIncoming), s_security);
 
     private static async Task<(Node Victim, Node Caller)> PairAsync(TimeSpan? handshakeTimeout = null, int? maxIncoming = null)
     {

@@ -21,7 +21,8 @@ public class SecureModeTests(ITestOutputHelper output)
     private static NodeOptions Secure(string name, int port, NodeSecurity? security = null) =>
         WithSecurity(Net.Options(name, port), security ?? NodeSecurity.SharedKey(s_key));
 
-    private static NodeOptions WithSecurity(NodeOptions o, NodeSecurity security) => new()
+    /// <summary>The options with the security given (the limits tests set are kept).</summary>
+    internal static NodeOptions WithSecurity(NodeOptions o, NodeSecurity security) => new()
     {
         Name = o.Name,
         DiscoveryPort = o.DiscoveryPort,

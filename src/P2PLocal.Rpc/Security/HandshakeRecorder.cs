@@ -30,7 +30,11 @@ internal sealed class HandshakeRecorder(Stream inner) : Stream
         return read.Length;
     }
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    // After the handshake, reads go straight through: no state machine, so no allocation per read.
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _recorded is null ? inner.ReadAsync(buffer, cancellationToken) : RecordingReadAsync(buffer, cancellationToken);
+
+    private async ValueTask<int> RecordingReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         return _recorded is null ? read : Record(buffer.Span[..read]);
