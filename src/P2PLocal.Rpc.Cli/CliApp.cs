@@ -52,6 +52,11 @@ internal static class CliApp
             console.Fail("interrupted.");
             return ExitCodes.Interrupted;
         }
+        catch (SecurityOptionException e)
+        {
+            console.Fail(e.Message);
+            return ExitCodes.Usage;
+        }
         catch (SocketException e)
         {
             console.Fail($"cannot open the network: {e.SocketErrorCode}: {e.Message}. Another program may hold the port without address reuse; choose another --port, or stop that program.");

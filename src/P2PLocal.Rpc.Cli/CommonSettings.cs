@@ -12,6 +12,25 @@ namespace P2PLocal.Rpc.Cli;
 /// <param name="WaitGiven">True when <c>--wait</c> was on the command line (watch and listen then stop after it).</param>
 internal sealed record CommonSettings(int Port, string Protocol, DiscoveryScope Scope, bool Json, TimeSpan Wait, bool WaitGiven)
 {
+    /// <summary><c>--network-key-file</c>, <c>--key-file</c> and <c>--trust</c> (issue 10), read when the node starts.</summary>
+    public (string? NetworkKeyFile, string? KeyFile, string[] Trust) SecurityOptions { get; init; } = (null, null, []);
+
+    /// <summary>The tool node's security: open unless <c>--network-key-file</c> or <c>--key-file</c> was given.</summary>
+    /// <exception cref="SecurityOptionException">A key file cannot be read or holds no usable key, or a trusted id is not an id.</exception>
+    public NodeSecurity CreateSecurity()
+    {
+        try
+        {
+            return SecurityOptions.NetworkKeyFile is { } keyFile ? NodeSecurity.SharedKey(File.ReadAllText(keyFile).Trim())
+                : SecurityOptions.KeyFile is { } identityFile ? NodeSecurity.Pinned(NodeIdentity.LoadOrCreate(identityFile), SecurityOptions.Trust)
+                : NodeSecurity.Open;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            throw new SecurityOptionException(e.Message, e);
+        }
+    }
+
     /// <summary>The scope as written on the command line and in JSON output.</summary>
     public string ScopeName => Scope == DiscoveryScope.Loopback ? "loopback" : "lan";
 }
@@ -55,8 +74,25 @@ internal sealed class CommonOptions
         Recursive = true,
     };
 
-    // Secure mode (issue 10) adds its options here, e.g. --key-file <path> and --network-key <key>: declare them
-    // Recursive like the others, carry them in CommonSettings, and pass them to NodeOptions in Session.StartAsync.
+    // Secure mode (issue 10). The network key is read from a file, never taken on the command line (process lists show it).
+    public Option<string?> NetworkKeyFile { get; } = new("--network-key-file")
+    {
+        Description = "Join a secure group: a file holding the network key (NodeSecurity.SharedKey).",
+        Recursive = true,
+    };
+
+    public Option<string?> KeyFile { get; } = new("--key-file")
+    {
+        Description = "Pinned mode: this tool's identity (PEM, created 0600 if missing); use with --trust.",
+        Recursive = true,
+    };
+
+    public Option<string[]> Trust { get; } = new("--trust")
+    {
+        Description = "Pinned mode: the node ids this tool trusts (with --key-file).",
+        Recursive = true,
+        AllowMultipleArgumentsPerToken = true,
+    };
 
     public CommonOptions()
     {
@@ -74,7 +110,7 @@ internal sealed class CommonOptions
         });
     }
 
-    public IEnumerable<Option> All => [Port, Protocol, Scope, Json, Wait];
+    public IEnumerable<Option> All => [Port, Protocol, Scope, Json, Wait, NetworkKeyFile, KeyFile, Trust];
 
     /// <summary>Reads the common options; <paramref name="defaultWait"/> is the command's own default for <c>--wait</c>.</summary>
     public CommonSettings Read(ParseResult result, TimeSpan defaultWait)
@@ -86,7 +122,10 @@ internal sealed class CommonOptions
             result.GetValue(Scope) == "loopback" ? DiscoveryScope.Loopback : DiscoveryScope.Lan,
             result.GetValue(Json),
             waitGiven ? TimeSpan.FromSeconds(result.GetValue(Wait)) : defaultWait,
-            waitGiven);
+            waitGiven)
+        {
+            SecurityOptions = (result.GetValue(NetworkKeyFile), result.GetValue(KeyFile), result.GetValue(Trust) ?? []),
+        };
     }
 
     private static void Check(OptionResult result, bool valid, string error)
@@ -95,3 +134,6 @@ internal sealed class CommonOptions
             result.AddError(error);
     }
 }
+
+/// <summary>A secure-mode option (a key file, a network key, a trusted id) cannot be used; the message says why.</summary>
+internal sealed class SecurityOptionException(string message, Exception inner) : Exception(message, inner);

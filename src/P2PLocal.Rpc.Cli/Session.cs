@@ -35,7 +35,7 @@ internal sealed class Session : IAsyncDisposable
                 Scope = settings.Scope,
                 RequestTimeout = requestTimeout,
                 ShutdownGracePeriod = TimeSpan.FromSeconds(1),
-                // Secure mode (issue 10): pass the key file or network key from CommonSettings here.
+                Security = settings.CreateSecurity(),
             }, cancellationToken).ConfigureAwait(false);
             return new Session(probe, node);
         }

@@ -45,6 +45,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private readonly WorkInFlight _workInFlight;
     private int _disposed;
     private int _started;
+    private readonly Security.TlsChannel? _tls;
+    private readonly Security.BeaconSeal? _seal;
 
     private Node(NodeOptions options)
     {
@@ -59,6 +61,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _builtIns = new BuiltInFunctions(() => Functions);
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
+        if (!options.Security.IsOpen)
+        {
+            var identity = options.Security.Identity ?? NodeIdentity.Create();
+            _tls = new Security.TlsChannel(options.Security, identity);
+            _seal = new Security.BeaconSeal(options.Security, identity);
+        }
     }
 
     /// <summary>
@@ -69,6 +77,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         options.WithResolver(ReferenceEquals(options.Resolver, MessagePack.Resolvers.StandardResolver.Instance)
             ? MessagePack.Resolvers.CompositeResolver.Create(GeneratedFormatterResolver.Instance, MessagePack.Resolvers.StandardResolver.Instance)
             : MessagePack.Resolvers.CompositeResolver.Create(options.Resolver, GeneratedFormatterResolver.Instance));
+    /// <summary>This node's verified id in secure mode (its key's <see cref="NodeIdentity.Id"/>), or null for an open node.</summary>
+    public string? PeerId => _tls?.Identity.Id;
+
+    internal Security.TlsChannel? Tls => _tls;
+
+    internal Security.BeaconSeal? Seal => _seal;
 
     /// <summary>This node's name.</summary>
     public string Name => _options.Name;
@@ -234,13 +248,17 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             : BeaconTargets.ForLan(BeaconTargets.SystemInterfaces(), _options.DiscoveryPort);
         if (targets.Count == 0 && _options.Seeds.Count == 0)
             _logger.NoBeaconTargets(Name);
-        _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger);
+        _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger, _seal);
         _discovery.Start();
 
         // At most 250 ms, so outgoing connections close well inside a peer's shorter idle timeout too (see ReapConnections).
         var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 250));
         _reaper = _options.TimeProvider.CreateTimer(_ => ReapConnections(), null, period, period);
         _logger.NodeStarted(Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
+        if (_options.Security.IsOpen && _options.Scope == DiscoveryScope.Lan)
+            _logger.LogWarning("Node {Name} runs in open mode on the LAN: every host on the network can list it, call each of its functions and read every request and reply. Set NodeOptions.Security to NodeSecurity.SharedKey or NodeSecurity.Pinned to allow trusted nodes only", Name);
+        else if (_tls is not null)
+            _logger.LogInformation("Node {Name} is secure ({Mode}), id {Id}", Name, _options.Security.Mode, _tls.Identity.Id);
     }
 
     /// <summary>Registers a function that takes the kwargs dictionary and returns a result (or null).</summary>
@@ -414,7 +432,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
                 if (!connection.IsClosed)
                     return connection;
             }
-            catch (Exception e) when (e is PeerConnectionException or PeerBusyException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException && !cancellationToken.IsCancellationRequested)
             {
                 _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
                 throw;
@@ -443,7 +461,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         try
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
-                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, CancellationToken.None).ConfigureAwait(false);
+                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, CancellationToken.None).ConfigureAwait(false);
             _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
             // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
             _ = connection.Closed.ContinueWith(closed => { ForgetClient(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
@@ -494,7 +512,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             var connection = await GetConnectionAsync(peer, CancellationToken.None).ConfigureAwait(false);
             return !connection.IsClosed;
         }
-        catch (PeerConnectionException)
+        catch (Exception e) when (e is PeerConnectionException or PeerAuthenticationException)
         {
             return false;
         }
@@ -555,6 +573,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     ILogger IRequestHost.Logger => _logger;
 
+    Security.TlsChannel? IRequestHost.Tls => _tls;
+
     WorkInFlight IRequestHost.WorkInFlight => _workInFlight;
 
     IServiceDispatcher? IRequestHost.FindFunction(string function) =>
@@ -590,6 +610,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
 
         _clients.Clear();
+        _tls?.Dispose();
         _logger.NodeStopped(Name);
     }
 

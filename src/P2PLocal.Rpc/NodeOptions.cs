@@ -151,6 +151,13 @@ public sealed class NodeOptions
     /// </summary>
     public TimeSpan MaxPeerAdvertiseInterval { get; init; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Who the node trusts (issue 10): <see cref="NodeSecurity.Open"/> (the default: anyone, in clear text),
+    /// <see cref="NodeSecurity.SharedKey(string)"/> or <see cref="NodeSecurity.Pinned"/>. Secure nodes see, call and
+    /// answer only trusted nodes, over TLS 1.3. Every node of a group needs the same mode.
+    /// </summary>
+    public NodeSecurity Security { get; init; } = NodeSecurity.Open;
+
     /// <summary>Where the node logs joins, leaves, conflicts and dropped input. Default: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -209,6 +216,7 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(StalledConnectionTimeout), StalledConnectionTimeout, "The timeout must be positive.");
         if (MaxConnectionsPerAddress < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerAddress), MaxConnectionsPerAddress, "At least one connection per address must be allowed.");
+        ArgumentNullException.ThrowIfNull(Security, nameof(Security));
         if (MaxPeers < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
         if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)

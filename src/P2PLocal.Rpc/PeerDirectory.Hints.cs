@@ -178,7 +178,8 @@ public sealed partial class PeerDirectory
         try
         {
             var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, _node.LocalHello,
-                _node.SerializerOptions, _node.Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                _node.SerializerOptions, _node.Options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection,
+                _node.Tls, peer.PeerId, cancellationToken).ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
             return true;
         }

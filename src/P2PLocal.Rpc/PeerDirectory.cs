@@ -210,6 +210,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                     LastSeen = now,
                     StartedAt = beacon.Kind == BeaconKind.Legacy ? DateTimeOffset.MinValue : beacon.StartedAt,
                     AdvertiseInterval = beacon.Kind == BeaconKind.Legacy ? defaultInterval : BelievableInterval(beacon.Interval),
+                    PeerId = beacon.PeerId,
                 };
                 var holder = _peers.Values.FirstOrDefault(p => p.Name == peer.Name);
                 if (peer.Name == _node.Name)

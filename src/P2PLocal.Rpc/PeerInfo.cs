@@ -26,4 +26,10 @@ public sealed record PeerInfo(string Name, string Protocol, IPEndPoint EndPoint,
 
     /// <summary>How often the peer beacons; it expires after about three missed intervals.</summary>
     public TimeSpan AdvertiseInterval { get; init; }
+
+    /// <summary>
+    /// The verified id of a secure peer (its key's <see cref="NodeIdentity.Id"/>, from its sealed beacon; calls check
+    /// that the node answering at <see cref="EndPoint"/> proves it), or null for a peer of an open node.
+    /// </summary>
+    public string? PeerId { get; init; }
 }

@@ -93,6 +93,19 @@ if (!args.Contains("--no-split"))
     Console.WriteLine(string.Join("  ", split.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key}: client {s.Value.Client:#,0} B server {s.Value.Server:#,0} B"))));
 }
 
+string? firstCallNote = null;
+if (!args.Contains("--no-first-call"))
+{
+    // Issue 10: the first call on a new connection, TLS handshake included, beside the open one.
+    var count = quick ? 10 : 40;
+    var openFirst = await SecureArms.FirstCallMsAsync(NodeSecurity.Open, count);
+    var secureFirst = await SecureArms.FirstCallMsAsync(SecureArms.Security, count);
+    firstCallNote = string.Create(CultureInfo.InvariantCulture,
+        $"First call on a new connection (connect, hello, one Greet; {count} fresh callers each): open p50 {Report.Percentile(openFirst, 50):0.00} ms, " +
+        $"secure (TLS 1.3 handshake with mutual authentication) p50 {Report.Percentile(secureFirst, 50):0.00} ms, ratio {Report.Percentile(secureFirst, 50) / Report.Percentile(openFirst, 50):0.0}x.");
+    Console.WriteLine(firstCallNote);
+}
+
 string[] notes =
 [
     "Latency: one caller, calls one after another after a warm-up; each call timed with `Stopwatch` into an HdrHistogram (3 significant digits). `seq calls/s` is the same loop's count over its time.",
@@ -104,6 +117,8 @@ string[] notes =
     "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
     "`typed` awaits the generated proxy's async method (`await Peers.Get<IGreeter>(\"bob\").GreetAsync(name)`, wire name `Greet`), so the in-flight loops do not block pool threads; every P2P arm sends the same request bytes.",
     "Every in-flight loop greets its own name and checks its reply, so no arm can score by mixing up replies. The allocation split runs bob (and a typed bob) in a child process.",
+    "`secure-typed` and `secure-dynamic` are the typed and dynamic arms with `NodeSecurity.SharedKey`: the same frames inside TLS 1.3 (SslStream, mutual authentication).",
+    .. (firstCallNote is null ? Array.Empty<string>() : [firstCallNote]),
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
 var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
@@ -128,6 +143,8 @@ static IEnumerable<Func<IArm>> AllArms() =>
     () => new StreamJsonRpcArm(),
     () => new GrpcArm(),
     .. TypedArms.Factories,
+    () => new SecureTypedArm(),
+    () => new SecureDynamicArm(),
 ];
 
 string? Option(string name)

@@ -11,7 +11,14 @@ public class LanNamespaceTests(ITestOutputHelper output)
 {
     [SkippableFact]
     [Trait("Category", "Lan")]
-    public async Task Lan_nodes_in_separate_network_namespaces_discover_each_other_by_broadcast_and_call_across()
+    public Task Lan_nodes_in_separate_network_namespaces_discover_each_other_by_broadcast_and_call_across() => RunAsync(secure: false);
+
+    /// <summary>The same in secure mode (issue 10): sealed beacons cross the bridge and calls run over TLS 1.3.</summary>
+    [SkippableFact]
+    [Trait("Category", "Lan")]
+    public Task Secure_lan_nodes_in_separate_network_namespaces_discover_each_other_and_call_across() => RunAsync(secure: true);
+
+    private async Task RunAsync(bool secure)
     {
         var why = NetNamespaces.WhyUnavailable();
         Skip.If(why is not null, $"LAN-in-namespaces test skipped: {why}");
@@ -27,13 +34,20 @@ public class LanNamespaceTests(ITestOutputHelper output)
         }
 
         var hosts = new List<HostProcess>();
+        string? keyFile = null;
         try
         {
+            if (secure)
+            {
+                keyFile = Path.GetTempFileName();
+                File.WriteAllText(keyFile, NodeSecurity.CreateNetworkKey());
+            }
+
             var port = Net.FreeUdpPort();
             var names = new[] { "lan-a", "lan-b", "lan-c" };
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < names.Length; i++)
-                hosts.Add(await HostProcess.StartAsync(names[i], port, "echo,whoami", scope: "lan", netns: segment.Hosts[i]));
+                hosts.Add(await HostProcess.StartAsync(names[i], port, "echo,whoami", scope: "lan", netns: segment.Hosts[i], networkKeyFile: keyFile));
             var started = clock.ElapsedMilliseconds;
 
             var seen = new List<string>();
@@ -64,6 +78,7 @@ public class LanNamespaceTests(ITestOutputHelper output)
                 calls.Add($"{names[i]} -> {target}: echo and whoami ok");
             }
 
+            output.WriteLine(secure ? "Secure mode (SharedKey): sealed beacons, TLS 1.3 calls" : "Open mode");
             output.WriteLine($"LAN segment {segment.Subnet}.0/24 over a bridge, hosts in namespaces {string.Join(", ", segment.Hosts)}; nodes started in {started} ms");
             foreach (var line in seen)
                 output.WriteLine("LAN " + line);
@@ -76,6 +91,8 @@ public class LanNamespaceTests(ITestOutputHelper output)
             foreach (var host in hosts)
                 await host.DisposeAsync();
             segment.Dispose();
+            if (keyFile is not null)
+                File.Delete(keyFile);
         }
     }
 }

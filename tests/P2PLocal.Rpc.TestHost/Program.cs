@@ -14,7 +14,7 @@ using P2PLocal.Rpc;
 var settings = ParseArgs(args);
 if (!settings.TryGetValue("name", out var name) || !settings.TryGetValue("port", out var portText))
 {
-    Console.Error.WriteLine("usage: --name NAME --port DISCOVERY_PORT [--scope loopback|lan] [--functions echo,slow,throw,hang,whoami] [--interval-ms N] [--service-port N]");
+    Console.Error.WriteLine("usage: --name NAME --port DISCOVERY_PORT [--scope loopback|lan] [--functions echo,slow,throw,hang,whoami] [--interval-ms N] [--service-port N] [--network-key-file PATH]");
     return 2;
 }
 
@@ -27,6 +27,8 @@ var options = new NodeOptions
     AdvertiseInterval = TimeSpan.FromMilliseconds(int.Parse(settings.GetValueOrDefault("interval-ms", "1000"), CultureInfo.InvariantCulture)),
     ServicePort = int.Parse(settings.GetValueOrDefault("service-port", "0"), CultureInfo.InvariantCulture),
     ShutdownGracePeriod = TimeSpan.FromSeconds(2),
+    // Secure mode (issue 10): the network key is read from a file, never passed on the command line.
+    Security = settings.TryGetValue("network-key-file", out var keyFile) ? NodeSecurity.SharedKey(File.ReadAllText(keyFile).Trim()) : NodeSecurity.Open,
 };
 
 await using var node = await Node.StartAsync(options);

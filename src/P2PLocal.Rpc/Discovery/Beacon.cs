@@ -34,6 +34,9 @@ internal sealed record Beacon(
     TimeSpan Interval = default,
     DateTimeOffset StartedAt = default)
 {
+    /// <summary>The sender's verified id, set once a secure beacon's seal is checked (issue 10); null for open beacons.</summary>
+    public string? PeerId { get; init; }
+
     /// <summary>The marker of this library's extra fields.</summary>
     public const string Marker = "p2p1";
 

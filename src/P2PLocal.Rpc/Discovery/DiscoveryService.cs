@@ -29,10 +29,12 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private long _lastAnswerTicks;
     private int _answerScheduled;
     private long _dropped;
+    private readonly Security.BeaconSeal? _seal;
 
     public DiscoveryService(NodeOptions options, PeerDirectory peers, Func<int> servicePort, IReadOnlyList<BeaconTarget> targets,
-        string instanceId, DateTimeOffset startedAt, ILogger logger)
+        string instanceId, DateTimeOffset startedAt, ILogger logger, Security.BeaconSeal? seal = null)
     {
+        _seal = seal;
         _options = options;
         _peers = peers;
         _servicePort = servicePort;
@@ -42,6 +44,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
         _logger = logger;
         _time = options.TimeProvider;
         Beacon.ThrowIfTooLong(options.Protocol, options.Name, instanceId, options.AdvertiseInterval, startedAt);
+        if (seal is not null)
+            ThrowIfSealedTooLong(seal, options, instanceId, startedAt);
         _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
         {
@@ -56,6 +60,19 @@ internal sealed class DiscoveryService : IAsyncDisposable
             _socket.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Secure beacons stay under <see cref="Security.BeaconSeal.MaxSealedLength"/> bytes (issue 10): checked once, at start.</summary>
+    private static void ThrowIfSealedTooLong(Security.BeaconSeal seal, NodeOptions options, string instanceId, DateTimeOffset startedAt)
+    {
+        var longest = seal.Seal(new Beacon(options.Protocol, options.Name, new IPEndPoint(IPAddress.Broadcast, IPEndPoint.MaxPort),
+            BeaconKind.Alive, instanceId, options.AdvertiseInterval, startedAt).ToBytes(), DateTimeOffset.UnixEpoch).Length;
+        // The freshness of a real beacon has 13 digits, the sample's 1.
+        longest += 12;
+        if (longest > Security.BeaconSeal.MaxSealedLength)
+            throw new ArgumentException(
+                $"The name '{options.Name}' makes this node's secure beacon {longest} bytes, above the {Security.BeaconSeal.MaxSealedLength}-byte limit of secure beacons. " +
+                $"Shorten the name (or the protocol) by {longest - Security.BeaconSeal.MaxSealedLength} bytes.", nameof(options));
     }
 
     /// <summary>Datagrams dropped as not being beacons (for tests and diagnostics).</summary>
@@ -156,6 +173,25 @@ internal sealed class DiscoveryService : IAsyncDisposable
             return;
         RpcMetrics.BeaconReceived(beacon.Kind);
 
+        // Open and secure nodes ignore each other; a secure node takes only beacons sealed for its group (issue 10).
+        if (_seal is null ? Security.BeaconSeal.IsSealed(datagram) : beacon.Kind == BeaconKind.Legacy)
+        {
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        if (_seal is not null)
+        {
+            var peerId = _seal.TryOpen(datagram, beacon.InstanceId, _time.GetUtcNow());
+            if (peerId is null)
+            {
+                Interlocked.Increment(ref _dropped);
+                return;
+            }
+
+            beacon = beacon with { PeerId = peerId };
+        }
+
         var serviceEndPoint = EffectiveEndPoint(beacon.EndPoint, source);
         if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(serviceEndPoint.Address))
         {
@@ -228,7 +264,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
         var beacon = new Beacon(_options.Protocol, _options.Name, new IPEndPoint(advertised, port), kind, _instanceId, _options.AdvertiseInterval, _startedAt);
         try
         {
-            _socket.SendTo(beacon.ToBytes(), destination);
+            var bytes = beacon.ToBytes();
+            _socket.SendTo(_seal is null ? bytes : _seal.Seal(bytes, _time.GetUtcNow()), destination);
             RpcMetrics.BeaconSent(kind);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

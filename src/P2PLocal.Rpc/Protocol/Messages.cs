@@ -67,6 +67,9 @@ internal static class Messages
     /// <summary>The error type sent, with <see cref="ErrorCode.Busy"/> and request id 0, to refuse a connection when the node is full.</summary>
     public const string NodeFullType = "NodeFull";
 
+    /// <summary>The error type a secure node sends, with <see cref="ErrorCode.BadRequest"/> and request id 0, in plaintext to a caller that did not start TLS (issue 10).</summary>
+    public const string AuthenticationRequiredType = "AuthenticationRequired";
+
     /// <summary>The reserved function that lists a node's functions; see <c>GetMethodsAsync</c>.</summary>
     public const string MethodsFunction = "$methods";
 

@@ -30,8 +30,8 @@ internal sealed class ClientConnection : FramedConnection
     private SemaphoreSlim? _sendAdmission;
     private int _maxSendFrameSize;
 
-    private ClientConnection(Socket socket, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes)
-        : base(socket, maxFrameSize, maxBufferedBytes)
+    private ClientConnection(Socket socket, Stream stream, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes)
+        : base(socket, stream, maxFrameSize, maxBufferedBytes)
     {
         _peerName = peerName;
         _options = options;
@@ -53,6 +53,9 @@ internal sealed class ClientConnection : FramedConnection
     /// <summary>The peer's hello.</summary>
     public Hello PeerHello { get; private set; }
 
+    /// <summary>The peer's verified id in secure mode (issue 10); null over an open connection.</summary>
+    public string? PeerId { get; private set; }
+
     /// <summary>
     /// Connects, exchanges hellos, and checks that the peer is the instance expected (when one is given).
     /// </summary>
@@ -64,8 +67,19 @@ internal sealed class ClientConnection : FramedConnection
 
     /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, CancellationToken)"/>
     /// <remarks>Above <c>maxBufferedBytes</c> of requests waiting to be sent, new calls wait (the peer is not reading).</remarks>
+    public static Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes, CancellationToken cancellationToken) =>
+        ConnectAsync(endPoint, peerName, expectedInstance, localHello, options, timeout, maxBufferedBytes, null, null, cancellationToken);
+
+    /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, CancellationToken)"/>
+    /// <remarks>
+    /// With <paramref name="tls"/> (secure mode, issue 10) the TLS handshake runs first, inside <paramref name="timeout"/>, and the
+    /// peer must be trusted and, when <paramref name="expectedPeerId"/> is given, be that id; else
+    /// <see cref="PeerAuthenticationException"/>.
+    /// </remarks>
     public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
-        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes, CancellationToken cancellationToken)
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
+        Security.TlsChannel? tls, string? expectedPeerId, CancellationToken cancellationToken)
     {
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
@@ -74,7 +88,13 @@ internal sealed class ClientConnection : FramedConnection
         try
         {
             await socket.ConnectAsync(endPoint, timeoutCts.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, peerName, localHello.MaxFrameSize, options, maxBufferedBytes);
+            Stream stream;
+            string? peerId = null;
+            if (tls is null)
+                stream = new NetworkStream(socket, ownsSocket: true);
+            else
+                (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
+            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes) { PeerId = peerId };
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
@@ -90,7 +110,7 @@ internal sealed class ClientConnection : FramedConnection
                 await connection.DisposeAsync().ConfigureAwait(false);
             else
                 socket.Dispose();
-            if (e is PeerConnectionException or PeerBusyException)
+            if (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException)
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
             var why = e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds:0} ms" : e.Message;
@@ -314,6 +334,8 @@ internal sealed class ClientConnection : FramedConnection
                 var (code, type, message) = Messages.ReadError(ref reader, count);
                 _hello.TrySetException(code == ErrorCode.Busy
                     ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}")
+                    : type == Messages.AuthenticationRequiredType
+                    ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}")
                     : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}"));
                 frame.Dispose();
                 return;
@@ -340,7 +362,12 @@ internal sealed class ClientConnection : FramedConnection
 
     protected override void OnClosed(Exception? reason)
     {
-        _hello.TrySetException(ConnectionLost(reason));
+        // TLS 1.3: the server checks our certificate after our side of the handshake is done, so its refusal is a
+        // close before its hello.
+        _hello.TrySetException(PeerId is not null && !_hello.Task.IsCompleted
+            ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} closed the TLS connection before its hello: it does not trust this node " +
+                "(another network key, or this node's id is not pinned there). Give both nodes the same NodeSecurity.", reason)
+            : ConnectionLost(reason));
         FailPending(reason);
     }
 

@@ -32,7 +32,7 @@ internal abstract class FramedConnection
     /// <summary>Frames up to this size are copied into one batch buffer; larger ones are written on their own.</summary>
     private const int BatchSize = 16 * 1024;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _input;
     private readonly object _sendGate = new();
     private Queue<FrameBuffer> _queued = new();
@@ -54,10 +54,19 @@ internal abstract class FramedConnection
     /// <summary>Wraps a connected socket (the connection owns it). Frames up to <paramref name="maxReceiveFrameSize"/> are read once the
     /// hello is in; above <paramref name="maxBufferedBytes"/> buffered bytes (queued to send, or received and still being served) reading pauses.</summary>
     protected FramedConnection(Socket socket, int maxReceiveFrameSize, long maxBufferedBytes)
+        : this(socket, new NetworkStream(socket, ownsSocket: true), maxReceiveFrameSize, maxBufferedBytes)
+    {
+    }
+
+    /// <summary>
+    /// Frames over <paramref name="stream"/> (a <see cref="NetworkStream"/>, or an <see cref="System.Net.Security.SslStream"/>
+    /// over one, issue 10), which owns <paramref name="socket"/>; the socket is kept to shut it down on close.
+    /// </summary>
+    protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes)
     {
         _socket = socket;
         _socket.NoDelay = true;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         _maxBufferedBytes = maxBufferedBytes;
@@ -346,6 +355,7 @@ internal abstract class FramedConnection
         Exception? error = null;
         try
         {
+            await BeforeReadingAsync().ConfigureAwait(false);
             while (true)
             {
                 var result = await _input.ReadAsync().ConfigureAwait(false);
@@ -399,6 +409,15 @@ internal abstract class FramedConnection
 
         Close(error);
     }
+
+    /// <summary>Runs on the read loop before the first read (a TLS handshake, issue 10); throwing closes the connection.</summary>
+    protected virtual ValueTask BeforeReadingAsync() => default;
+
+    /// <summary>The stream frames travel over.</summary>
+    protected Stream Stream => _stream;
+
+    /// <summary>The socket under the stream, for work that must bypass it (a plaintext refusal before TLS).</summary>
+    protected Socket Socket => _socket;
 
     /// <summary>The peer finished sending (a half-close, or a close). By default the connection closes at once.</summary>
     protected virtual void OnInputCompleted() => Close();

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
@@ -24,6 +25,9 @@ internal interface IRequestHost
 
     /// <summary>Finds the dispatcher serving a function, or null.</summary>
     IServiceDispatcher? FindFunction(string function);
+
+    /// <summary>The node's TLS side in secure mode (issue 10); null for an open node.</summary>
+    Security.TlsChannel? Tls => null;
 }
 
 /// <summary>
@@ -61,12 +65,83 @@ internal sealed class ServerConnection : FramedConnection
     private CallContext _context = null!;
 
     public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
-        : base(socket, maxFrameSize, host.Options.MaxBufferedBytesPerConnection)
+        : base(socket, OpenStream(socket, host), maxFrameSize, host.Options.MaxBufferedBytesPerConnection)
     {
         _host = host;
         _remoteEndPoint = socket.RemoteEndPoint as System.Net.IPEndPoint;
         LastUsefulTicks = OpenedTicks;
         StartLoops();
+    }
+
+    private static Stream OpenStream(Socket socket, IRequestHost host)
+    {
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        return host.Tls is null ? stream : new SslStream(stream, leaveInnerStreamOpen: false);
+    }
+
+    /// <summary>
+    /// The caller's verified id (its certificate key's <see cref="NodeIdentity.Id"/>) once the TLS handshake is done;
+    /// null on an open node. Handlers get it as CallContext.PeerId.
+    /// </summary>
+    public string? PeerId { get; private set; }
+
+    /// <summary>
+    /// Secure mode: a caller that starts with anything but a TLS handshake record (an open node's hello) gets a clear
+    /// plaintext refusal; otherwise the TLS handshake runs, and the caller's certificate is checked, before any frame
+    /// is read. <see cref="NodeOptions.HandshakeTimeout"/> and the connection table apply, since <see cref="Peer"/>
+    /// stays null until the hello.
+    /// </summary>
+    protected override async ValueTask BeforeReadingAsync()
+    {
+        if (Stream is not SslStream ssl)
+            return;
+        var first = new byte[1];
+        if (await Socket.ReceiveAsync(first, SocketFlags.Peek).ConfigureAwait(false) == 0)
+            throw new IOException("The caller closed before its TLS handshake.");
+        if (first[0] != Security.TlsChannel.HandshakeRecord)
+        {
+            _refused = true;
+            RefusePlaintext();
+            // Read what the caller sent (its hello) before closing, or the close becomes a reset that discards the refusal.
+            var sink = new byte[1024];
+            using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                for (var drained = 0; drained < 64 * 1024;)
+                {
+                    var read = await Socket.ReceiveAsync(sink, SocketFlags.None, linger.Token).ConfigureAwait(false);
+                    if (read == 0)
+                        break;
+                    drained += read;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            throw new PeerAuthenticationException($"A caller at {RemoteEndPoint} sent plaintext to this secure node (an open node, or garbage); refused.");
+        }
+
+        PeerId = await _host.Tls!.AuthenticateAsServerAsync(ssl, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Tells an open caller, in plaintext (PROTOCOL.md: an error with id 0 before any hello), that this node is secure.</summary>
+    private void RefusePlaintext()
+    {
+        using var frame = new FrameBuffer(160);
+        var writer = new MessagePackWriter(frame);
+        Messages.WriteRefusal(ref writer, ErrorCode.BadRequest, Messages.AuthenticationRequiredType,
+            $"Node '{_host.LocalHello.Name}' runs in secure mode and takes TLS connections from trusted nodes only; give this node the same NodeSecurity.");
+        writer.Flush();
+        frame.Complete(int.MaxValue);
+        try
+        {
+            Socket.Send(frame.Frame.Span, SocketFlags.None);
+            Socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+        }
     }
 
     /// <summary>The caller's hello, once it arrived.</summary>
@@ -112,7 +187,7 @@ internal sealed class ServerConnection : FramedConnection
                 }
 
                 Peer = hello;
-                _context = new CallContext(hello.Name, hello.InstanceId, _remoteEndPoint);
+                _context = new CallContext(hello.Name, hello.InstanceId, _remoteEndPoint, PeerId); // PeerId: verified by the TLS handshake, before any frame
                 LastUsefulTicks = LastFrameTicks;
                 AcceptFullFrames();
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);

@@ -18,13 +18,16 @@ public abstract class P2PArm : IArm
     public async Task StartAsync()
     {
         var port = LoopbackNodes.FreeUdpPort();
-        Bob = await Node.StartAsync(LoopbackNodes.Options("bob", port));
+        Bob = await Node.StartAsync(LoopbackNodes.Options("bob", port, Security));
         Register(Bob);
-        Alice = await Node.StartAsync(LoopbackNodes.Options("alice", port));
+        Alice = await Node.StartAsync(LoopbackNodes.Options("alice", port, Security));
         await Alice.Peers.WaitForAsync("bob").WaitAsync(TimeSpan.FromSeconds(20));
     }
 
     protected abstract void Register(Node bob);
+
+    /// <summary>The nodes' security: open, unless a secure arm says otherwise (issue 10).</summary>
+    protected virtual NodeSecurity Security => NodeSecurity.Open;
 
     public abstract Task<ICaller> CreateCallerAsync();
 
@@ -39,7 +42,7 @@ public abstract class P2PArm : IArm
 }
 
 /// <summary><c>RequestAsync("bob", "Greet", kwargs)</c>: kwargs dictionaries in, plain values out.</summary>
-public sealed class DynamicArm : P2PArm
+public class DynamicArm : P2PArm
 {
     public override string Name => "dynamic";
 
@@ -77,7 +80,7 @@ public static class LoopbackNodes
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
-    public static NodeOptions Options(string name, int discoveryPort) => new()
+    public static NodeOptions Options(string name, int discoveryPort, NodeSecurity? security = null) => new()
     {
         Name = name,
         DiscoveryPort = discoveryPort,
@@ -85,5 +88,6 @@ public static class LoopbackNodes
         ShutdownGracePeriod = TimeSpan.FromSeconds(1),
         // Measures discovery and calls, not the start-up name check (a fixed NodeOptions.NameCheckWindow wait of its own).
         AllowDuplicateName = true,
+        Security = security ?? NodeSecurity.Open,
     };
 }

@@ -7,7 +7,7 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 /// The generated proxy: <c>await alice.Peers.Get&lt;IGreeter&gt;("bob").GreetAsync(name)</c>. The async form, so the
 /// in-flight loops do not block pool threads; on the wire it is the same <c>Greet</c> request as the other P2P arms.
 /// </summary>
-public sealed class TypedArm : P2PArm
+public class TypedArm : P2PArm
 {
     public override string Name => "typed";
 

@@ -56,7 +56,7 @@ public sealed class HostProcess : IAsyncDisposable
     /// <summary>Starts a host and waits for its READY line.</summary>
     /// <param name="netns">A network namespace to run it in (<c>ip netns exec</c>), or null for this one.</param>
     public static async Task<HostProcess> StartAsync(string name, int discoveryPort, string functions = "echo,whoami",
-        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0)
+        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0, string? networkKeyFile = null)
     {
         var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
         var info = new ProcessStartInfo
@@ -81,6 +81,11 @@ public sealed class HostProcess : IAsyncDisposable
                      "--scope", scope, "--functions", functions, "--interval-ms", intervalMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                      "--service-port", servicePort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             info.ArgumentList.Add(arg);
+        if (networkKeyFile is not null)
+        {
+            info.ArgumentList.Add("--network-key-file");
+            info.ArgumentList.Add(networkKeyFile);
+        }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the test host.");
         var host = new HostProcess(process);
