@@ -275,14 +275,22 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     {
         while (true)
         {
-            var connecting = _clients.GetOrAdd(peer.InstanceId, _ => ConnectAsync(peer));
+            // One connect per peer instance: a factory that lost a GetOrAdd race would open a connection nobody tracks.
+            if (!_clients.TryGetValue(peer.InstanceId, out var connecting))
+            {
+                var opening = new TaskCompletionSource<ClientConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+                connecting = _clients.GetOrAdd(peer.InstanceId, opening.Task);
+                if (connecting == opening.Task)
+                    _ = ConnectIntoAsync(peer, opening);
+            }
+
             try
             {
                 var connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
                 if (!connection.IsClosed)
                     return connection;
             }
-            catch (PeerConnectionException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is PeerConnectionException or PeerBusyException && !cancellationToken.IsCancellationRequested)
             {
                 _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
                 throw;
@@ -294,14 +302,26 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
     }
 
+    private async Task ConnectIntoAsync(PeerInfo peer, TaskCompletionSource<ClientConnection> opening)
+    {
+        try
+        {
+            opening.TrySetResult(await ConnectAsync(peer).ConfigureAwait(false));
+        }
+        catch (Exception e)
+        {
+            opening.TrySetException(e);
+        }
+    }
+
     private async Task<ClientConnection> ConnectAsync(PeerInfo peer)
     {
-        await Task.Yield(); // never connect inside GetOrAdd's factory
         try
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
-                _options.ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
-            _ = connection.Closed.ContinueWith(_ => _clients.TryRemove(peer.InstanceId, out var _), CancellationToken.None,
+                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, CancellationToken.None).ConfigureAwait(false);
+            // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
+            _ = connection.Closed.ContinueWith(_ => ForgetClient(peer.InstanceId, connection), CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             if (IsDisposed)
             {
@@ -316,6 +336,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             Peers.Forget(peer);
             throw;
         }
+    }
+
+    private void ForgetClient(string instanceId, ClientConnection connection)
+    {
+        if (_clients.TryGetValue(instanceId, out var entry) && entry.IsCompletedSuccessfully && entry.Result == connection)
+            _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, entry));
     }
 
     /// <summary>Whether a peer instance still serves at its endpoint (used when another instance claims its name).</summary>
@@ -347,6 +373,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         {
             return false;
         }
+        catch (PeerBusyException)
+        {
+            return true; // it answered that it is full: something serves there
+        }
     }
 
     /// <summary>
@@ -376,13 +406,14 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     private void ReapConnections()
     {
-        _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout);
+        _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout, _options.StalledConnectionTimeout);
         // Close our idle outgoing connections before the peer's reaper does, so a call never races that close.
         // The peer's idle timeout (from its hello) counts when it is shorter than ours.
         var ownIdleMs = _options.IdleConnectionTimeout.TotalMilliseconds;
         foreach (var (_, connecting) in _clients)
         {
-            if (!connecting.IsCompletedSuccessfully || connecting.Result is not { PendingCount: 0 } connection)
+            if (!connecting.IsCompletedSuccessfully || connecting.Result.CloseIfStalled(_options.StalledConnectionTimeout)
+                || connecting.Result is not { PendingCount: 0 } connection)
                 continue;
             var peerIdleMs = connection.PeerHello.IdleTimeoutMs;
             var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;

@@ -29,6 +29,9 @@ public sealed class NodeOptions
     /// <summary>The default largest frame (4 MiB, as gRPC's default message limit).</summary>
     public const int DefaultMaxFrameSize = 4 * 1024 * 1024;
 
+    /// <summary>The default <see cref="MaxBufferedBytesPerConnection"/>: 8 MiB, two frames of the default size.</summary>
+    public const long DefaultMaxBufferedBytesPerConnection = 8 * 1024 * 1024;
+
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
     public required string Name { get; init; }
 
@@ -59,7 +62,33 @@ public sealed class NodeOptions
     /// <summary>How many incoming connections the node keeps open at once; further ones are refused. Default 1024.</summary>
     public int MaxIncomingConnections { get; init; } = 1024;
 
-    /// <summary>An incoming connection that sends nothing for this long is closed. Default 2 minutes.</summary>
+    /// <summary>
+    /// How many bytes one connection may hold: requests being served plus replies (or, on the calling side, requests)
+    /// not yet written to the socket. Above it the node stops reading that connection until its replies are written,
+    /// so a caller that never reads its replies is slowed to a stop instead of growing the node's memory; callers
+    /// wait to send while a peer does not read theirs. Default 8 MiB (<see cref="DefaultMaxBufferedBytesPerConnection"/>).
+    /// </summary>
+    public long MaxBufferedBytesPerConnection { get; init; } = DefaultMaxBufferedBytesPerConnection;
+
+    /// <summary>
+    /// A connection that stays above <see cref="MaxBufferedBytesPerConnection"/> this long, with bytes waiting to be
+    /// sent all along (its peer is not reading), is closed; its requests are cancelled. Default 30 seconds.
+    /// </summary>
+    public TimeSpan StalledConnectionTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How many incoming connections one remote address may hold open at once; further ones are refused with a
+    /// <see cref="PeerBusyException"/> on the caller. Loopback addresses are not limited. Default 64.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; init; } = 64;
+
+    /// <summary>Tests only: apply <see cref="MaxConnectionsPerAddress"/> to loopback callers too (tests cannot leave loopback).</summary>
+    internal bool LimitLoopbackPerAddress { get; init; }
+
+    /// <summary>
+    /// An incoming connection that makes no request for this long, with nothing running, is closed; cancels and
+    /// refused requests do not keep it open. Default 2 minutes.
+    /// </summary>
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>How long a connection may take to say who it is (its hello frame) before it is closed. Default 5 seconds.</summary>
@@ -119,6 +148,12 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (MaxBufferedBytesPerConnection < 64 * 1024)
+            throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytesPerConnection), MaxBufferedBytesPerConnection, "At least 64 KiB must be allowed.");
+        if (StalledConnectionTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(StalledConnectionTimeout), StalledConnectionTimeout, "The timeout must be positive.");
+        if (MaxConnectionsPerAddress < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerAddress), MaxConnectionsPerAddress, "At least one connection per address must be allowed.");
         if (MaxPeers < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
         if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)

@@ -24,6 +24,15 @@ internal sealed class FrameBuffer : IBufferWriter<byte>, IDisposable
     /// <summary>The payload length so far (without the prefix).</summary>
     public int PayloadLength => _written - PrefixLength;
 
+    /// <summary>The whole frame's length, prefix included.</summary>
+    public int Length => _written;
+
+    /// <summary>
+    /// Set by a server on a reply: the request keeps its concurrency slot until this frame is written (or dropped),
+    /// so replies a caller does not read count against its limit.
+    /// </summary>
+    public bool HoldsRequestSlot { get; set; }
+
     /// <summary>The whole frame, prefix included; valid after <see cref="Complete"/>.</summary>
     public ReadOnlyMemory<byte> Frame => _buffer.AsMemory(0, _written);
 

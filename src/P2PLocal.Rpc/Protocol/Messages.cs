@@ -1,3 +1,4 @@
+using System.Text;
 using MessagePack;
 
 namespace P2PLocal.Rpc.Protocol;
@@ -40,6 +41,27 @@ internal readonly record struct Hello(int Version, string Name, string InstanceI
 internal static class Messages
 {
     public const int ProtocolVersion = 1;
+
+    /// <summary>
+    /// The largest frame read before the hello: a hello is small, so a stranger who has not said who it is cannot make
+    /// a node buffer a full-size frame (issue 8).
+    /// </summary>
+    public const int MaxHelloFrameSize = 16 * 1024;
+
+    /// <summary>The longest node name a hello may carry, in UTF-8 bytes (a beacon, which carries it too, is at most 1024 bytes).</summary>
+    public const int MaxHelloNameBytes = 1024;
+
+    /// <summary>The longest instance id a hello may carry, in UTF-8 bytes (PROTOCOL.md: 1-64 characters).</summary>
+    public const int MaxHelloInstanceIdBytes = 64;
+
+    /// <summary>The smallest frame limit a hello may announce; NodeOptions.MaxFrameSize has the same minimum.</summary>
+    public const int MinFrameSize = 1024;
+
+    /// <summary>The error type sent, with <see cref="ErrorCode.BadRequest"/> and request id 0, to refuse a hello before closing.</summary>
+    public const string BadHelloType = "BadHello";
+
+    /// <summary>The error type sent, with <see cref="ErrorCode.Busy"/> and request id 0, to refuse a connection when the node is full.</summary>
+    public const string NodeFullType = "NodeFull";
 
     /// <summary>The reserved function that lists a node's functions; see <c>GetMethodsAsync</c>.</summary>
     public const string MethodsFunction = "$methods";
@@ -102,11 +124,21 @@ internal static class Messages
     }
 
     /// <summary>Reads the rest of a hello after <see cref="ReadKind"/>.</summary>
+    /// <exception cref="BadHelloException">The hello is well formed but not acceptable: another version, a frame limit
+    /// below <see cref="MinFrameSize"/>, or a name or instance id above its bound.</exception>
     public static Hello ReadHello(ref MessagePackReader reader, int count)
     {
         if (count < 5)
             throw new MessagePackSerializationException("A hello needs 5 elements.");
-        var hello = new Hello(reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "", reader.ReadInt32());
+        var version = reader.ReadInt32();
+        if (version != ProtocolVersion)
+            throw new BadHelloException($"Protocol version {version} is not supported; this node speaks version {ProtocolVersion}.");
+        var name = ReadBoundedString(ref reader, MaxHelloNameBytes, "name");
+        var instanceId = ReadBoundedString(ref reader, MaxHelloInstanceIdBytes, "instance id");
+        var maxFrameSize = reader.ReadInt32();
+        if (maxFrameSize < MinFrameSize)
+            throw new BadHelloException($"A maxFrameSize of {maxFrameSize} is below the minimum of {MinFrameSize} bytes.");
+        var hello = new Hello(version, name, instanceId, maxFrameSize);
         var next = 5;
         if (count > 5 && reader.NextMessagePackType == MessagePackType.Integer)
         {
@@ -119,6 +151,21 @@ internal static class Messages
         return hello;
     }
 
+    /// <summary>Reads a hello string (nil reads as empty), refusing one longer than <paramref name="maxBytes"/> before decoding it.</summary>
+    private static string ReadBoundedString(ref MessagePackReader reader, int maxBytes, string field)
+    {
+        if (reader.TryReadNil())
+            return "";
+        var bytes = reader.ReadStringSequence() ?? default;
+        if (bytes.Length > maxBytes)
+            throw new BadHelloException($"The hello's {field} is {bytes.Length} bytes; at most {maxBytes} are allowed.");
+        return Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>Writes the error that refuses a connection before any request: id 0, then the node closes.</summary>
+    public static void WriteRefusal(ref MessagePackWriter writer, ErrorCode code, string type, string reason) =>
+        WriteError(ref writer, 0, code, type, reason);
+
     /// <summary>Reads an error's fields after <see cref="ReadKind"/> and the id.</summary>
     public static (ErrorCode Code, string Type, string Message) ReadError(ref MessagePackReader reader, int count)
     {
@@ -127,3 +174,6 @@ internal static class Messages
         return ((ErrorCode)reader.ReadInt32(), reader.ReadString() ?? "", reader.ReadString() ?? "");
     }
 }
+
+/// <summary>A hello that is well formed but not acceptable; the message says why, and is sent back as a BadHello error.</summary>
+internal sealed class BadHelloException(string message) : IOException(message);

@@ -27,10 +27,11 @@ internal sealed class ClientConnection : FramedConnection
     private readonly MessagePackSerializerOptions _options;
     private readonly string _peerName;
     private int _nextId;
+    private SemaphoreSlim? _sendAdmission;
     private int _maxSendFrameSize;
 
-    private ClientConnection(Socket socket, string peerName, int maxFrameSize, MessagePackSerializerOptions options)
-        : base(socket, maxFrameSize)
+    private ClientConnection(Socket socket, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes)
+        : base(socket, maxFrameSize, maxBufferedBytes)
     {
         _peerName = peerName;
         _options = options;
@@ -55,9 +56,16 @@ internal sealed class ClientConnection : FramedConnection
     /// <summary>
     /// Connects, exchanges hellos, and checks that the peer is the instance expected (when one is given).
     /// </summary>
-    /// <exception cref="PeerConnectionException">The peer cannot be reached, does not answer, or is another instance.</exception>
+    /// <exception cref="PeerConnectionException">The peer cannot be reached, does not answer, is another instance, or refused the hello.</exception>
+    /// <exception cref="PeerBusyException">The peer is full: it refused the connection and said so.</exception>
+    public static Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ConnectAsync(endPoint, peerName, expectedInstance, localHello, options, timeout, NodeOptions.DefaultMaxBufferedBytesPerConnection, cancellationToken);
+
+    /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, CancellationToken)"/>
+    /// <remarks>Above <c>maxBufferedBytes</c> of requests waiting to be sent, new calls wait (the peer is not reading).</remarks>
     public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
-        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes, CancellationToken cancellationToken)
     {
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
@@ -66,7 +74,7 @@ internal sealed class ClientConnection : FramedConnection
         try
         {
             await socket.ConnectAsync(endPoint, timeoutCts.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, peerName, localHello.MaxFrameSize, options);
+            connection = new ClientConnection(socket, peerName, localHello.MaxFrameSize, options, maxBufferedBytes);
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
@@ -82,7 +90,7 @@ internal sealed class ClientConnection : FramedConnection
                 await connection.DisposeAsync().ConfigureAwait(false);
             else
                 socket.Dispose();
-            if (e is PeerConnectionException)
+            if (e is PeerConnectionException or PeerBusyException)
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
             var why = e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds:0} ms" : e.Message;
@@ -97,13 +105,27 @@ internal sealed class ClientConnection : FramedConnection
     {
         cancellationToken.ThrowIfCancellationRequested();
         LastUsedTicks = Environment.TickCount64;
+        // The peer is not reading: wait for room, one caller at a time, so waking callers cannot overshoot the limit.
+        var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
         var id = (uint)Interlocked.Increment(ref _nextId);
-        var frame = BuildRequest(id, function, state, writeKwargs);
+        FrameBuffer frame;
+        try
+        {
+            frame = BuildRequest(id, function, state, writeKwargs);
+        }
+        catch
+        {
+            admission?.Release();
+            throw;
+        }
+
         var pending = Rent();
         lock (_pendingGate)
             _pending[id] = pending;
         pending.Arm(timeout, cancellationToken);
-        if (!TrySend(frame))
+        var sent = TrySend(frame);
+        admission?.Release();
+        if (!sent)
         {
             lock (_pendingGate)
                 _pending.Remove(id);
@@ -136,6 +158,35 @@ internal sealed class ClientConnection : FramedConnection
 
         using (response)
             return ReadReply(response, function, readResult);
+    }
+
+    /// <summary>
+    /// The peer is not reading our requests: wait for the queue to drain rather than grow it (issue 8). Returns the
+    /// admission gate, held; the caller releases it once its request is queued.
+    /// </summary>
+    private async Task<SemaphoreSlim> WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
+        if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
+            throw NotRead();
+        try
+        {
+            while (IsOverBufferLimit && !IsClosed)
+                await WaitForRoomAsync().WaitAsync(Left(), cancellationToken).ConfigureAwait(false);
+            return gate;
+        }
+        catch (Exception e)
+        {
+            gate.Release();
+            if (e is TimeoutException)
+                throw NotRead();
+            throw;
+        }
+
+        TimeoutException NotRead() =>
+            new($"Peer '{_peerName}' did not read the requests already sent to it ({QueuedSendBytes} bytes waiting), so '{function}' was not sent within {timeout.TotalMilliseconds:0} ms.");
     }
 
     private PendingCall Rent()
@@ -238,7 +289,29 @@ internal sealed class ClientConnection : FramedConnection
             kind = Messages.ReadKind(ref reader, out var count);
             if (kind == MessageKind.Hello)
             {
-                _hello.TrySetResult(Messages.ReadHello(ref reader, count));
+                try
+                {
+                    _hello.TrySetResult(Messages.ReadHello(ref reader, count));
+                }
+                catch (BadHelloException e)
+                {
+                    _hello.TrySetException(new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} sent a hello this node cannot accept: {e.Message}"));
+                    throw;
+                }
+
+                AcceptFullFrames();
+                frame.Dispose();
+                return;
+            }
+
+            if (!_hello.Task.IsCompleted && kind == MessageKind.Error)
+            {
+                // Refused before the hello (PROTOCOL.md): the node is full, or it did not accept our hello.
+                reader.ReadUInt32();
+                var (code, type, message) = Messages.ReadError(ref reader, count);
+                _hello.TrySetException(code == ErrorCode.Busy
+                    ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}")
+                    : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}"));
                 frame.Dispose();
                 return;
             }

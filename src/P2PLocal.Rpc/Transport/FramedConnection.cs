@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
 using MessagePack;
 using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Protocol;
 
 namespace P2PLocal.Rpc.Transport;
 
@@ -17,6 +18,13 @@ namespace P2PLocal.Rpc.Transport;
 /// <see cref="TrySend"/> and <see cref="Close"/> are thread-safe; <see cref="OnFrame"/> runs on the read loop only.
 /// Whoever holds <see cref="_writing"/> (a sender writing inline, or the write loop) is the only writer of the
 /// stream; frames queued meanwhile go to the write loop, so they keep their order.
+/// <para>
+/// Memory a peer can make us hold is bounded (issue 8): the bytes of frames waiting to be sent plus those of received
+/// frames still being served (<see cref="HoldReceived"/>) are counted, and while they exceed the limit the read loop
+/// stops reading, so a peer that never reads its replies stops being read itself (TCP backpressure, as Kestrel's
+/// pause threshold). <see cref="IsStalled"/> tells the reaper when that lasted too long. Until the hello
+/// (<see cref="AcceptFullFrames"/>) only frames up to <see cref="Messages.MaxHelloFrameSize"/> are read.
+/// </para>
 /// </remarks>
 internal abstract class FramedConnection
 {
@@ -34,21 +42,129 @@ internal abstract class FramedConnection
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
     private int _closing;
+    private readonly long _maxBufferedBytes;
+    private long _queuedSendBytes;
+    private long _heldReceivedBytes;
+    private long _overLimitSince;
+    private readonly object _roomGate = new();
+    private TaskCompletionSource? _room;
+    private int _receiveLimit;
 
-    protected FramedConnection(Socket socket, int maxReceiveFrameSize)
+    /// <summary>Wraps a connected socket (the connection owns it). Frames up to <paramref name="maxReceiveFrameSize"/> are read once the
+    /// hello is in; above <paramref name="maxBufferedBytes"/> buffered bytes (queued to send, or received and still being served) reading pauses.</summary>
+    protected FramedConnection(Socket socket, int maxReceiveFrameSize, long maxBufferedBytes)
     {
         _socket = socket;
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
         MaxReceiveFrameSize = maxReceiveFrameSize;
+        _maxBufferedBytes = maxBufferedBytes;
+        _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
+        RemoteAddress = (socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
     }
 
     /// <summary>The largest frame this side accepts.</summary>
     protected int MaxReceiveFrameSize { get; }
 
     public string RemoteEndPoint { get; }
+
+    /// <summary>The peer's address (null when the socket did not say).</summary>
+    public System.Net.IPAddress? RemoteAddress { get; }
+
+    /// <summary>Bytes of frames accepted for sending and not yet written.</summary>
+    public long QueuedSendBytes => Volatile.Read(ref _queuedSendBytes);
+
+    /// <summary>Bytes queued to send plus bytes of received frames still being served.</summary>
+    public long BufferedBytes => Volatile.Read(ref _queuedSendBytes) + Volatile.Read(ref _heldReceivedBytes);
+
+    /// <summary>Whether <see cref="BufferedBytes"/> is above the limit, so reading is paused.</summary>
+    protected bool IsOverBufferLimit => BufferedBytes > _maxBufferedBytes;
+
+    /// <summary>
+    /// True when the connection has been over its buffer limit for longer than <paramref name="timeout"/> with bytes
+    /// waiting to be sent all along: the peer is not reading. Slow handlers alone (received bytes held, nothing to
+    /// send) never make a connection stalled.
+    /// </summary>
+    public bool IsStalled(TimeSpan timeout)
+    {
+        var since = Volatile.Read(ref _overLimitSince);
+        return since != 0 && QueuedSendBytes > 0 && IsOverBufferLimit && Environment.TickCount64 - since > timeout.TotalMilliseconds;
+    }
+
+    /// <summary>Closes the connection when it <see cref="IsStalled"/>, with a reason that says so; returns whether it did.</summary>
+    public bool CloseIfStalled(TimeSpan timeout)
+    {
+        if (!IsStalled(timeout))
+            return false;
+        Close(new IOException($"Closed: {BufferedBytes} bytes stayed buffered for more than {timeout.TotalSeconds:0.#} s (MaxBufferedBytesPerConnection) while the peer read nothing of what was sent to it."));
+        return true;
+    }
+
+    /// <summary>The hello is in: from now on frames up to <see cref="MaxReceiveFrameSize"/> are read (read loop only).</summary>
+    protected void AcceptFullFrames() => _receiveLimit = MaxReceiveFrameSize;
+
+    /// <summary>Counts a received frame that is still being served against the buffer limit, until <see cref="ReleaseReceived"/>.</summary>
+    protected void HoldReceived(int bytes)
+    {
+        if (Interlocked.Add(ref _heldReceivedBytes, bytes) + Volatile.Read(ref _queuedSendBytes) > _maxBufferedBytes)
+            MarkOverLimit();
+    }
+
+    /// <summary>Stops counting a received frame (see <see cref="HoldReceived"/>); may resume reading.</summary>
+    protected void ReleaseReceived(int bytes)
+    {
+        Interlocked.Add(ref _heldReceivedBytes, -bytes);
+        OnBufferReleased();
+    }
+
+    private void MarkOverLimit()
+    {
+        if (Volatile.Read(ref _overLimitSince) == 0)
+            Interlocked.CompareExchange(ref _overLimitSince, Environment.TickCount64, 0);
+    }
+
+    private void OnBufferReleased()
+    {
+        // The usual case: never over the limit, nobody waiting. Both checks are plain reads.
+        if (Volatile.Read(ref _overLimitSince) == 0 && Volatile.Read(ref _room) is null)
+            return;
+        if (IsOverBufferLimit)
+            return;
+        Volatile.Write(ref _overLimitSince, 0);
+        WakeRoomWaiters();
+    }
+
+    /// <summary>Completes when the buffered bytes are back under the limit, or the connection closed.</summary>
+    protected Task WaitForRoomAsync()
+    {
+        lock (_roomGate)
+        {
+            var room = _room ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // Published before the check: a release that lands after it sees the waiter (Dekker with OnBufferReleased).
+            Interlocked.MemoryBarrier();
+            if (IsOverBufferLimit && !IsClosed)
+                return room.Task;
+            _room = null;
+            room.TrySetResult();
+            return Task.CompletedTask;
+        }
+    }
+
+    private void WakeRoomWaiters()
+    {
+        TaskCompletionSource? room;
+        lock (_roomGate)
+        {
+            room = _room;
+            if (room is null || (IsOverBufferLimit && !IsClosed))
+                return;
+            _room = null;
+        }
+
+        room.TrySetResult();
+    }
 
     /// <summary>Completes when the connection is closed, with the reason (null for an orderly close).</summary>
     public Task<Exception?> Closed => _closed.Task;
@@ -71,9 +187,14 @@ internal abstract class FramedConnection
         {
             if (IsClosed || _sendCompleted)
             {
+                if (frame.HoldsRequestSlot)
+                    OnRequestSlotsFreed(1);
                 frame.Dispose();
                 return false;
             }
+
+            if (Interlocked.Add(ref _queuedSendBytes, frame.Length) + Volatile.Read(ref _heldReceivedBytes) > _maxBufferedBytes)
+                MarkOverLimit();
 
             if (_writing || !SendInline)
             {
@@ -105,7 +226,7 @@ internal abstract class FramedConnection
         }
         catch (Exception e)
         {
-            frame.Dispose();
+            Retire(frame);
             Close(e);
             return true; // accepted, then lost with the connection, as a queued frame would be
         }
@@ -113,7 +234,7 @@ internal abstract class FramedConnection
         if (write.IsCompletedSuccessfully)
         {
             write.GetAwaiter().GetResult(); // consumes the ValueTask, so a pooled source behind it is released
-            frame.Dispose();
+            Retire(frame);
             ReleaseWriting();
         }
         else
@@ -137,10 +258,30 @@ internal abstract class FramedConnection
         }
         finally
         {
-            frame.Dispose();
+            Retire(frame);
         }
 
         ReleaseWriting();
+    }
+
+    /// <summary>A frame accepted by <see cref="TrySend(FrameBuffer)"/> is written or dropped: stop counting it, free its slot, return its buffer.</summary>
+    private void Retire(FrameBuffer frame)
+    {
+        var length = frame.Length;
+        var holdsSlot = frame.HoldsRequestSlot;
+        frame.Dispose();
+        Interlocked.Add(ref _queuedSendBytes, -length);
+        if (holdsSlot)
+            OnRequestSlotsFreed(1);
+        OnBufferReleased();
+    }
+
+    /// <summary>
+    /// Runs when frames marked <see cref="FrameBuffer.HoldsRequestSlot"/> were written or dropped (each exactly once):
+    /// their requests' concurrency slots are free.
+    /// </summary>
+    protected virtual void OnRequestSlotsFreed(int count)
+    {
     }
 
     /// <summary>After an inline write: give up the stream, or hand it (still held) to the write loop when frames
@@ -160,9 +301,10 @@ internal abstract class FramedConnection
     }
 
     /// <summary>Builds and queues a small control message.</summary>
-    protected bool TrySend<TState>(TState state, WriteMessage<TState> write, int maxFrameSize)
+    /// <remarks>With <c>holdsRequestSlot</c> (see <see cref="FrameBuffer.HoldsRequestSlot"/>) the frame is retired exactly once, even when building it fails.</remarks>
+    protected bool TrySend<TState>(TState state, WriteMessage<TState> write, int maxFrameSize, bool holdsRequestSlot = false)
     {
-        var frame = new FrameBuffer(64);
+        var frame = new FrameBuffer(64) { HoldsRequestSlot = holdsRequestSlot };
         try
         {
             var writer = new MessagePackWriter(frame);
@@ -172,6 +314,8 @@ internal abstract class FramedConnection
         }
         catch
         {
+            if (holdsRequestSlot)
+                OnRequestSlotsFreed(1);
             frame.Dispose();
             throw;
         }
@@ -203,21 +347,45 @@ internal abstract class FramedConnection
             {
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
+                var paused = false;
                 try
                 {
-                    while (FrameDecoder.TryReadFrame(ref buffer, MaxReceiveFrameSize, out var frame))
+                    while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
                         LastFrameTicks = Environment.TickCount64;
                         OnFrame(frame);
+                        if (IsOverBufferLimit)
+                        {
+                            paused = true;
+                            break;
+                        }
                     }
                 }
                 finally
                 {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    // Paused with whole frames left: mark nothing examined, so the next read returns them at once.
+                    if (paused)
+                        _input.AdvanceTo(buffer.Start);
+                    else
+                        _input.AdvanceTo(buffer.Start, buffer.End);
                 }
 
-                if (result.IsCompleted || result.IsCanceled)
+                if (paused)
+                {
+                    // Backpressure: read nothing more until our replies are written (see IsStalled for the timeout).
+                    await WaitForRoomAsync().ConfigureAwait(false);
+                    if (IsClosed)
+                        break;
+                    continue;
+                }
+
+                if (result.IsCanceled || IsClosed)
                     break;
+                if (result.IsCompleted)
+                {
+                    OnInputCompleted();
+                    return;
+                }
             }
         }
         catch (Exception e)
@@ -228,10 +396,15 @@ internal abstract class FramedConnection
         Close(error);
     }
 
+    /// <summary>The peer finished sending (a half-close, or a close). By default the connection closes at once.</summary>
+    protected virtual void OnInputCompleted() => Close();
+
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
         var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
+        // Frames copied into the batch return their buffers at once; their bytes and slots are released once it is written.
+        var batched = new BatchedFrames();
         try
         {
             while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
@@ -255,28 +428,38 @@ internal abstract class FramedConnection
                     var filled = 0;
                     while (frames.TryDequeue(out var frame))
                     {
-                        using (frame)
+                        var bytes = frame.Frame;
+                        if (filled + bytes.Length > batch.Length && filled > 0)
                         {
-                            var bytes = frame.Frame;
-                            if (filled + bytes.Length > batch.Length && filled > 0)
-                            {
-                                await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
-                                filled = 0;
-                            }
+                            await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                            ReleaseBatched(ref batched);
+                            filled = 0;
+                        }
 
-                            if (bytes.Length > batch.Length)
+                        if (bytes.Length > batch.Length)
+                        {
+                            try
                             {
                                 await _stream.WriteAsync(bytes).ConfigureAwait(false);
-                                continue;
+                            }
+                            finally
+                            {
+                                Retire(frame);
                             }
 
-                            bytes.Span.CopyTo(batch.AsSpan(filled));
-                            filled += bytes.Length;
+                            continue;
                         }
+
+                        bytes.Span.CopyTo(batch.AsSpan(filled));
+                        filled += bytes.Length;
+                        batched.Bytes += frame.Length;
+                        batched.Slots += frame.HoldsRequestSlot ? 1 : 0;
+                        frame.Dispose();
                     }
 
                     if (filled > 0)
                         await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                    ReleaseBatched(ref batched);
                 }
 
                 if (Volatile.Read(ref _sendCompleted))
@@ -289,6 +472,7 @@ internal abstract class FramedConnection
         }
 
         ArrayPool<byte>.Shared.Return(batch);
+        ReleaseBatched(ref batched); // a failed write: those frames are dropped
         lock (_sendGate)
         {
             DisposeQueued(_queued);
@@ -298,10 +482,27 @@ internal abstract class FramedConnection
         Close(error);
     }
 
-    private static void DisposeQueued(Queue<FrameBuffer> frames)
+    private void DisposeQueued(Queue<FrameBuffer> frames)
     {
         while (frames.TryDequeue(out var frame))
-            frame.Dispose();
+            Retire(frame);
+    }
+
+    private struct BatchedFrames
+    {
+        public int Bytes;
+        public int Slots;
+    }
+
+    private void ReleaseBatched(ref BatchedFrames batched)
+    {
+        if (batched.Bytes == 0)
+            return;
+        Interlocked.Add(ref _queuedSendBytes, -batched.Bytes);
+        if (batched.Slots > 0)
+            OnRequestSlotsFreed(batched.Slots);
+        batched = default;
+        OnBufferReleased();
     }
 
     /// <summary>Wakes the write loop; one waiter, resumed on the thread pool. A wake-up with no waiter is kept for the next wait.</summary>

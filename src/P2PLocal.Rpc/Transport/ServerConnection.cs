@@ -15,6 +15,9 @@ internal interface IRequestHost
     int MaxConcurrentRequests { get; }
     ILogger Logger { get; }
 
+    /// <summary>The node's options (buffer limits and timeouts).</summary>
+    NodeOptions Options { get; }
+
     /// <summary>Finds the dispatcher serving a function, or null.</summary>
     IServiceDispatcher? FindFunction(string function);
 }
@@ -26,12 +29,18 @@ internal interface IRequestHost
 /// </summary>
 /// <remarks>
 /// Per request the connection allocates only a <see cref="CancellationTokenSource"/> (handlers may keep its token,
-/// so it is not reused); the work items are pooled, and function names are read through a small cache.
+/// so it is not reused); the work items are pooled, and short function names are read through a small cache.
+/// A request holds its concurrency slot until its reply is written, not merely queued, and its frame's bytes count
+/// against the connection's buffer limit while it runs (see <see cref="FramedConnection"/>), so a caller that does
+/// not read its replies is throttled, then closed (issue 8).
 /// </remarks>
 internal sealed class ServerConnection : FramedConnection
 {
     private const int MaxPooledWork = 256;
     private const int FunctionNameCacheSize = 8;
+
+    /// <summary>Longer names are not cached: a cache entry lives as long as the connection (issue 8).</summary>
+    private const int MaxCachedFunctionNameBytes = 128;
     private readonly IRequestHost _host;
     private readonly object _runningGate = new();
     private readonly Dictionary<uint, RequestWork> _running = [];
@@ -40,13 +49,16 @@ internal sealed class ServerConnection : FramedConnection
     private int _nextFunctionName;
     private volatile bool _shuttingDown;
     private volatile bool _draining;
+    private volatile bool _inputEnded;
+    private volatile bool _refused;
     private int _runningCount;
     private TaskCompletionSource? _drained;
 
     public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
-        : base(socket, maxFrameSize)
+        : base(socket, maxFrameSize, host.Options.MaxBufferedBytesPerConnection)
     {
         _host = host;
+        LastUsefulTicks = OpenedTicks;
         StartLoops();
     }
 
@@ -57,6 +69,13 @@ internal sealed class ServerConnection : FramedConnection
 
     /// <summary>When the connection was accepted (<see cref="Environment.TickCount64"/>).</summary>
     public long OpenedTicks { get; } = Environment.TickCount64;
+
+    /// <summary>
+    /// When the caller last did something useful (<see cref="Environment.TickCount64"/>): its hello, or a request for a
+    /// function this node serves. Cancels and refused requests do not count, so tiny frames cannot keep a slot
+    /// "active" (issue 8); eviction and idle reaping go by this.
+    /// </summary>
+    public long LastUsefulTicks { get; private set; }
 
     /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
     protected override bool SendInline => RunningCount <= 1;
@@ -70,9 +89,24 @@ internal sealed class ServerConnection : FramedConnection
             var kind = Messages.ReadKind(ref reader, out var count);
             if (Peer is null)
             {
+                if (_refused)
+                    return; // a refusal is being flushed; whatever follows is dropped
                 if (kind != MessageKind.Hello)
                     throw new InvalidDataException("The first frame on a connection must be a hello.");
-                Peer = Messages.ReadHello(ref reader, count);
+                Hello hello;
+                try
+                {
+                    hello = Messages.ReadHello(ref reader, count);
+                }
+                catch (BadHelloException e)
+                {
+                    RefuseHello(e.Message);
+                    return;
+                }
+
+                Peer = hello;
+                LastUsefulTicks = LastFrameTicks;
+                AcceptFullFrames();
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
                 return;
             }
@@ -153,6 +187,8 @@ internal sealed class ServerConnection : FramedConnection
             _running.Add(id, work);
         }
 
+        LastUsefulTicks = LastFrameTicks;
+        HoldReceived(frame.Length);
         // A close that began before the request was registered did not see it: it starts cancelled, as it would have
         // with a token linked to the connection's shutdown.
         if (_shuttingDown)
@@ -174,12 +210,13 @@ internal sealed class ServerConnection : FramedConnection
         }
 
         var read = System.Text.Encoding.UTF8.GetString(utf8);
-        _functionNames[_nextFunctionName++ % FunctionNameCacheSize] = (utf8.ToArray(), read);
+        if (utf8.Length <= MaxCachedFunctionNameBytes)
+            _functionNames[_nextFunctionName++ % FunctionNameCacheSize] = (utf8.ToArray(), read);
         return read;
     }
 
-    /// <summary>Forgets a finished request and pools its work item.</summary>
-    private void Complete(RequestWork work, uint id)
+    /// <summary>Forgets a finished request and pools its work item. Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
+    private void Complete(RequestWork work, uint id, int requestBytes)
     {
         lock (_runningGate)
         {
@@ -188,8 +225,11 @@ internal sealed class ServerConnection : FramedConnection
                 _workPool.Push(work);
         }
 
-        Finish();
+        ReleaseReceived(requestBytes);
     }
+
+    /// <summary>Replies were written or dropped: their requests' slots are free.</summary>
+    protected override void OnRequestSlotsFreed(int count) => Finish(count);
 
     /// <summary>Fires the token of every running request (shutdown, or nobody left to read the replies).</summary>
     private void CancelRunning()
@@ -242,25 +282,26 @@ internal sealed class ServerConnection : FramedConnection
                 var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
+                response.HoldsRequestSlot = true;
                 owner.TrySend(response);
                 response = null;
             }
             catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
-                owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.");
+                owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.", holdsSlot: true);
             }
             catch (FrameTooLargeException e)
             {
-                owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}");
+                owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}", holdsSlot: true);
             }
             catch (InvalidKwargsException e)
             {
-                owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message);
+                owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message, holdsSlot: true);
             }
             catch (Exception e)
             {
                 owner._host.Logger.LogDebug(e, "Function {Function} failed for {Caller}", function, owner.Peer?.Name);
-                owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message);
+                owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message, holdsSlot: true);
             }
             finally
             {
@@ -269,7 +310,7 @@ internal sealed class ServerConnection : FramedConnection
                 _frame = default;
                 _dispatcher = null!;
                 cts.Dispose();
-                owner.Complete(this, id);
+                owner.Complete(this, id, frame.Length);
             }
         }
 
@@ -284,14 +325,42 @@ internal sealed class ServerConnection : FramedConnection
     /// <summary>The caller's frame limit bounds what we send it.</summary>
     private int MaxSendFrameSize => Math.Min(MaxReceiveFrameSize, Peer?.MaxFrameSize is > 0 and var max ? max : MaxReceiveFrameSize);
 
-    private void SendError(uint id, ErrorCode code, string type, string message) =>
+    /// <remarks>With <c>holdsSlot</c>, the reply of a running request: it keeps the request's slot until written.</remarks>
+    private void SendError(uint id, ErrorCode code, string type, string message, bool holdsSlot = false) =>
         TrySend((id, code, type, message), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message) e) =>
-            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue);
+            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue, holdsSlot);
 
-    private void Finish()
+    private void Finish(int count = 1)
     {
-        if (Interlocked.Decrement(ref _runningCount) == 0 && _draining)
+        if (Interlocked.Add(ref _runningCount, -count) != 0)
+            return;
+        if (_draining)
             _drained?.TrySetResult();
+        if (_inputEnded)
+            _ = CloseAfterFlushAsync(_host.Options.StalledConnectionTimeout); // half-closed: the last reply is written
+    }
+
+    /// <summary>
+    /// A caller that half-closes after its requests still gets its replies: the connection closes once the last one is
+    /// written (at once when nothing runs).
+    /// </summary>
+    protected override void OnInputCompleted()
+    {
+        if (_refused)
+            return; // the refusal's flush closes it
+        _inputEnded = true;
+        Interlocked.MemoryBarrier(); // Dekker with Finish: one of the two sees the other and closes
+        if (Peer is null || RunningCount == 0)
+            _ = CloseAfterFlushAsync(_host.Options.StalledConnectionTimeout);
+    }
+
+    /// <summary>Answers an unacceptable hello with a BadHello error (PROTOCOL.md), then closes once it is written.</summary>
+    private void RefuseHello(string reason)
+    {
+        _refused = true;
+        _host.Logger.LogDebug("Refused the hello from {Remote}: {Reason}", RemoteEndPoint, reason);
+        TrySend(reason, static (ref MessagePackWriter w, string r) => Messages.WriteRefusal(ref w, ErrorCode.BadRequest, Messages.BadHelloType, r), int.MaxValue);
+        _ = CloseAfterFlushAsync(TimeSpan.FromSeconds(1));
     }
 
     private static void TryCancel(CancellationTokenSource cts)
