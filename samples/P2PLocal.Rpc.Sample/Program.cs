@@ -98,7 +98,7 @@ await left.Task.WaitAsync(TimeSpan.FromSeconds(10));
 Say("alice shut down; bob saw her goodbye");
 return 0;
 
-// Serves greet/add/whoami until standard input closes, then leaves with a goodbye.
+// Serves greet/add/whoami/slow and the typed Calculator until standard input closes, then leaves with a goodbye.
 static async Task<int> ServeAsync(string name, int discoveryPort)
 {
     await using var node = await Node.StartAsync(new NodeOptions
@@ -111,6 +111,12 @@ static async Task<int> ServeAsync(string name, int discoveryPort)
     node.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
     node.Register("add", kwargs => (long)kwargs["a"]! + (long)kwargs["b"]!);
     node.Register("whoami", _ => new Dictionary<string, object?> { ["name"] = name, ["pid"] = Environment.ProcessId });
+    node.Register("slow", async (kwargs, cancellationToken) =>
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(Convert.ToInt64(kwargs.GetValueOrDefault("ms") ?? 30_000L, CultureInfo.InvariantCulture)), cancellationToken);
+        return "done";
+    });
+    node.Register(new Calculator()); // typed: Multiply, SumAsync (samples/python/example.py calls them from Python)
     Console.WriteLine($"READY {node.ServiceEndPoint.Port} {node.InstanceId}");
     await Console.In.ReadToEndAsync();
     return 0;

@@ -166,6 +166,44 @@ internal static class Messages
     public static void WriteRefusal(ref MessagePackWriter writer, ErrorCode code, string type, string reason) =>
         WriteError(ref writer, 0, code, type, reason);
 
+    /// <summary>
+    /// Reads a request's id after <see cref="ReadKind"/>; the function name and kwargs follow. A request has 4 elements,
+    /// or 5 when the fifth is the extras map (PROTOCOL.md, "Request extras and tracing"); call
+    /// <see cref="SkipRequestExtras"/> after the kwargs.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Another element count: a bad request, which closes the connection.</exception>
+    /// <exception cref="MessagePackSerializationException">The id is not an integer from 0 to 2^32-1 (any encoding).</exception>
+    public static uint ReadRequestId(ref MessagePackReader reader, int count)
+    {
+        if (count is not (4 or 5))
+            throw new InvalidDataException($"A request has 4 elements (5 with extras), not {count}.");
+        return reader.ReadUInt32();
+    }
+
+    /// <summary>Skips a request's optional fifth element, which must be a map (readers skip its unknown keys).</summary>
+    /// <exception cref="InvalidDataException">The fifth element is not a map.</exception>
+    public static void SkipRequestExtras(ref MessagePackReader reader, int count)
+    {
+        if (count < 5)
+            return;
+        if (reader.NextMessagePackType != MessagePackType.Map)
+            throw new InvalidDataException($"A request's fifth element (extras) must be a map, not {reader.NextMessagePackType}.");
+        Dispatch.KwargsCodec.SkipValue(ref reader);
+    }
+
+    /// <summary>
+    /// Reads a cancel's id after <see cref="ReadKind"/>. A cancel has exactly 2 elements: like a request of the wrong
+    /// shape, any other count is a bad request and closes the connection.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The cancel does not have 2 elements.</exception>
+    /// <exception cref="MessagePackSerializationException">The id is not an integer from 0 to 2^32-1.</exception>
+    public static uint ReadCancelId(ref MessagePackReader reader, int count)
+    {
+        if (count != 2)
+            throw new InvalidDataException($"A cancel has 2 elements, not {count}.");
+        return reader.ReadUInt32();
+    }
+
     /// <summary>Reads an error's fields after <see cref="ReadKind"/> and the id.</summary>
     public static (ErrorCode Code, string Type, string Message) ReadError(ref MessagePackReader reader, int count)
     {

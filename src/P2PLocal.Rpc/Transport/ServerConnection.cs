@@ -114,21 +114,23 @@ internal sealed class ServerConnection : FramedConnection
             switch (kind)
             {
                 case MessageKind.Request:
-                    if (count != 4)
-                        throw new InvalidDataException($"A request has 4 elements, not {count}.");
-                    var id = reader.ReadUInt32();
+                    var id = Messages.ReadRequestId(ref reader, count);
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
+                    Messages.SkipRequestExtras(ref reader, count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
                     handedOff = Accept(id, function, frame, kwargsStart);
                     return;
                 case MessageKind.Cancel:
+                    var cancelId = Messages.ReadCancelId(ref reader, count);
+                    if (reader.Consumed != frame.Length)
+                        throw new InvalidDataException("Bytes follow the cancel.");
                     CancellationTokenSource? cts = null;
                     lock (_runningGate)
                     {
-                        if (_running.TryGetValue(reader.ReadUInt32(), out var running))
+                        if (_running.TryGetValue(cancelId, out var running))
                             cts = running.Cancellation;
                     }
 

@@ -1,0 +1,136 @@
+"""Unit tests of p2plocal.py's MessagePack codec and beacon format, without a network.
+
+    cd samples/python && python3 -m unittest test_p2plocal
+"""
+
+import datetime
+import socket
+import struct
+import threading
+import unittest
+
+import p2plocal as p
+
+
+class CodecTests(unittest.TestCase):
+    def test_values_round_trip_in_every_width(self):
+        values = [None, True, False, 0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1,
+                  -1, -32, -33, -128, -129, -32768, -32769, -2**31, -2**31 - 1, -2**63,
+                  0.5, -1e300, "", "a" * 31, "a" * 32, "é" * 200, "x" * 70000, b"", b"\x00" * 300,
+                  [], list(range(16)), list(range(70000)), {}, {str(i): i for i in range(20)}, {"nested": [{"a": [1]}]}]
+        for value in values:
+            self.assertEqual(p.unpack(p.pack(value)), value, repr(value)[:60])
+
+    def test_smallest_encodings_as_in_the_spec_example(self):
+        self.assertEqual(p.pack([0, 1, "greet", {"name": "Ann"}]).hex(), "940001a5677265657481a46e616d65a3416e6e")
+        self.assertEqual(p.pack(4194304).hex(), "ce00400000")
+
+    def test_timestamps_in_all_three_forms(self):
+        utc = datetime.timezone.utc
+        for value in [datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),              # 4 bytes
+                      datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=utc),      # 8 bytes
+                      datetime.datetime(1900, 1, 1, tzinfo=utc),                       # 12 bytes
+                      datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=utc)]:
+            self.assertEqual(p.unpack(p.pack(value)), value)
+        # Nanoseconds below a microsecond are cut, as PROTOCOL.md says for Python.
+        raw = struct.pack(">BBbIq", 0xC7, 12, -1, 123456789, 1700000000)
+        self.assertEqual(p.unpack(raw).microsecond, 123456)
+
+    def test_float32_reads_as_float(self):
+        self.assertAlmostEqual(p.unpack(struct.pack(">Bf", 0xCA, 0.1)), 0.1, places=7)
+
+    def test_malformed_input_is_refused_not_trusted(self):
+        bad = [b"", b"\xc1", b"\xa5abc", b"\xdb\x7f\xff\xff\xff", b"\xdd\xff\xff\xff\xff\x01", b"\xdf\xff\xff\xff\xff",
+               b"\x92\x01", b"\x82\xa1a\x01\xa1a\x02", b"\xd4\x05\x00", b"\x01\x02", b"\x91" * 100 + b"\xc0",
+               b"\xd6\xff\x00", struct.pack(">BBbIq", 0xC7, 12, -1, 0, 253402300800)]
+        for data in bad:
+            with self.assertRaises(ValueError, msg=data[:16].hex()):
+                p.unpack(data)
+
+    def test_unsendable_values_are_refused(self):
+        for value in [object(), 2**64, -2**63 - 1, {1, 2}]:
+            with self.assertRaises((TypeError, OverflowError)):
+                p.pack(value)
+
+
+class BeaconTests(unittest.TestCase):
+    def test_beacon_round_trip(self):
+        data = p.format_beacon("itecnet", "bob", "127.0.0.1", 40123, "9f2c61d04ab34c1e", "alive", 3000, 1795000000000)
+        self.assertEqual(data, b"itecnet|bob|127.0.0.1:40123|p2p1|9f2c61d04ab34c1e|alive|3000|1795000000000")
+        beacon = p.parse_beacon(data + b"|future|fields")
+        self.assertEqual((beacon["name"], beacon["port"], beacon["kind"], beacon["interval_ms"]),
+                         ("bob", 40123, "alive", 3000))
+
+    def test_legacy_and_ipv6_beacons(self):
+        self.assertEqual(p.parse_beacon(b"itecnet|old|192.168.1.5:8000")["kind"], "legacy")
+        self.assertEqual(p.parse_beacon(b"itecnet|v6|[::1]:8000|p2p1|i|hello|1000|0")["host"], "::1")
+
+    def test_bad_beacons_are_dropped(self):
+        for data in [b"itecnet|bob", b"|bob|127.0.0.1:1", b"itecnet||127.0.0.1:1", b"itecnet|bob|127.0.0.1:0",
+                     b"itecnet|bob|host:1", b"itecnet|bob|127.0.0.1:1|p2p1|i|wave|1000|0",
+                     b"itecnet|bob|127.0.0.1:1|p2p1|i|alive|0|0", b"itecnet|bob|127.0.0.1:1|p2p1||alive|1000|0",
+                     b"itecnet|bob|127.0.0.1:1|p2p1|" + b"i" * 65 + b"|alive|1000|0", b"\xff|bob|127.0.0.1:1",
+                     b"itecnet|bob|127.0.0.1:\xc2\xb2", b"x" * 1025]:
+            self.assertIsNone(p.parse_beacon(data), data[:40])
+
+
+class ConnectionTests(unittest.TestCase):
+    """Against a fake server on loopback that says idleTimeoutMs 2000 in its hello."""
+
+    def setUp(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        udp.close()
+        self.node = p.Node("tester", discovery_port=port)
+        self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], "fake-1", 3.0, 0, 0, False)
+
+    def tearDown(self):
+        self.node.close()
+        self.server.close()
+
+    def _serve(self):
+        while True:
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._answer, args=(sock,), daemon=True).start()
+
+    def _answer(self, sock):
+        lock = threading.Lock()
+        with sock:
+            try:
+                p._recv_frame(sock, 1 << 20)
+                p._send_frame(sock, lock, [4, 1, "fake", "fake-1", 1 << 20, 2000], 1 << 20)
+                while True:
+                    request = p._recv_frame(sock, 1 << 20)
+                    p._send_frame(sock, lock, [1, request[1], "ok", "an element to skip"], 1 << 20)
+            except (OSError, ValueError):
+                pass
+
+    def test_calls_share_a_connection_until_it_idles_for_half_the_servers_timeout(self):
+        first = self.node._connection_to(self.peer)
+        self.assertEqual([first.call("f", {}).result(5) for _ in range(3)], ["ok"] * 3)
+        self.assertIs(self.node._connection_to(self.peer), first)
+        first._last_used -= 1.5  # as if idle for 1.5 s: past half of the server's 2 s
+        second = self.node._connection_to(self.peer)
+        self.assertIsNot(second, first)
+        self.assertTrue(first.closed)
+        self.assertEqual(second.call("f", {}).result(5), "ok")
+        self.assertEqual(self.accepted, 2)
+
+    def test_a_peer_that_answers_as_another_instance_is_refused(self):
+        restarted = p.Peer("fake", self.peer.host, self.peer.port, "fake-0", 3.0, 0, 0, False)
+        with self.assertRaises(p.PeerConnectionError):
+            self.node._connection_to(restarted)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,117 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using P2PLocal.Rpc.Sample;
+
+namespace P2PLocal.Rpc.Tests;
+
+/// <summary>
+/// The Python client (samples/python/p2plocal.py, written from PROTOCOL.md alone) against a C# node, in loopback
+/// scope: proof that the spec is enough for a second implementation.
+/// </summary>
+public class PythonClientTests
+{
+    /// <summary>The Python sample, copied beside the tests (see the project file).</summary>
+    private static string Script => Path.Combine(AppContext.BaseDirectory, "python", "example.py");
+
+    [Fact]
+    public async Task Python_client_discovers_a_node_calls_dynamic_and_typed_functions_gets_errors_and_cancels()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        await using var bob = await TestNetwork.StartAsync("bob", port);
+        bob.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
+        var slowCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bob.Register("slow", async (_, cancellationToken) =>
+        {
+            using var registration = cancellationToken.Register(() => slowCancelled.TrySetResult());
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return null;
+        });
+        bob.Register(new Calculator());
+
+        using var python = StartPython(Script, "bob", port.ToString(CultureInfo.InvariantCulture), "--wait-for-call");
+        var stderr = python.StandardError.ReadToEndAsync();
+        try
+        {
+            var output = new List<string>();
+            async Task<string> ReadUntilAsync(string prefix)
+            {
+                while (await python.StandardOutput.ReadLineAsync().Within() is { } line)
+                {
+                    output.Add(line);
+                    if (line.StartsWith(prefix, StringComparison.Ordinal))
+                        return line;
+                }
+
+                throw new Xunit.Sdk.XunitException($"The Python client ended before '{prefix}':\n{string.Join('\n', output)}\n{await stderr}");
+            }
+
+            var serving = (await ReadUntilAsync("SERVING ")).Split(' ');
+            var pythonPeer = await bob.Peers.WaitForAsync(serving[1]).Within();
+            Assert.Equal(serving[2], pythonPeer.InstanceId);
+            var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            bob.Peers.Left += (_, peer) => { if (peer.InstanceId == serving[2]) left.TrySetResult(); };
+
+            await ReadUntilAsync("WAITING");
+            // The other way round: the C# node calls the Python node's function.
+            Assert.Contains("shout", await bob.GetMethodsAsync(serving[1]).Within());
+            Assert.Equal("HI!", await bob.RequestAsync(serving[1], "shout", new Dictionary<string, object?> { ["text"] = "hi" }).Within()); // ends the script
+            await ReadUntilAsync("DONE");
+            var closed = Stopwatch.StartNew();
+            await python.WaitForExitAsync().Within();
+            Assert.True(python.ExitCode == 0, $"exit code {python.ExitCode}\n{string.Join('\n', output)}\n{await stderr}");
+
+            Assert.Contains(output, l => l.StartsWith("found bob at 127.0.0.1:", StringComparison.Ordinal));
+            Assert.Contains("function Multiply(a: int, b: int) -> int", output);
+            Assert.Contains("function greet() -> object", output);
+            Assert.Contains("dynamic: greet -> Hello, Ann!", output);
+            Assert.Contains("typed: Multiply -> 42", output);
+            Assert.Contains("typed: SumAsync -> 10", output);
+            Assert.Contains("pipelined: 100 calls, sum 9900", output);
+            Assert.Contains("error 2: Node 'bob' has no function 'fly'.", output);
+            Assert.Contains(output, l => l.StartsWith("error 3: Kwarg 'a' of 'Multiply' is not a valid int", StringComparison.Ordinal));
+            Assert.Contains("cancelled: slow", output);
+            Assert.Contains("called: shout", output);
+            await slowCancelled.Task.Within(); // the cancel reached the handler's token
+
+            // The Python node said goodbye on close: it left before it could have expired (3.5 of its 3 s intervals).
+            await left.Task.Within();
+            Assert.True(closed.Elapsed < TimeSpan.FromSeconds(3 * 3.5), $"left after {closed.Elapsed}: by expiry, not by its goodbye");
+        }
+        finally
+        {
+            if (!python.HasExited)
+                python.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public async Task Python_client_codec_and_beacon_unit_tests_pass()
+    {
+        using var python = StartPython("-m", "unittest", "test_p2plocal");
+        var stdout = python.StandardOutput.ReadToEndAsync();
+        var stderr = await python.StandardError.ReadToEndAsync().Within();
+        await python.WaitForExitAsync().Within();
+        Assert.True(python.ExitCode == 0, $"python3 -m unittest test_p2plocal failed:\n{await stdout}\n{stderr}");
+        Assert.Contains("OK", stderr, StringComparison.Ordinal);
+    }
+
+    private static Process StartPython(params string[] args)
+    {
+        var start = new ProcessStartInfo("python3", args)
+        {
+            WorkingDirectory = Path.GetDirectoryName(Script)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        try
+        {
+            return Process.Start(start)!;
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException("python3 is not on the PATH; install Python 3.8 or later to run the Python client test.", e);
+        }
+    }
+}
