@@ -130,6 +130,14 @@ public sealed class NodeOptions
     /// <summary>The clock for beacons and expiry; tests pass a fake one. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Mixed networks with the Python p2p-local (issue 13): the service port also serves XML-RPC over HTTP/1.x to Python
+    /// callers, and requests to legacy peers (<see cref="PeerInfo.IsLegacy"/>) are sent as XML-RPC. Default false: it
+    /// adds an XML parser to what a stranger can reach. Not allowed together with secure mode, since XML-RPC has no
+    /// authentication. See the README's "Mixed networks" section for the types that can cross.
+    /// </summary>
+    public bool LegacyInterop { get; init; }
+
     internal void Validate()
     {
         if (string.IsNullOrWhiteSpace(Name) || Name.Contains('|', StringComparison.Ordinal))
@@ -158,6 +166,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
         if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(MaxPeerAdvertiseInterval), MaxPeerAdvertiseInterval, "The interval must be positive.");
+        // LEGACY+SECURITY (issue 13), for the lead to enable once NodeOptions.Security is on main:
+        // if (LegacyInterop && Security is not null) throw new ArgumentException("LegacyInterop cannot be used with Security: Python p2p-local nodes speak plain XML-RPC, which has no authentication, so anyone could call this node's functions around the secure channel. Run legacy interop on a node without Security.", nameof(LegacyInterop));
         if (Scope == DiscoveryScope.Loopback && Seeds.FirstOrDefault(s => !IPAddress.IsLoopback(s.Address)) is { } remote)
             throw new ArgumentException($"Seed {remote} is not a loopback address, and a node in Loopback scope sends nothing off the host. Use DiscoveryScope.Lan to reach it.", nameof(Seeds));
     }

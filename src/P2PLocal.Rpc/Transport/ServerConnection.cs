@@ -20,6 +20,9 @@ internal interface IRequestHost
 
     /// <summary>Finds the dispatcher serving a function, or null.</summary>
     IServiceDispatcher? FindFunction(string function);
+
+    /// <summary>The functions served, for XML-RPC introspection (<c>system.listMethods</c>).</summary>
+    IReadOnlyList<FunctionDescriptor> Functions { get; }
 }
 
 /// <summary>
