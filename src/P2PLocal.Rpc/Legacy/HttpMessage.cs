@@ -34,10 +34,12 @@ internal static class HttpMessage
     public static async Task<Head> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
     {
         var buffer = new byte[MaxHeadBytes];
-        var filled = 0;
+        int filled = 0, searched = 0;
         while (true)
         {
-            var end = HeadEnd(buffer, Math.Max(0, filled - 3), filled);
+            // Only the new bytes are searched (a blank line may straddle reads), so a head sent a byte at a time costs O(n).
+            var end = HeadEnd(buffer, Math.Max(0, searched - 3), filled);
+            searched = filled;
             if (end >= 0)
                 return Parse(buffer, end, filled);
             if (filled == buffer.Length)

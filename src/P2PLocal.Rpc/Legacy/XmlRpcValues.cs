@@ -48,7 +48,7 @@ internal static class XmlRpcValues
             Enter(reader, "methodCall");
             var method = "";
             var parameters = new List<object?>();
-            while (NextChild(reader))
+            for (var more = EnterChildren(reader); more; more = NextSibling(reader))
             {
                 switch (reader.LocalName)
                 {
@@ -76,13 +76,13 @@ internal static class XmlRpcValues
         return Parse(body, reader =>
         {
             Enter(reader, "methodResponse");
-            if (!NextChild(reader))
+            if (!EnterChildren(reader))
                 throw new XmlRpcFormatException("The methodResponse is empty.");
             Response response;
             if (reader.LocalName == "fault")
             {
                 Enter(reader, "fault");
-                if (!NextChild(reader) || ReadValue(reader, 0, maxDepth) is not Dictionary<string, object?> fault)
+                if (!EnterChildren(reader) || ReadValue(reader, 0, maxDepth) is not Dictionary<string, object?> fault)
                     throw new XmlRpcFormatException("A fault holds one struct value.");
                 SkipToEnd(reader);
                 var code = fault.GetValueOrDefault("faultCode") is long c and >= int.MinValue and <= int.MaxValue ? (int)c : 0;
@@ -215,20 +215,20 @@ internal static class XmlRpcValues
             throw new XmlRpcFormatException($"Expected <{name}>, found {Describe(reader)}.");
     }
 
-    /// <summary>
-    /// From an element (first call) or the end of its previous child, moves to its next child element; false at its
-    /// end tag, which is then consumed. Only whitespace may stand between children.
-    /// </summary>
-    private static bool NextChild(XmlReader reader)
+    /// <summary>From a start element, moves to its first child element; false (past its end tag) when it has none.</summary>
+    private static bool EnterChildren(XmlReader reader)
     {
-        if (reader.NodeType == XmlNodeType.Element && reader.IsEmptyElement)
-        {
-            reader.Read();
-            return false;
-        }
+        var empty = reader.IsEmptyElement;
+        reader.Read();
+        return !empty && NextSibling(reader);
+    }
 
-        if (reader.NodeType == XmlNodeType.Element)
-            reader.Read();
+    /// <summary>
+    /// From just past a child, moves to the next child element; false at the parent's end tag, which is then consumed.
+    /// Only whitespace may stand between children.
+    /// </summary>
+    private static bool NextSibling(XmlReader reader)
+    {
         while (true)
         {
             switch (reader.NodeType)
@@ -249,19 +249,20 @@ internal static class XmlRpcValues
         }
     }
 
+    /// <summary>From just past the last expected child, consumes the parent's end tag.</summary>
     private static void SkipToEnd(XmlReader reader)
     {
-        if (NextChild(reader))
+        if (NextSibling(reader))
             throw new XmlRpcFormatException($"Unexpected {Describe(reader)}.");
     }
 
     private static void ReadParams(XmlReader reader, List<object?> values, int maxDepth)
     {
         Enter(reader, "params");
-        while (NextChild(reader))
+        for (var more = EnterChildren(reader); more; more = NextSibling(reader))
         {
             Enter(reader, "param");
-            if (!NextChild(reader))
+            if (!EnterChildren(reader))
                 throw new XmlRpcFormatException("A param holds one value.");
             values.Add(ReadValue(reader, 0, maxDepth));
             SkipToEnd(reader);
@@ -333,25 +334,25 @@ internal static class XmlRpcValues
                 return null;
             case "array":
                 Enter(reader, "array");
-                if (!NextChild(reader))
+                if (!EnterChildren(reader))
                     throw new XmlRpcFormatException("An array holds one data element.");
                 Enter(reader, "data");
                 var items = new List<object?>();
-                while (NextChild(reader))
+                for (var more = EnterChildren(reader); more; more = NextSibling(reader))
                     items.Add(ReadValue(reader, depth + 1, maxDepth));
                 SkipToEnd(reader);
                 return items.ToArray();
             case "struct":
                 var map = new Dictionary<string, object?>(StringComparer.Ordinal);
                 Enter(reader, "struct");
-                while (NextChild(reader))
+                for (var more = EnterChildren(reader); more; more = NextSibling(reader))
                 {
                     Enter(reader, "member");
-                    if (!NextChild(reader))
+                    if (!EnterChildren(reader))
                         throw new XmlRpcFormatException("A struct member holds a name and a value.");
                     Enter(reader, "name");
                     var name = reader.ReadElementContentAsString();
-                    if (!NextChild(reader))
+                    if (!NextSibling(reader))
                         throw new XmlRpcFormatException($"Struct member '{Shorten(name)}' has no value.");
                     var item = ReadValue(reader, depth + 1, maxDepth);
                     if (!map.TryAdd(name, item))

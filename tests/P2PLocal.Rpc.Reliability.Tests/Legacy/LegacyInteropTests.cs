@@ -44,7 +44,7 @@ public sealed class LegacyInteropTests
         Assert.Equal("OK 'HI'", await python.AskAsync("call cs shout {'text': 'hi'}")); // default applied
         Assert.Equal("OK 'HIHI'", await python.AskAsync("call cs shout {'text': 'hi', 'times': 2}"));
         Assert.Equal("OK ['b:Byte[]', 'd:Double', 'f:Boolean', 'i:Int64', 'l:Object[]', 'm:Dictionary`2', 's:String', 't:DateTime']",
-            await python.AskAsync("call cs kinds {'i': 7, 'd': 2.5, 'f': True, 's': 'x', 'b': b'\\x00', 'l': [1], 'm': {'k': 1}, 't': __import__('datetime').datetime(2026, 1, 2, 3, 4, 5)}"));
+            await python.AskAsync("call cs kinds {'i': 7, 'd': 2.5, 'f': True, 's': 'x', 'b': b'\\x00', 'l': [1], 'm': {'k': 1}, 't': datetime.datetime(2026, 1, 2, 3, 4, 5)}"));
 
         var methods = await python.AskAsync("methods cs");
         Assert.Equal("OK ['big', 'fail', 'greet', 'kinds', 'shout', 'system.listMethods', 'system.methodHelp', 'system.methodSignature']", methods);

@@ -11,11 +11,10 @@ It behaves as the issue describes the real one:
 
 The test drives it over stdin/stdout, one command per line, one answer per line:
   wait NAME            -> FOUND ip:port  (or MISSING after 30 s)
-  call NAME FN KWARGS  -> OK repr(result) | FAULT code faultString   (KWARGS: a Python literal dict)
+  call NAME FN KWARGS  -> OK repr(result) | FAULT code faultString   (KWARGS: a Python dict expression; `datetime` is in scope)
   methods NAME         -> OK repr(list)
   quit
 """
-import ast
 import datetime
 import socket
 import sys
@@ -97,7 +96,7 @@ def main():
                     time.sleep(0.05)
                 print("FOUND %s" % found if found else "MISSING", flush=True)
             elif words[0] == "call":
-                kwargs = ast.literal_eval(words[3]) if len(words) > 3 else {}
+                kwargs = eval(words[3], {"datetime": datetime}) if len(words) > 3 else {}  # a test tool: the test writes the line
                 print("OK %r" % (getattr(proxy(words[1]), words[2])(kwargs),), flush=True)
             elif words[0] == "methods":
                 print("OK %r" % (proxy(words[1]).system.listMethods(),), flush=True)
