@@ -33,7 +33,7 @@ internal static class HttpMessage
     /// <exception cref="EndOfStreamException">The connection closed before the head ended.</exception>
     public static async Task<Head> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
     {
-        var buffer = new byte[MaxHeadBytes];
+        var buffer = new byte[1024]; // grows to MaxHeadBytes: a usual head (about 200 bytes) and a small body fit at once
         int filled = 0, searched = 0;
         while (true)
         {
@@ -42,8 +42,10 @@ internal static class HttpMessage
             searched = filled;
             if (end >= 0)
                 return Parse(buffer, end, filled);
-            if (filled == buffer.Length)
+            if (filled == MaxHeadBytes)
                 throw new HttpProtocolException(431, "Request Header Fields Too Large", $"The HTTP head is longer than {MaxHeadBytes} bytes.");
+            if (filled == buffer.Length)
+                Array.Resize(ref buffer, Math.Min(buffer.Length * 4, MaxHeadBytes));
             var read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, cancellationToken).ConfigureAwait(false);
             if (read == 0)
                 throw new EndOfStreamException("The connection closed before the HTTP head ended.");
@@ -61,9 +63,12 @@ internal static class HttpMessage
     {
         if (length > maxBytes)
             throw new HttpProtocolException(413, "Payload Too Large", $"The body is {length} bytes; this node takes at most {maxBytes} (NodeOptions.MaxFrameSize).");
+        var already = (int)Math.Min(head.Filled - head.BodyStart, length ?? long.MaxValue);
+        if (already == length)
+            return head.Buffer.AsMemory(head.BodyStart, already); // the whole body came with the head
         var body = new MemoryStream((int)Math.Min(length ?? ChunkBytes, ChunkBytes));
-        body.Write(head.Buffer, head.BodyStart, (int)Math.Min(head.Filled - head.BodyStart, length ?? long.MaxValue));
-        var chunk = new byte[ChunkBytes];
+        body.Write(head.Buffer, head.BodyStart, already);
+        var chunk = new byte[(int)Math.Min(length - already ?? ChunkBytes, ChunkBytes)];
         while (length is null || body.Length < length)
         {
             var want = length is null ? chunk.Length : (int)Math.Min(chunk.Length, length.Value - body.Length);
