@@ -153,4 +153,15 @@ public sealed class LegacyInteropTests
         Assert.Equal("HO", await Task.Run(() => framed.Peers.Get<IShouter>("server-xmlrpc").Shout("ho")).Within());
         Assert.Equal("Hello, Bo!", await framed.RequestAsync("server", "greet", new Dictionary<string, object?> { ["name"] = "Bo" }).Within());
     }
+
+    [Fact]
+    public async Task A_node_whose_protocol_merely_starts_with_ours_is_not_listed()
+    {
+        var port = Net.FreeUdpPort();
+        await using var csharp = await StartCSharpAsync("cs", port);
+        await using var python = await LegacyPythonNode.StartAsync("py", port, protocol: "itecnet2"); // Python itself would list it under "itecnet"
+        await using var control = LegacyBeacon.Start("control", 9, port); // sent after py's first beacon
+        await csharp.Peers.WaitForAsync("control").Within();
+        Assert.False(csharp.Peers.TryGet("py", out _));
+    }
 }

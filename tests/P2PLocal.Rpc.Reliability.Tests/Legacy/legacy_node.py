@@ -26,7 +26,7 @@ from xmlrpc.server import SimpleXMLRPCServer
 
 def main():
     protocol, name, ip, discovery_port, timer = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-    table, lock, stop = {}, threading.Lock(), threading.Event()
+    table, lock, stop, announced = {}, threading.Lock(), threading.Event(), threading.Event()
 
     server = SimpleXMLRPCServer(("localhost", 0), logRequests=False)
     server.register_introspection_functions()
@@ -41,6 +41,7 @@ def main():
         beacon = ("%s|%s|%s:%d" % (protocol, name, ip, port)).encode("utf-8")
         while not stop.is_set():
             sender.sendto(beacon, ("127.255.255.255", discovery_port))
+            announced.set()
             stop.wait(timer)
         sender.close()
 
@@ -79,6 +80,7 @@ def main():
 
     threading.Thread(target=advertise, daemon=True).start()
     threading.Thread(target=listen, daemon=True).start()
+    announced.wait(10)  # READY comes after the first beacon, so a test can order its own datagrams after it
     print("READY %d" % port, flush=True)
 
     for line in sys.stdin:
