@@ -24,7 +24,11 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
     private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;
     private static readonly ResultReader<IReadOnlyList<FunctionDescriptor>> s_readDescriptors =
-        static (ref MessagePackReader reader, MessagePackSerializerOptions _) => BuiltInFunctions.ReadDescriptors(ref reader);
+        static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
+        {
+            KwargsCodec.EnsureReadable(reader, options);
+            return BuiltInFunctions.ReadDescriptors(ref reader);
+        };
 
     private readonly NodeOptions _options;
     private readonly ILogger _logger;
@@ -37,6 +41,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private ConnectionListener? _listener;
     private DiscoveryService? _discovery;
     private ITimer? _reaper;
+    private readonly WorkInFlight _workInFlight;
     private int _disposed;
 
     private Node(NodeOptions options)
@@ -45,10 +50,11 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
         _startedAt = options.TimeProvider.GetUtcNow();
         SerializerOptions = options.SerializerOptions
-            .WithSecurity(MessagePackSecurity.UntrustedData)
+            .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
         _builtIns = new BuiltInFunctions(() => Functions);
+        _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
     }
 
@@ -70,7 +76,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     /// <summary>The peers this node sees.</summary>
     public PeerDirectory Peers { get; }
 
-    /// <summary>The serializer options in force: the configured ones with untrusted-data security and no compression.</summary>
+    /// <summary>
+    /// The serializer options in force: the configured ones with untrusted-data security (plus the decode budget of
+    /// <see cref="NodeOptions.MaxKwargsElements"/>) and no compression.
+    /// </summary>
     public MessagePackSerializerOptions SerializerOptions { get; }
 
     /// <summary>The functions this node serves, as <see cref="GetFunctionsAsync"/> reports them to peers.</summary>
@@ -430,6 +439,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 
     ILogger IRequestHost.Logger => _logger;
 
+    WorkInFlight IRequestHost.WorkInFlight => _workInFlight;
+
     IServiceDispatcher? IRequestHost.FindFunction(string function) =>
         function == Messages.MethodsFunction ? _builtIns : Volatile.Read(ref _functions).GetValueOrDefault(function);
 
@@ -474,6 +485,9 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private static class TypedResult<T>
     {
         public static readonly ResultReader<T> Read = static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
-            MessagePackSerializer.Deserialize<T>(ref reader, options);
+        {
+            KwargsCodec.EnsureReadable(reader, options);
+            return MessagePackSerializer.Deserialize<T>(ref reader, options);
+        };
     }
 }

@@ -29,6 +29,8 @@ public sealed class NodeOptions
     /// <summary>The default largest frame (4 MiB, as gRPC's default message limit).</summary>
     public const int DefaultMaxFrameSize = 4 * 1024 * 1024;
 
+    /// <summary>The default of <see cref="MaxKwargsElements"/>: 1 Mi values.</summary>
+    public const int DefaultMaxKwargsElements = 1024 * 1024;
     /// <summary>The default <see cref="MaxBufferedBytesPerConnection"/>: 8 MiB, two frames of the default size.</summary>
     public const long DefaultMaxBufferedBytesPerConnection = 8 * 1024 * 1024;
 
@@ -112,6 +114,31 @@ public sealed class NodeOptions
     /// </summary>
     public MessagePack.MessagePackSerializerOptions SerializerOptions { get; init; } = MessagePack.MessagePackSerializerOptions.Standard;
 
+    /// <summary>
+    /// The most MessagePack values one request's kwargs, or one result read by this node, may hold: every nil, number,
+    /// string, binary, array and map counts one, and a map's keys and values each count. Default
+    /// <see cref="DefaultMaxKwargsElements"/> (1 Mi). It bounds what decoding may build from one frame, since a 4 MiB
+    /// frame of empty maps would otherwise decode into about 4 million dictionaries (some 400 MB). A request over it is
+    /// refused with <see cref="InvalidKwargsException"/> before any handler runs; a result over it fails the call with
+    /// <see cref="P2PException"/>.
+    /// </summary>
+    public int MaxKwargsElements { get; init; } = DefaultMaxKwargsElements;
+
+    /// <summary>
+    /// The most kwargs values (counted as for <see cref="MaxKwargsElements"/>) that the requests running on this node may
+    /// hold together, across all connections. A request that would go over it is refused at once with
+    /// <see cref="PeerBusyException"/> on the caller. Default 2 x <see cref="DefaultMaxKwargsElements"/>; at least
+    /// <see cref="MaxKwargsElements"/>.
+    /// </summary>
+    public int MaxKwargsElementsInFlight { get; init; } = 2 * DefaultMaxKwargsElements;
+
+    /// <summary>
+    /// The most request bytes (frames) that the requests running on this node may hold together, across all
+    /// connections; each running request keeps its frame until its handler finishes. A request that would go over it is
+    /// refused at once with <see cref="PeerBusyException"/> on the caller. Default 64 MiB; at least <see cref="MaxFrameSize"/>.
+    /// </summary>
+    public long MaxRequestBytesInFlight { get; init; } = 64L * 1024 * 1024;
+
     /// <summary>The most peers the node keeps track of; beacons from further instances are dropped. Default 4096.</summary>
     public int MaxPeers { get; init; } = 4096;
 
@@ -156,6 +183,12 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (MaxKwargsElements < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxKwargsElements), MaxKwargsElements, "At least one kwargs value must be allowed.");
+        if (MaxKwargsElementsInFlight < MaxKwargsElements)
+            throw new ArgumentOutOfRangeException(nameof(MaxKwargsElementsInFlight), MaxKwargsElementsInFlight, $"Must be at least MaxKwargsElements ({MaxKwargsElements}), so one request of the largest allowed size can run.");
+        if (MaxRequestBytesInFlight < MaxFrameSize)
+            throw new ArgumentOutOfRangeException(nameof(MaxRequestBytesInFlight), MaxRequestBytesInFlight, $"Must be at least MaxFrameSize ({MaxFrameSize}), so one request of the largest allowed size can run.");
         if (MaxBufferedBytesPerConnection < 64 * 1024)
             throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytesPerConnection), MaxBufferedBytesPerConnection, "At least 64 KiB must be allowed.");
         if (StalledConnectionTimeout <= TimeSpan.Zero)

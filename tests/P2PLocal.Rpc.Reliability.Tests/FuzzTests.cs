@@ -16,8 +16,8 @@ namespace P2PLocal.Rpc.Reliability.Tests;
 /// </summary>
 public class FuzzTests(ITestOutputHelper output)
 {
-    private static readonly int s_seed = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_SEED"), out var s) ? s : 20261125;
-    private static readonly int s_iterations = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_ITERATIONS"), out var n) ? n : 250_000;
+    internal static readonly int s_seed = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_SEED"), out var s) ? s : 20261125;
+    internal static readonly int s_iterations = int.TryParse(Environment.GetEnvironmentVariable("P2P_FUZZ_ITERATIONS"), out var n) ? n : 250_000;
     private static readonly MessagePackSerializerOptions s_options = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
     private static readonly byte[][] s_messageSeeds =
@@ -218,7 +218,7 @@ public class FuzzTests(ITestOutputHelper output)
 
     private static long s_negativeLengths;
 
-    private static byte[] Mutate(Random random, byte[] seed, bool text = false)
+    internal static byte[] Mutate(Random random, byte[] seed, bool text = false)
     {
         var bytes = new List<byte>(seed);
         for (var m = random.Next(1, 5); m > 0; m--)

@@ -82,6 +82,27 @@ public class HostileConnectionTests(ITestOutputHelper output)
         return [.. clients.Values.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result)];
     }
 
+    /// <summary>
+    /// Watches the "hog" connection from the node's side (reading its socket would make it an honest reader) until the
+    /// node closes it; returns the most bytes it had buffered.
+    /// </summary>
+    private static async Task<long> PeakBufferedUntilHogClosedAsync(Node victim, Stopwatch clock, Func<Task> eachRound)
+    {
+        long peak = 0;
+        while (clock.Elapsed < Net.Patience)
+        {
+            var hogs = Incoming(victim).Where(c => c.Peer?.Name == "hog" && !c.IsClosed).ToList();
+            if (hogs.Count == 0)
+                break;
+            foreach (var connection in hogs)
+                peak = Math.Max(peak, connection.BufferedBytes);
+            await eachRound();
+            await Task.Delay(20);
+        }
+
+        return peak;
+    }
+
     [Fact]
     public async Task C7_a_caller_that_never_reads_is_throttled_then_closed_and_the_node_keeps_serving()
     {
@@ -115,21 +136,7 @@ public class HostileConnectionTests(ITestOutputHelper output)
             }
         });
 
-        // Watched from the node's side: reading on the hog's socket would make it an honest reader.
-        long peakBuffered = 0;
-        while (clock.Elapsed < Net.Patience)
-        {
-            var hogs = Incoming(victim.Node).Where(c => c.Peer?.Name == "hog" && !c.IsClosed).ToList();
-            if (hogs.Count == 0)
-                break;
-            foreach (var connection in hogs)
-            {
-                peakBuffered = Math.Max(peakBuffered, connection.BufferedBytes);
-            }
-
-            await Net.AssertServesAsync(caller, "victim");
-            await Task.Delay(50);
-        }
+        var peakBuffered = await PeakBufferedUntilHogClosedAsync(victim.Node, clock, () => Net.AssertServesAsync(caller, "victim"));
 
         var closedAfter = clock.Elapsed;
         await sender.Within();
@@ -183,16 +190,7 @@ public class HostileConnectionTests(ITestOutputHelper output)
             return requests;
         });
 
-        long peakBuffered = 0;
-        while (clock.Elapsed < Net.Patience)
-        {
-            var hogs = Incoming(victim.Node).Where(c => c.Peer?.Name == "hog" && !c.IsClosed).ToList();
-            if (hogs.Count == 0)
-                break;
-            foreach (var connection in hogs)
-                peakBuffered = Math.Max(peakBuffered, connection.BufferedBytes);
-            await Task.Delay(20);
-        }
+        var peakBuffered = await PeakBufferedUntilHogClosedAsync(victim.Node, clock, () => Task.CompletedTask);
 
         var closedAfter = clock.Elapsed;
         var sent = await sender.Within();

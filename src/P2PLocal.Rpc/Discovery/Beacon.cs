@@ -23,7 +23,7 @@ internal enum BeaconKind
 /// <summary>
 /// One discovery datagram. The text stays compatible with the Python p2p-local, which reads only the first three
 /// fields: <c>protocol|name|ip:port</c>. This library appends its own fields after them:
-/// <c>|p2p1|instance|kind|intervalMs|startedMs</c> (see PROTOCOL.md).
+/// <c>|p2p1|instance|kind|intervalMs|startedMs|libraryVersion</c> (see PROTOCOL.md).
 /// </summary>
 internal sealed record Beacon(
     string Protocol,
@@ -39,6 +39,12 @@ internal sealed record Beacon(
 
     /// <summary>Larger datagrams are dropped unread.</summary>
     public const int MaxLength = 1024;
+
+    /// <summary>
+    /// Field 8: the sender's P2PLocal.Rpc version, for tools (<c>p2plocal peers</c>). Beacons this node sends carry
+    /// its own; a parsed beacon carries the sender's, or null when the sender did not say (older nodes).
+    /// </summary>
+    public string? LibraryVersion { get; init; } = DiscoveryDiagnostics.LibraryVersion;
 
     /// <summary>
     /// Throws when this node's beacon could exceed <see cref="MaxLength"/> (receivers drop longer datagrams unread,
@@ -73,6 +79,8 @@ internal sealed record Beacon(
             Kind switch { BeaconKind.Hello => "hello", BeaconKind.Bye => "bye", _ => "alive" },
             ((long)Interval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
             StartedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+        if (LibraryVersion is not null)
+            text = text + "|" + LibraryVersion;
         return Encoding.UTF8.GetBytes(text);
     }
 
@@ -108,7 +116,7 @@ internal sealed record Beacon(
 
         if (fields.Length < 8 || fields[3] != Marker)
         {
-            beacon = new Beacon(fields[0], fields[1], endPoint, BeaconKind.Legacy);
+            beacon = new Beacon(fields[0], fields[1], endPoint, BeaconKind.Legacy) { LibraryVersion = null };
             return true;
         }
 
@@ -127,9 +135,16 @@ internal sealed record Beacon(
             return false;
 
         beacon = new Beacon(fields[0], fields[1], endPoint, kind.Value, fields[4],
-            TimeSpan.FromMilliseconds(intervalMs), DateTimeOffset.FromUnixTimeMilliseconds(startedMs));
+            TimeSpan.FromMilliseconds(intervalMs), DateTimeOffset.FromUnixTimeMilliseconds(startedMs))
+        {
+            // Optional: older nodes send 8 fields; a version that is empty or too long is ignored, never fatal.
+            LibraryVersion = fields.Length > 8 && fields[8].Length is > 0 and <= MaxLibraryVersionLength ? fields[8] : null,
+        };
         return true;
     }
+
+    /// <summary>The longest library version a beacon may carry.</summary>
+    public const int MaxLibraryVersionLength = 64;
 
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 }

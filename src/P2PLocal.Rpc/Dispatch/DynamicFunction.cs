@@ -17,7 +17,8 @@ internal sealed class DynamicFunction : IServiceDispatcher
 
     public ValueTask InvokeAsync(FunctionCall call)
     {
-        var kwargs = KwargsCodec.ReadKwargs(call.Kwargs, call.Options);
+        // Only the server makes a FunctionCall, after scanning its kwargs against the budget and for UTF-8.
+        var kwargs = KwargsCodec.ReadKwargs(call.Kwargs, call.Options, scanned: true);
         var pending = _handler(kwargs, call.CancellationToken);
         if (pending.IsCompletedSuccessfully)
         {

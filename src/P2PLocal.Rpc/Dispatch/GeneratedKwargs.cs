@@ -34,9 +34,13 @@ public static class GeneratedKwargs
     }
 
     /// <summary>Whether <paramref name="error"/> is one a <see cref="MessagePackReader"/> or formatter throws for data that does not fit.</summary>
+    /// <remarks>
+    /// <see cref="ArgumentException"/> counts: a dictionary formatter throws it for a key that repeats, and the timestamp
+    /// reader for seconds or nanoseconds out of range (issue 8: a duplicate key is invalid kwargs, not a handler failure).
+    /// </remarks>
     public static bool IsReadError(Exception error) =>
         error is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
-            or InsufficientExecutionStackException;
+            or InsufficientExecutionStackException or ArgumentException;
 
     /// <summary>The error for a kwarg the function does not take.</summary>
     public static InvalidKwargsException Unknown(string function, ReadOnlySpan<byte> key, string signature) =>

@@ -73,12 +73,20 @@ public static class GeneratedResults
         }
     }
 
-    /// <summary>Reads a result of type <typeparamref name="T"/> with the formatter the options resolve for it.</summary>
+    /// <summary>
+    /// Reads a result of type <typeparamref name="T"/> with the formatter the options resolve for it, once the result is
+    /// known to be within <see cref="NodeOptions.MaxKwargsElements"/> and its strings valid UTF-8
+    /// (<see cref="MessagePackSerializationException"/> otherwise).
+    /// </summary>
     public static ResultReader<T> Reader<T>() => Cache<T>.Read;
 
     private static class Cache<T>
     {
         public static readonly ResultReader<T> Read = static (ref MessagePackReader reader, MessagePackSerializerOptions options) =>
-            options.Resolver.GetFormatterWithVerify<T>().Deserialize(ref reader, options);
+        {
+            // The budget and UTF-8 check the server applies to kwargs, applied to what a peer answers (issue 8, item 6).
+            KwargsCodec.EnsureReadable(reader, options);
+            return options.Resolver.GetFormatterWithVerify<T>().Deserialize(ref reader, options);
+        };
     }
 }

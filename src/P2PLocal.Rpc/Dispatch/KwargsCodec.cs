@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Unicode;
 using MessagePack;
 
 namespace P2PLocal.Rpc.Dispatch;
@@ -9,6 +10,11 @@ namespace P2PLocal.Rpc.Dispatch;
 /// <see cref="double"/>, maps with string keys <c>Dictionary&lt;string, object?&gt;</c>, other maps
 /// <c>Dictionary&lt;object, object?&gt;</c>, arrays <c>object?[]</c>, binary <c>byte[]</c>, timestamps <see cref="DateTime"/>.
 /// </summary>
+/// <remarks>
+/// Thread-safe (stateless). Reads are bounded for untrusted data (issue 8): a value may hold at most the budget of the
+/// options' security (<see cref="NodeOptions.MaxKwargsElements"/> for a node's options, that default otherwise), its
+/// strings must be valid UTF-8, and maps hash their keys with collision-resistant comparers.
+/// </remarks>
 public static class KwargsCodec
 {
     /// <summary>Writes a kwargs dictionary as one MessagePack map; <see langword="null"/> writes an empty map.</summary>
@@ -43,24 +49,32 @@ public static class KwargsCodec
 
     /// <summary>
     /// Reads a kwargs map. Throws <see cref="InvalidKwargsException"/> when the value is not a map, a key is not a
-    /// string or repeats, or a value cannot be read.
+    /// string or repeats, a value cannot be read, a string is not valid UTF-8, or the map holds more values than the
+    /// budget of <paramref name="options"/> (<see cref="NodeOptions.MaxKwargsElements"/> for a node's options).
     /// </summary>
-    public static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options)
+    public static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options) =>
+        ReadKwargs(kwargs, options, scanned: false);
+
+    /// <summary>Reads a kwargs map; <paramref name="scanned"/> says the server already ran <see cref="Scan"/> over it.</summary>
+    internal static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options, bool scanned)
     {
         ArgumentNullException.ThrowIfNull(options);
         var reader = new MessagePackReader(kwargs);
         try
         {
+            var problem = scanned ? null : Check(reader, options);
+            if (problem is not null)
+                throw new InvalidKwargsException($"The kwargs are refused: {problem}.");
             if (reader.NextMessagePackType != MessagePackType.Map)
                 throw new InvalidKwargsException($"Kwargs must be a map from parameter name to value, not {reader.NextMessagePackType}.");
             var count = reader.ReadMapHeader();
-            var result = new Dictionary<string, object?>(Math.Min(count, 64), StringComparer.Ordinal);
+            var result = new Dictionary<string, object?>(Math.Min(count, 64), options.Security.GetEqualityComparer<string>());
             for (var i = 0; i < count; i++)
             {
                 if (reader.NextMessagePackType != MessagePackType.String)
                     throw new InvalidKwargsException($"Kwargs keys must be strings; key {i} is {reader.NextMessagePackType}.");
                 var key = reader.ReadString()!;
-                var value = ReadValue(ref reader, options);
+                var value = ReadValueCore(ref reader, options);
                 if (!result.TryAdd(key, value))
                     throw new InvalidKwargsException($"Kwarg '{key}' appears twice.");
             }
@@ -74,11 +88,128 @@ public static class KwargsCodec
         }
     }
 
-    /// <summary>Reads one value as a plain .NET value (see the type remarks).</summary>
-    /// <exception cref="MessagePackSerializationException">The data is malformed, too deep, or uses an unsupported extension type.</exception>
+    /// <summary>
+    /// Reads one value as a plain .NET value (see the type remarks), after checking that it holds no more values than
+    /// the budget of <paramref name="options"/> and that its strings are valid UTF-8.
+    /// </summary>
+    /// <exception cref="MessagePackSerializationException">
+    /// The data is malformed, too deep, over the budget, not UTF-8, or uses an unsupported extension type.
+    /// </exception>
     public static object? ReadValue(ref MessagePackReader reader, MessagePackSerializerOptions options)
     {
+        EnsureReadable(reader, options);
+        return ReadValueCore(ref reader, options);
+    }
+
+    /// <summary>
+    /// Skips one whole value without recursion, so hostile nesting cannot exhaust the stack.
+    /// </summary>
+    /// <exception cref="EndOfStreamException">The value is truncated.</exception>
+    public static void SkipValue(ref MessagePackReader reader) => Walk(ref reader, int.MaxValue, checkStrings: false, out _);
+
+    /// <summary>
+    /// Skips one whole value without recursion, counting its MessagePack values (a map's keys and values each count,
+    /// as does the container itself) and checking that every string is valid UTF-8. Stops early at the first problem.
+    /// </summary>
+    /// <returns>
+    /// Null when the value is within <paramref name="maxElements"/> and its strings are UTF-8; otherwise why not, as a
+    /// clause about the value ("it holds more than ...").
+    /// </returns>
+    /// <exception cref="EndOfStreamException">The value is truncated.</exception>
+    internal static string? Scan(ref MessagePackReader reader, int maxElements, out int elements) =>
+        Walk(ref reader, maxElements, checkStrings: true, out elements) switch
+        {
+            WalkResult.TooManyElements =>
+                $"it holds more than {maxElements} MessagePack values (NodeOptions.MaxKwargsElements of the node that reads it); send less, or raise that limit",
+            WalkResult.InvalidUtf8 => "a string in it is not valid UTF-8",
+            _ => null,
+        };
+
+    /// <summary>
+    /// Throws <see cref="MessagePackSerializationException"/> when the value at <paramref name="reader"/> (which is not
+    /// advanced) is over the budget of <paramref name="options"/>, has a string that is not UTF-8, or is truncated; the
+    /// result readers call it before a formatter builds anything (issue 8, item 6).
+    /// </summary>
+    internal static void EnsureReadable(in MessagePackReader reader, MessagePackSerializerOptions options)
+    {
         ArgumentNullException.ThrowIfNull(options);
+        var problem = Check(reader, options);
+        if (problem is not null)
+            throw new MessagePackSerializationException($"The value is refused: {problem}.");
+    }
+
+    /// <summary>Scans a copy of <paramref name="reader"/> against the budget of <paramref name="options"/>.</summary>
+    private static string? Check(MessagePackReader reader, MessagePackSerializerOptions options)
+    {
+        try
+        {
+            return Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(options), out _);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new MessagePackSerializationException($"The value is truncated: {e.Message}", e);
+        }
+    }
+
+    private enum WalkResult
+    {
+        Whole,
+        TooManyElements,
+        InvalidUtf8,
+    }
+
+    private static WalkResult Walk(ref MessagePackReader reader, int maxElements, bool checkStrings, out int elements)
+    {
+        // Every value still to walk is at least one element, so a header that promises more than the budget fails at once.
+        long left = 1, counted = 0;
+        elements = 0;
+        while (left-- > 0)
+        {
+            counted++;
+            try
+            {
+                switch (reader.NextMessagePackType)
+                {
+                    case MessagePackType.Array:
+                        left += reader.ReadArrayHeader();
+                        break;
+                    case MessagePackType.Map:
+                        left += 2L * reader.ReadMapHeader();
+                        break;
+                    case MessagePackType.String when checkStrings:
+                        if (!IsUtf8(ref reader))
+                            return WalkResult.InvalidUtf8;
+                        break;
+                    default:
+                        reader.Skip();
+                        break;
+                }
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                // MessagePackReader reads a str32/bin32/ext32 length of 2^31 or more as negative (found by B7).
+                throw new EndOfStreamException("A length header claims more bytes than the data holds.", e);
+            }
+
+            if (counted + left > maxElements)
+                return WalkResult.TooManyElements;
+        }
+
+        elements = (int)counted;
+        return WalkResult.Whole;
+    }
+
+    /// <summary>Reads a string's bytes and checks them; MessagePackReader would replace bad sequences silently.</summary>
+    private static bool IsUtf8(ref MessagePackReader reader)
+    {
+        if (reader.TryReadStringSpan(out var span))
+            return Utf8.IsValid(span);
+        var sequence = reader.ReadStringSequence();
+        return sequence is not { } bytes || (bytes.IsSingleSegment ? Utf8.IsValid(bytes.FirstSpan) : Utf8.IsValid(bytes.ToArray()));
+    }
+
+    private static object? ReadValueCore(ref MessagePackReader reader, MessagePackSerializerOptions options)
+    {
         switch (reader.NextMessagePackType)
         {
             case MessagePackType.Nil:
@@ -115,39 +246,6 @@ public static class KwargsCodec
         }
     }
 
-    /// <summary>
-    /// Skips one whole value without recursion, so hostile nesting cannot exhaust the stack.
-    /// </summary>
-    /// <exception cref="EndOfStreamException">The value is truncated.</exception>
-    public static void SkipValue(ref MessagePackReader reader)
-    {
-        long left = 1;
-        while (left-- > 0)
-        {
-            switch (reader.NextMessagePackType)
-            {
-                case MessagePackType.Array:
-                    left += reader.ReadArrayHeader();
-                    break;
-                case MessagePackType.Map:
-                    left += 2L * reader.ReadMapHeader();
-                    break;
-                default:
-                    try
-                    {
-                        reader.Skip();
-                    }
-                    catch (ArgumentOutOfRangeException e)
-                    {
-                        // MessagePackReader reads a str32/bin32/ext32 length of 2^31 or more as negative (found by B7).
-                        throw new EndOfStreamException("A length header claims more bytes than the data holds.", e);
-                    }
-
-                    break;
-            }
-        }
-    }
-
     private static object?[] ReadArray(ref MessagePackReader reader, MessagePackSerializerOptions options)
     {
         var count = reader.ReadArrayHeader();
@@ -156,7 +254,7 @@ public static class KwargsCodec
         {
             var array = new object?[count];
             for (var i = 0; i < count; i++)
-                array[i] = ReadValue(ref reader, options);
+                array[i] = ReadValueCore(ref reader, options);
             return array;
         }
         finally
@@ -171,17 +269,21 @@ public static class KwargsCodec
         options.Security.DepthStep(ref reader);
         try
         {
+            if (count == 0)
+                return new Dictionary<string, object?>(options.Security.GetEqualityComparer<string>());
             var keys = new object?[count];
             var values = new object?[count];
             var allStrings = true;
             for (var i = 0; i < count; i++)
             {
-                keys[i] = ReadValue(ref reader, options);
+                keys[i] = ReadValueCore(ref reader, options);
                 allStrings &= keys[i] is string;
-                values[i] = ReadValue(ref reader, options);
+                values[i] = ReadValueCore(ref reader, options);
             }
 
-            return allStrings ? ToDictionary<string>(keys, values) : ToDictionary<object>(keys, values);
+            return allStrings
+                ? ToDictionary(keys, values, options.Security.GetEqualityComparer<string>())
+                : ToDictionary(keys, values, UntrustedInputSecurity.ObjectKeysOf(options.Security));
         }
         finally
         {
@@ -189,10 +291,11 @@ public static class KwargsCodec
         }
     }
 
-    private static Dictionary<TKey, object?> ToDictionary<TKey>(object?[] keys, object?[] values)
+    /// <remarks>The comparer is collision-resistant for untrusted data, so chosen keys cannot make inserts quadratic (issue 8, item 5).</remarks>
+    private static Dictionary<TKey, object?> ToDictionary<TKey>(object?[] keys, object?[] values, IEqualityComparer<TKey> comparer)
         where TKey : notnull
     {
-        var map = new Dictionary<TKey, object?>(keys.Length);
+        var map = new Dictionary<TKey, object?>(keys.Length, comparer);
         for (var i = 0; i < keys.Length; i++)
         {
             var key = keys[i] ?? throw new MessagePackSerializationException("A map key is nil.");

@@ -198,7 +198,11 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
 
                 try
                 {
-                    result = await InvokeAsync(dispatcher, call.Method, kwargs, cancellationToken).ConfigureAwait(false);
+                    result = await InvokeAsync(dispatcher, call.Method, kwargs, body.Length, cancellationToken).ConfigureAwait(false);
+                }
+                catch (BusyException e)
+                {
+                    return Fault(ErrorCode.Busy, "Busy", e.Message);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
                 {
@@ -232,14 +236,35 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
     }
 
     /// <summary>The framed server's path: the kwargs as one MessagePack map into the dispatcher, its MessagePack result back out as plain values.</summary>
-    private async Task<object?> InvokeAsync(IServiceDispatcher dispatcher, string function, Dictionary<string, object?> kwargs, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The kwargs count against <see cref="NodeOptions.MaxKwargsElements"/> and, while the call runs, the node-wide
+    /// <see cref="NodeOptions.MaxKwargsElementsInFlight"/> / <see cref="NodeOptions.MaxRequestBytesInFlight"/>, as framed requests do.
+    /// </remarks>
+    private async Task<object?> InvokeAsync(IServiceDispatcher dispatcher, string function, Dictionary<string, object?> kwargs, int requestBytes, CancellationToken cancellationToken)
     {
         var kwargsBuffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(kwargsBuffer);
         XmlRpcValues.WritePlain(ref writer, kwargs);
         writer.Flush();
+        var scan = new MessagePackReader(kwargsBuffer.WrittenMemory);
+        if (KwargsCodec.Scan(ref scan, UntrustedInputSecurity.MaxElementsOf(host.SerializerOptions), out var elements) is { } problem)
+            throw new InvalidKwargsException($"The kwargs of '{function}' are refused: {problem}.");
+        if (!host.WorkInFlight.TryTake(elements, requestBytes))
+        {
+            throw new BusyException($"Node '{host.LocalHello.Name}' is at its cap on work in flight across all running requests (NodeOptions.MaxKwargsElementsInFlight " +
+                $"{host.WorkInFlight.MaxElements} kwargs values, MaxRequestBytesInFlight {host.WorkInFlight.MaxBytes} bytes); try again later.");
+        }
+
         var resultBuffer = new ArrayBufferWriter<byte>();
-        await dispatcher.InvokeAsync(new FunctionCall(function, kwargsBuffer.WrittenMemory, resultBuffer, host.SerializerOptions, "", cancellationToken)).ConfigureAwait(false);
+        try
+        {
+            await dispatcher.InvokeAsync(new FunctionCall(function, kwargsBuffer.WrittenMemory, resultBuffer, host.SerializerOptions, "", cancellationToken)).ConfigureAwait(false);
+        }
+        finally
+        {
+            host.WorkInFlight.Give(elements, requestBytes);
+        }
+
         if (resultBuffer.WrittenCount > maxBodyBytes)
             throw new FrameTooLargeException($"The result of '{function}' is {resultBuffer.WrittenCount} bytes; at most {maxBodyBytes} are allowed.");
         var reader = new MessagePackReader(resultBuffer.WrittenMemory);
@@ -294,6 +319,9 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
             return "?";
         }
     }
+
+    /// <summary>The node is at its in-flight cap: a fault with code 4 (busy).</summary>
+    private sealed class BusyException(string message) : Exception(message);
 
     /// <summary>One accepted connection while it is sniffed and served.</summary>
     private sealed class Exchange(Socket socket)

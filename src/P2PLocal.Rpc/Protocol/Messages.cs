@@ -94,6 +94,58 @@ internal static class Messages
         writer.Write(id);
     }
 
+    /// <summary>The most bytes of an error frame besides its type and message: headers, kind, id, code.</summary>
+    public const int ErrorFrameOverhead = 24;
+
+    /// <summary>The most UTF-8 bytes an error's type name keeps when it must be cut.</summary>
+    private const int MaxCutErrorTypeBytes = 1024;
+
+    /// <summary>
+    /// Writes an error whose frame fits in <paramref name="maxFrameSize"/> bytes (at least <see cref="ErrorFrameOverhead"/>):
+    /// a type or message too long for it is cut and ends in an ellipsis, since a frame above the caller's limit would
+    /// cost the caller the whole connection and every call on it (issue 8, item 10).
+    /// </summary>
+    public static void WriteError(ref MessagePackWriter writer, uint id, ErrorCode code, string type, string message, int maxFrameSize)
+    {
+        var room = Math.Max(0, maxFrameSize - ErrorFrameOverhead);
+        if (System.Text.Encoding.UTF8.GetMaxByteCount(type.Length + message.Length) > room)
+        {
+            type = CutToUtf8Bytes(type, Math.Min(MaxCutErrorTypeBytes, room / 2));
+            message = CutToUtf8Bytes(message, room - System.Text.Encoding.UTF8.GetByteCount(type));
+        }
+
+        WriteError(ref writer, id, code, type, message);
+    }
+
+    /// <summary>
+    /// Cuts <paramref name="text"/> so that its UTF-8 form (as MessagePackWriter writes it) takes at most
+    /// <paramref name="maxBytes"/>, ending a cut text in an ellipsis and never splitting a surrogate pair.
+    /// </summary>
+    internal static string CutToUtf8Bytes(string text, int maxBytes)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(text) <= maxBytes)
+            return text;
+        const string Ellipsis = "\u2026"; // 3 bytes in UTF-8
+        var budget = maxBytes - 3;
+        if (budget < 0)
+            return "";
+        int bytes = 0, end = 0;
+        while (end < text.Length)
+        {
+            var c = text[end];
+            var (size, chars) = c < 0x80 ? (1, 1)
+                : c < 0x800 ? (2, 1)
+                : char.IsHighSurrogate(c) && end + 1 < text.Length && char.IsLowSurrogate(text[end + 1]) ? (4, 2)
+                : (3, 1); // other BMP characters, and lone surrogates (written as U+FFFD)
+            if (bytes + size > budget)
+                break;
+            bytes += size;
+            end += chars;
+        }
+
+        return string.Concat(text.AsSpan(0, end), Ellipsis);
+    }
+
     public static void WriteError(ref MessagePackWriter writer, uint id, ErrorCode code, string type, string message)
     {
         writer.WriteArrayHeader(5);

@@ -15,6 +15,9 @@ internal interface IRequestHost
     int MaxConcurrentRequests { get; }
     ILogger Logger { get; }
 
+    /// <summary>The node-wide cap on what running requests hold.</summary>
+    WorkInFlight WorkInFlight { get; }
+
     /// <summary>The node's options (buffer limits and timeouts).</summary>
     NodeOptions Options { get; }
 
@@ -120,11 +123,18 @@ internal sealed class ServerConnection : FramedConnection
                     var id = Messages.ReadRequestId(ref reader, count);
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
-                    KwargsCodec.SkipValue(ref reader); // validates that the kwargs value is whole before any work is queued
+                    // Before any work is queued: the kwargs value is whole, within the decode budget, and UTF-8 (issue 8).
+                    var problem = KwargsCodec.Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
+                    if (problem is not null)
+                    {
+                        SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}.");
+                        return;
+                    }
+
                     Messages.SkipRequestExtras(ref reader, count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart);
+                    handedOff = Accept(id, function, frame, kwargsStart, elements);
                     return;
                 case MessageKind.Cancel:
                     var cancelId = Messages.ReadCancelId(ref reader, count);
@@ -153,7 +163,7 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart)
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements)
     {
         if (_draining)
         {
@@ -175,6 +185,13 @@ internal sealed class ServerConnection : FramedConnection
             return false;
         }
 
+        if (!_host.WorkInFlight.TryTake(elements, frame.Length))
+        {
+            Finish();
+            SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' is at its cap on work in flight across all running requests (NodeOptions.MaxKwargsElementsInFlight {_host.WorkInFlight.MaxElements} kwargs values, MaxRequestBytesInFlight {_host.WorkInFlight.MaxBytes} bytes); try again later.");
+            return false;
+        }
+
         var cts = new CancellationTokenSource();
         RequestWork? work;
         lock (_runningGate)
@@ -182,13 +199,14 @@ internal sealed class ServerConnection : FramedConnection
             if (_running.ContainsKey(id))
             {
                 cts.Dispose();
+                _host.WorkInFlight.Give(elements, frame.Length);
                 Finish();
                 throw new InvalidDataException($"Request id {id} is already running.");
             }
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            work.Start(id, function, frame, kwargsStart, dispatcher, cts);
+            work.Start(id, function, frame, kwargsStart, elements, dispatcher, cts);
             _running.Add(id, work);
         }
 
@@ -259,16 +277,18 @@ internal sealed class ServerConnection : FramedConnection
         private string _function = "";
         private ReceivedFrame _frame;
         private int _kwargsStart;
+        private int _elements;
         private IServiceDispatcher _dispatcher = null!;
 
         public CancellationTokenSource Cancellation { get; private set; } = null!;
 
-        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
+        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
         {
             _id = id;
             _function = function;
             _frame = frame;
             _kwargsStart = kwargsStart;
+            _elements = elements;
             _dispatcher = dispatcher;
             Cancellation = cancellation;
         }
@@ -279,7 +299,7 @@ internal sealed class ServerConnection : FramedConnection
         private async Task RunAsync()
         {
             // Copy the fields: once Complete pools this item, the read loop may start it again.
-            var (id, function, frame, kwargsStart, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _dispatcher, Cancellation);
+            var (id, function, frame, kwargsStart, elements, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _elements, _dispatcher, Cancellation);
             var response = new FrameBuffer(256);
             try
             {
@@ -311,6 +331,7 @@ internal sealed class ServerConnection : FramedConnection
             finally
             {
                 response?.Dispose();
+                owner._host.WorkInFlight.Give(elements, frame.Length);
                 frame.Dispose();
                 _frame = default;
                 _dispatcher = null!;
@@ -330,10 +351,14 @@ internal sealed class ServerConnection : FramedConnection
     /// <summary>The caller's frame limit bounds what we send it.</summary>
     private int MaxSendFrameSize => Math.Min(MaxReceiveFrameSize, Peer?.MaxFrameSize is > 0 and var max ? max : MaxReceiveFrameSize);
 
+    /// <summary>Sends an error cut to fit the caller's frame limit, so the caller gets it and keeps its connection (issue 8, item 10).</summary>
     /// <remarks>With <c>holdsSlot</c>, the reply of a running request: it keeps the request's slot until written.</remarks>
-    private void SendError(uint id, ErrorCode code, string type, string message, bool holdsSlot = false) =>
-        TrySend((id, code, type, message), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message) e) =>
-            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message), int.MaxValue, holdsSlot);
+    private void SendError(uint id, ErrorCode code, string type, string message, bool holdsSlot = false)
+    {
+        var max = Math.Max(MaxSendFrameSize, Messages.ErrorFrameOverhead); // an absurdly small limit still gets a bare error
+        TrySend((id, code, type, message, max), static (ref MessagePackWriter w, (uint Id, ErrorCode Code, string Type, string Message, int Max) e) =>
+            Messages.WriteError(ref w, e.Id, e.Code, e.Type, e.Message, e.Max), max, holdsSlot);
+    }
 
     private void Finish(int count = 1)
     {
