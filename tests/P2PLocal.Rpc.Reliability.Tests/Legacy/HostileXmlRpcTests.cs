@@ -15,18 +15,7 @@ public sealed class HostileXmlRpcTests(ITestOutputHelper output)
 
     private static async Task<Node> StartVictimAsync(int discoveryPort, int maxIncoming = 1024)
     {
-        var options = Net.Options("victim", discoveryPort, handshakeTimeout: s_handshake, maxIncoming: maxIncoming);
-        var node = await Node.StartAsync(new NodeOptions
-        {
-            Name = options.Name,
-            DiscoveryPort = options.DiscoveryPort,
-            Scope = options.Scope,
-            AdvertiseInterval = options.AdvertiseInterval,
-            ShutdownGracePeriod = options.ShutdownGracePeriod,
-            HandshakeTimeout = options.HandshakeTimeout,
-            MaxIncomingConnections = options.MaxIncomingConnections,
-            LegacyInterop = true,
-        });
+        var node = await Node.StartAsync(Net.Options("victim", discoveryPort, handshakeTimeout: s_handshake, maxIncoming: maxIncoming, legacyInterop: true));
         node.Register("echo", kwargs => kwargs.GetValueOrDefault("value"));
         return node;
     }

@@ -14,16 +14,7 @@ public sealed class LegacyInteropTests
 {
     private static async Task<Node> StartCSharpAsync(string name, int port, bool legacy = true)
     {
-        var options = Net.Options(name, port, interval: TimeSpan.FromMilliseconds(500));
-        var node = await Node.StartAsync(new NodeOptions
-        {
-            Name = options.Name,
-            DiscoveryPort = options.DiscoveryPort,
-            Scope = options.Scope,
-            AdvertiseInterval = options.AdvertiseInterval,
-            ShutdownGracePeriod = options.ShutdownGracePeriod,
-            LegacyInterop = legacy,
-        });
+        var node = await Node.StartAsync(Net.Options(name, port, interval: TimeSpan.FromMilliseconds(500), legacyInterop: legacy));
         node.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
         node.Register("kinds", kwargs => kwargs.OrderBy(k => k.Key).Select(k => $"{k.Key}:{k.Value?.GetType().Name}").ToArray());
         node.Register("fail", kwargs => throw new InvalidOperationException("boom"));
