@@ -62,12 +62,26 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
         _draining = true;
         foreach (var exchange in _exchanges.Keys.Where(e => !e.Running))
             exchange.Abort();
-        var running = Task.WhenAll(_exchanges.Keys.Select(e => e.Run));
-        if (await Task.WhenAny(running, Task.Delay(grace)).ConfigureAwait(false) != running)
+        var running = Task.WhenAll(_exchanges.Keys.Select(e => e.Run)); // Run never faults: RunAsync catches and logs everything
+        if (!await CompletesWithinAsync(running, grace).ConfigureAwait(false))
         {
             foreach (var exchange in _exchanges.Keys)
                 exchange.Abort();
-            await Task.WhenAny(running, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+            await CompletesWithinAsync(running, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Unlike WhenAny with Task.Delay, leaves no timer running once the task completes.</summary>
+    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
+    {
+        try
+        {
+            await task.WaitAsync(timeout).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
         }
     }
 
@@ -94,6 +108,12 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or EndOfStreamException)
         {
             host.Logger.LogDebug("XML-RPC connection from {Remote} closed: {Reason}", SafeRemote(exchange.Socket), e.Message);
+        }
+#pragma warning disable CA1031 // nothing a peer sends may fault the node or its shutdown
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            host.Logger.LogWarning(e, "Serving an XML-RPC connection from {Remote} failed", SafeRemote(exchange.Socket));
         }
         finally
         {
