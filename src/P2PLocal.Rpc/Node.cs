@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Discovery;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
@@ -53,6 +54,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
+        RpcMetrics.TrackPeers(Peers);
         _builtIns = new BuiltInFunctions(() => Functions);
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
@@ -142,14 +144,14 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             ? BeaconTargets.ForLoopback(_options.DiscoveryPort)
             : BeaconTargets.ForLan(BeaconTargets.SystemInterfaces(), _options.DiscoveryPort);
         if (targets.Count == 0 && _options.Seeds.Count == 0)
-            _logger.LogWarning("No interface with a broadcast address is up and no seeds are set: node {Name} can be seen by nobody", Name);
+            _logger.NoBeaconTargets(Name);
         _discovery = new DiscoveryService(_options, Peers, () => ServiceEndPoint.Port, targets, _instanceId, _startedAt, _logger);
         _discovery.Start();
 
         // At most 250 ms, so outgoing connections close well inside a peer's shorter idle timeout too (see ReapConnections).
         var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.IdleConnectionTimeout.TotalMilliseconds / 4, 50, 250));
         _reaper = _options.TimeProvider.CreateTimer(_ => ReapConnections(), null, period, period);
-        _logger.LogInformation("Node {Name} serves on {EndPoint} ({Scope}, discovery port {Port})", Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
+        _logger.NodeStarted(Name, ServiceEndPoint, _options.Scope, _options.DiscoveryPort);
     }
 
     /// <summary>Registers a function that takes the kwargs dictionary and returns a result (or null).</summary>
@@ -259,6 +261,15 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     internal ValueTask<TResult> InvokeAsync<TState, TResult>(string target, string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
+        if (CallTelemetry.IsClientObserved)
+            return CallTelemetry.ObserveClientAsync(this, target, function, state, writeKwargs, readResult, cancellationToken);
+        return InvokeUnobservedAsync(target, function, state, writeKwargs, readResult, cancellationToken);
+    }
+
+    /// <summary><see cref="InvokeAsync"/> without spans or metrics (nobody listens, or the observer calls it).</summary>
+    internal ValueTask<TResult> InvokeUnobservedAsync<TState, TResult>(string target, string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TResult> readResult, CancellationToken cancellationToken)
+    {
         ArgumentException.ThrowIfNullOrEmpty(target);
         ArgumentException.ThrowIfNullOrEmpty(function);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
@@ -329,8 +340,9 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
                 _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, CancellationToken.None).ConfigureAwait(false);
+            _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
             // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
-            _ = connection.Closed.ContinueWith(_ => ForgetClient(peer.InstanceId, connection), CancellationToken.None,
+            _ = connection.Closed.ContinueWith(closed => { ForgetClient(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             if (IsDisposed)
             {
@@ -459,6 +471,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         var draining = _listener?.DisposeAsync(_options.ShutdownGracePeriod) ?? Task.CompletedTask;
         if (_discovery is not null)
             await _discovery.DisposeAsync().ConfigureAwait(false);
+        RpcMetrics.UntrackPeers(Peers);
         Peers.Close();
         await draining.ConfigureAwait(false);
         foreach (var (_, connecting) in _clients)
@@ -473,7 +486,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         }
 
         _clients.Clear();
-        _logger.LogInformation("Node {Name} shut down", Name);
+        _logger.NodeStopped(Name);
     }
 
     /// <summary>Shuts the node down and waits for it (the Python <c>shutdown</c>). See <see cref="DisposeAsync"/>.</summary>

@@ -165,7 +165,12 @@ public sealed class NodeOptions
     /// </summary>
     public bool LegacyInterop { get; init; }
 
-    internal void Validate()
+    /// <summary>
+    /// Checks the options as <see cref="Node.StartAsync(NodeOptions, CancellationToken)"/> does, so a host can refuse
+    /// bad configuration before it starts anything.
+    /// </summary>
+    /// <exception cref="ArgumentException">A value is not valid; <see cref="ArgumentException.ParamName"/> names the option.</exception>
+    public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Name) || Name.Contains('|', StringComparison.Ordinal))
             throw new ArgumentException("Name must be non-empty and must not contain '|'.", nameof(Name));

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc;
@@ -68,7 +69,7 @@ public sealed partial class PeerDirectory
 
         if (_checks.Count >= MaxConcurrentChecks)
         {
-            _logger.LogDebug("Dropped a beacon hint about peer {Name}: {Max} checks are running", peer.Name, MaxConcurrentChecks);
+            _logger.BeaconHintDropped(peer.Name, MaxConcurrentChecks);
             return;
         }
 
@@ -143,8 +144,7 @@ public sealed partial class PeerDirectory
             _foundAlive[key] = now;
             if (hints.MovedTo is not null)
                 RejectLocked(MoveKey(key, hints.MovedTo), current);
-            _logger.LogWarning("Ignored a beacon {What} for peer {Name} (instance {Instance}): it still answers at {EndPoint} (spoofed or stale)",
-                hints.Bye ? "saying goodbye" : $"moving it to {hints.MovedTo}", current.Name, current.InstanceId, current.EndPoint);
+            _logger.BeaconHintIgnored(hints.Bye ? "saying goodbye" : $"moving it to {hints.MovedTo}", current.Name, current.InstanceId, current.EndPoint);
         }
         else if (hints.Bye)
         {
@@ -152,19 +152,18 @@ public sealed partial class PeerDirectory
             _foundAlive.Remove(key);
             events.Add(() => Left?.Invoke(this, current));
             PromoteCandidatesLocked(current.Name, events);
-            _logger.LogDebug("Peer {Name} said goodbye", current.Name);
+            _logger.PeerLeft(current.Name, current.EndPoint);
         }
         else if (moved && hints.MovedTo is { } to)
         {
             _peers[key] = current with { EndPoint = to, LastSeen = now };
             events.Add(() => _node.DropConnection(current.InstanceId, to));
-            _logger.LogInformation("Peer {Name} (instance {Instance}) moved from {Old} to {New}", current.Name, current.InstanceId, current.EndPoint, to);
+            _logger.PeerMoved(current.Name, current.InstanceId, current.EndPoint, to);
         }
         else if (hints.MovedTo is { } nowhere)
         {
             RejectLocked(MoveKey(key, nowhere), current);
-            _logger.LogWarning("Peer {Name} (instance {Instance}) answers neither at {EndPoint} nor at {MovedTo}, where a beacon moved it; it keeps its endpoint until it answers or expires",
-                current.Name, current.InstanceId, current.EndPoint, nowhere);
+            _logger.MovedPeerUnreachable(current.Name, current.InstanceId, current.EndPoint, nowhere);
         }
     }
 

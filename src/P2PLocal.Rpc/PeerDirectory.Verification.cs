@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 
 namespace P2PLocal.Rpc;
 
@@ -78,8 +79,7 @@ public sealed partial class PeerDirectory
             if (!alive)
             {
                 RejectLocked(Key(contender), contender);
-                _logger.LogWarning("Ignored a beacon claiming the name {Name} for {EndPoint}: no node of instance {Instance} answers there (spoofed or stale); {Holder} keeps the name",
-                    contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
+                _logger.SpoofedClaimIgnored(contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
             }
             else if (holder.InstanceId == _node.InstanceId)
             {

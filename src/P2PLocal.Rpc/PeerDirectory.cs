@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using P2PLocal.Rpc.Dispatch;
 using System.Net;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Discovery;
 
 namespace P2PLocal.Rpc;
@@ -199,7 +200,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             else if (_peers.Count + _candidates.Count >= _maxPeers && !TryEvictSilentLocked(now, events))
             {
                 if (!_warnedFull)
-                    _logger.LogWarning("The peer table is full ({Max} peers); beacons of further instances are dropped", _maxPeers);
+                    _logger.PeerTableFull(_maxPeers);
                 _warnedFull = true;
             }
             else
@@ -256,7 +257,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             {
                 _peers.Remove(Key(holder));
                 events.Add(() => Left?.Invoke(this, current!));
-                _logger.LogInformation("Peer {Name} at {EndPoint} is gone; a new instance replaces it", holder.Name, holder.EndPoint);
+                _logger.PeerReplaced(holder.Name, holder.EndPoint);
             }
 
             if (stillHeld && alive)
@@ -304,12 +305,12 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         events.Add(() => Joined?.Invoke(this, peer));
         if (_waiters.Remove(peer.Name, out var waiters))
             events.Add(() => waiters.ForEach(w => w.TrySetResult(peer)));
-        _logger.LogDebug("Peer {Name} joined at {EndPoint}", peer.Name, peer.EndPoint);
+        _logger.PeerJoined(peer.Name, peer.EndPoint);
     }
 
     private void RaiseConflict(NameConflict conflict)
     {
-        _logger.LogWarning("Two live nodes claim the name {Name}: {Existing} and {Contender}", conflict.Name, conflict.Existing.EndPoint, conflict.Contender.EndPoint);
+        _logger.NameConflict(conflict.Name, conflict.Existing.EndPoint, conflict.Contender.EndPoint);
         NameConflict?.Invoke(this, conflict);
     }
 
@@ -325,7 +326,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                     continue;
                 _peers.Remove(key);
                 events.Add(() => Left?.Invoke(this, peer));
-                _logger.LogDebug("Peer {Name} expired", peer.Name);
+                _logger.PeerExpired(peer.Name, peer.EndPoint, now - peer.LastSeen);
                 PromoteCandidatesLocked(peer.Name, events);
             }
 
@@ -358,6 +359,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             if (_peers.Remove(Key(peer), out var gone))
             {
                 events.Add(() => Left?.Invoke(this, gone));
+                _logger.PeerLeft(gone.Name, gone.EndPoint);
                 PromoteCandidatesLocked(gone.Name, events);
             }
         }
@@ -395,7 +397,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
             }
             catch (Exception e)
             {
-                _logger.LogError(e, "A peer event handler threw");
+                _logger.PeerEventHandlerFailed(e);
             }
         }
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 
 namespace P2PLocal.Rpc.Discovery;
 
@@ -108,13 +109,14 @@ internal sealed class DiscoveryService : IAsyncDisposable
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize)
             {
                 Interlocked.Increment(ref _dropped);
+                RpcMetrics.BeaconRejected("error");
                 continue;
             }
             catch (SocketException e)
             {
                 if (_stop.IsCancellationRequested)
                     break;
-                _logger.LogWarning(e, "Discovery receive failed; retrying");
+                _logger.DiscoveryReceiveFailed(e);
                 continue;
             }
 
@@ -126,7 +128,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
             {
                 // Nothing a datagram carries may stop discovery.
                 Interlocked.Increment(ref _dropped);
-                _logger.LogDebug(e, "Dropped a beacon that could not be handled");
+                RpcMetrics.BeaconRejected("error");
+                _logger.BeaconDropped(e);
             }
         }
     }
@@ -136,17 +139,20 @@ internal sealed class DiscoveryService : IAsyncDisposable
         if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(source.Address))
         {
             Interlocked.Increment(ref _dropped);
+            RpcMetrics.BeaconRejected("not_loopback");
             return;
         }
 
         if (!Beacon.TryParse(datagram, out var beacon) || beacon!.Protocol != _options.Protocol)
         {
             Interlocked.Increment(ref _dropped);
+            RpcMetrics.BeaconRejected("invalid");
             return;
         }
 
         if (beacon.InstanceId == _instanceId)
             return;
+        RpcMetrics.BeaconReceived(beacon.Kind);
 
         var serviceEndPoint = EffectiveEndPoint(beacon.EndPoint, source);
         if (_options.Scope == DiscoveryScope.Loopback && !IPAddress.IsLoopback(serviceEndPoint.Address))
@@ -221,10 +227,11 @@ internal sealed class DiscoveryService : IAsyncDisposable
         try
         {
             _socket.SendTo(beacon.ToBytes(), destination);
+            RpcMetrics.BeaconSent(kind);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _logger.LogDebug(e, "Could not send a beacon to {Destination}", destination);
+            _logger.BeaconSendFailed(destination, e);
         }
     }
 

@@ -127,7 +127,10 @@ internal static class FrameDecoder
         if (length <= 0)
             throw new InvalidDataException($"Frame length {length} is not positive.");
         if (length > maxFrameSize)
+        {
+            Diagnostics.RpcMetrics.RequestRefused("too_large");
             throw new InvalidDataException($"Frame length {length} is above the limit of {maxFrameSize} bytes.");
+        }
         if (buffer.Length - FrameBuffer.PrefixLength < length)
             return false;
 

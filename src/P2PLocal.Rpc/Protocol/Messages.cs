@@ -35,7 +35,11 @@ internal enum ErrorCode
 /// How long the sender keeps a quiet incoming connection open (0: not said). An optional sixth element, so a caller
 /// can close an idle connection before the peer reaps it under a request in flight; older readers skip it.
 /// </param>
-internal readonly record struct Hello(int Version, string Name, string InstanceId, int MaxFrameSize, long IdleTimeoutMs = 0);
+internal readonly record struct Hello(int Version, string Name, string InstanceId, int MaxFrameSize, long IdleTimeoutMs = 0)
+{
+    /// <summary>Whether the sender's hello lists the <c>extras</c> feature (element 6): requests to it may have 5 elements.</summary>
+    public bool AcceptsExtras { get; init; }
+}
 
 /// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
 internal static class Messages
@@ -68,19 +72,23 @@ internal static class Messages
 
     public static void WriteHello(ref MessagePackWriter writer, in Hello hello)
     {
-        writer.WriteArrayHeader(6);
+        writer.WriteArrayHeader(7);
         writer.Write((int)MessageKind.Hello);
         writer.Write(hello.Version);
         writer.Write(hello.Name);
         writer.Write(hello.InstanceId);
         writer.Write(hello.MaxFrameSize);
         writer.Write(hello.IdleTimeoutMs);
+        RequestExtras.WriteFeatures(ref writer);
     }
 
-    /// <summary>Writes the header of a request; the caller then writes exactly one value, the kwargs map.</summary>
-    public static void WriteRequestHeader(ref MessagePackWriter writer, uint id, string function)
+    /// <summary>
+    /// Writes the header of a request; the caller then writes exactly one value, the kwargs map, and then the extras
+    /// map when <paramref name="withExtras"/> (only to a peer whose hello accepts them).
+    /// </summary>
+    public static void WriteRequestHeader(ref MessagePackWriter writer, uint id, string function, bool withExtras = false)
     {
-        writer.WriteArrayHeader(4);
+        writer.WriteArrayHeader(withExtras ? 5 : 4);
         writer.Write((int)MessageKind.Request);
         writer.Write(id);
         writer.Write(function);
@@ -196,6 +204,12 @@ internal static class Messages
         {
             hello = hello with { IdleTimeoutMs = Math.Max(0, reader.ReadInt64()) };
             next = 6;
+        }
+
+        if (count > 6 && next == 6 && reader.NextMessagePackType == MessagePackType.Array)
+        {
+            hello = hello with { AcceptsExtras = RequestExtras.ReadFeatures(ref reader) };
+            next = 7;
         }
 
         for (var i = next; i < count; i++)

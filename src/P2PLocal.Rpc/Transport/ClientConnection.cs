@@ -220,8 +220,11 @@ internal sealed class ClientConnection : FramedConnection
         try
         {
             var writer = new MessagePackWriter(frame);
-            Messages.WriteRequestHeader(ref writer, id, function);
+            var traced = RequestExtras.TraceContextFor(PeerHello);
+            Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
             writeKwargs(ref writer, state, _options);
+            if (traced is not null)
+                RequestExtras.Write(ref writer, traced);
             writer.Flush();
             frame.Complete(_maxSendFrameSize);
             return frame;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
 
@@ -80,7 +81,7 @@ internal sealed class ConnectionListener
             catch (SocketException e)
             {
                 // Out of descriptors and the like: keep serving the connections we have.
-                _host.Logger.LogWarning(e, "Accepting a connection failed");
+                _host.Logger.AcceptFailed(e);
                 await Task.Delay(50).ConfigureAwait(false);
                 continue;
             }
@@ -89,14 +90,16 @@ internal sealed class ConnectionListener
             if (address is not null && !TryTakeAddressSlot(address))
             {
                 var limit = _host.Options.MaxConnectionsPerAddress;
-                _host.Logger.LogWarning("Refused a connection from {Remote}: it already has {Max} connections open", accepted.RemoteEndPoint, limit);
+                _host.Logger.ConnectionRefusedForAddress(accepted.RemoteEndPoint, limit);
+                RpcMetrics.ConnectionRejected();
                 Refuse(accepted, $"Node '{_host.LocalHello.Name}' already has {limit} connections from {address} open (MaxConnectionsPerAddress={limit}).");
                 continue;
             }
 
             if (_connections.Count + (_legacy?.Count ?? 0) >= _maxConnections && !EvictLeastUseful())
             {
-                _host.Logger.LogWarning("Refused a connection from {Remote}: {Max} connections are open and all are busy", accepted.RemoteEndPoint, _maxConnections);
+                _host.Logger.ConnectionRefused(accepted.RemoteEndPoint, _maxConnections);
+                RpcMetrics.ConnectionRejected();
                 ReleaseAddressSlot(address);
                 Refuse(accepted, $"Node '{_host.LocalHello.Name}' is full (MaxIncomingConnections={_maxConnections}); try again later.");
                 continue;
@@ -115,10 +118,12 @@ internal sealed class ConnectionListener
         {
             var connection = new ServerConnection(accepted, _host, _maxFrameSize);
             _connections[connection] = 0;
+            _host.Logger.ConnectionOpened("inbound", connection.RemoteEndPoint);
             _ = connection.Closed.ContinueWith(closed =>
                 {
                     _connections.TryRemove(connection, out var _);
                     ReleaseAddressSlot(address);
+                    _host.Logger.ConnectionClosed("inbound", connection.RemoteEndPoint, closed.Result);
                 }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
@@ -193,14 +198,13 @@ internal sealed class ConnectionListener
             return false;
         if (evicted == withoutHello)
         {
-            _host.Logger.LogWarning("{Max} connections are open: closed the oldest one that never said hello ({Remote})", _maxConnections, evicted.RemoteEndPoint);
+            _host.Logger.ConnectionEvicted(evicted.RemoteEndPoint, _maxConnections);
             evicted.Close(new TimeoutException("Evicted: no hello while the connection limit was reached."));
         }
         else
         {
             var idleMs = Environment.TickCount64 - evicted.LastUsefulTicks;
-            _host.Logger.LogWarning("{Max} connections are open: closed the one useful least recently ({Remote}, {Name}, no request for {IdleMs} ms)",
-                _maxConnections, evicted.RemoteEndPoint, evicted.Peer?.Name, idleMs);
+            _host.Logger.LeastUsefulConnectionEvicted(evicted.RemoteEndPoint, evicted.Peer?.Name, idleMs, _maxConnections);
             evicted.Close(new TimeoutException($"Evicted: no request for {idleMs} ms while the connection limit was reached."));
         }
 

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
 using MessagePack;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
 
@@ -63,6 +64,7 @@ internal abstract class FramedConnection
         _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
         RemoteAddress = (socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
+        RpcMetrics.ConnectionOpened(this);
     }
 
     /// <summary>The largest frame this side accepts.</summary>
@@ -182,6 +184,7 @@ internal abstract class FramedConnection
     /// </summary>
     public bool TrySend(FrameBuffer frame)
     {
+        RpcMetrics.BytesSent(frame.Frame.Length);
         bool inline = false, wake = false;
         lock (_sendGate)
         {
@@ -353,6 +356,7 @@ internal abstract class FramedConnection
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
                         LastFrameTicks = Environment.TickCount64;
+                        RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                         if (IsOverBufferLimit)
                         {
@@ -578,6 +582,7 @@ internal abstract class FramedConnection
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
             return;
+        RpcMetrics.ConnectionClosed(this);
         lock (_sendGate)
             DisposeQueued(_queued);
         _writeSignal.Stop();

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using MessagePack;
 using Microsoft.Extensions.Logging;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
@@ -131,10 +132,11 @@ internal sealed class ServerConnection : FramedConnection
                         return;
                     }
 
+                    var kwargsEnd = (int)reader.Consumed;
                     Messages.SkipRequestExtras(ref reader, count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart, elements);
+                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd, elements);
                     return;
                 case MessageKind.Cancel:
                     var cancelId = Messages.ReadCancelId(ref reader, count);
@@ -163,10 +165,11 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements)
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements)
     {
         if (_draining)
         {
+            RpcMetrics.RequestRefused("shutting_down");
             SendError(id, ErrorCode.ShuttingDown, "ShuttingDown", "The node is shutting down.");
             return false;
         }
@@ -174,6 +177,7 @@ internal sealed class ServerConnection : FramedConnection
         var dispatcher = _host.FindFunction(function);
         if (dispatcher is null)
         {
+            RpcMetrics.RequestRefused("method_not_found");
             SendError(id, ErrorCode.MethodNotFound, "MethodNotFound", $"Node '{_host.LocalHello.Name}' has no function '{function}'.");
             return false;
         }
@@ -181,6 +185,7 @@ internal sealed class ServerConnection : FramedConnection
         if (Interlocked.Increment(ref _runningCount) > _host.MaxConcurrentRequests)
         {
             Finish();
+            RpcMetrics.RequestRefused("busy");
             SendError(id, ErrorCode.Busy, "Busy", $"Node '{_host.LocalHello.Name}' already runs {_host.MaxConcurrentRequests} requests from this connection.");
             return false;
         }
@@ -206,7 +211,8 @@ internal sealed class ServerConnection : FramedConnection
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            work.Start(id, function, frame, kwargsStart, elements, dispatcher, cts);
+            dispatcher = CallTelemetry.ObserveServer(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
+            work.Start(id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts);
             _running.Add(id, work);
         }
 
@@ -277,13 +283,15 @@ internal sealed class ServerConnection : FramedConnection
         private string _function = "";
         private ReceivedFrame _frame;
         private int _kwargsStart;
+        private int _kwargsEnd;
         private int _elements;
         private IServiceDispatcher _dispatcher = null!;
 
         public CancellationTokenSource Cancellation { get; private set; } = null!;
 
-        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int elements, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
+        public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
         {
+            _kwargsEnd = kwargsEnd;
             _id = id;
             _function = function;
             _frame = frame;
@@ -299,12 +307,12 @@ internal sealed class ServerConnection : FramedConnection
         private async Task RunAsync()
         {
             // Copy the fields: once Complete pools this item, the read loop may start it again.
-            var (id, function, frame, kwargsStart, elements, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _elements, _dispatcher, Cancellation);
+            var (id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _kwargsEnd, _elements, _dispatcher, Cancellation);
             var response = new FrameBuffer(256);
             try
             {
                 WriteResultHeader(response, id);
-                var call = new FunctionCall(function, frame.Payload[kwargsStart..], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 response.HoldsRequestSlot = true;
@@ -317,6 +325,7 @@ internal sealed class ServerConnection : FramedConnection
             }
             catch (FrameTooLargeException e)
             {
+                RpcMetrics.RequestRefused("too_large");
                 owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}", holdsSlot: true);
             }
             catch (InvalidKwargsException e)
@@ -325,7 +334,7 @@ internal sealed class ServerConnection : FramedConnection
             }
             catch (Exception e)
             {
-                owner._host.Logger.LogDebug(e, "Function {Function} failed for {Caller}", function, owner.Peer?.Name);
+                owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
                 owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message, holdsSlot: true);
             }
             finally
@@ -388,7 +397,7 @@ internal sealed class ServerConnection : FramedConnection
     private void RefuseHello(string reason)
     {
         _refused = true;
-        _host.Logger.LogDebug("Refused the hello from {Remote}: {Reason}", RemoteEndPoint, reason);
+        _host.Logger.HelloRefused(RemoteEndPoint, reason);
         TrySend(reason, static (ref MessagePackWriter w, string r) => Messages.WriteRefusal(ref w, ErrorCode.BadRequest, Messages.BadHelloType, r), int.MaxValue);
         _ = CloseAfterFlushAsync(TimeSpan.FromSeconds(1));
     }
@@ -440,7 +449,7 @@ internal sealed class ServerConnection : FramedConnection
     protected override void OnClosed(Exception? reason)
     {
         if (reason is not null and not IOException and not SocketException and not OperationCanceledException)
-            _host.Logger.LogDebug(reason, "Closed connection from {Remote} after bad input", RemoteEndPoint);
+            _host.Logger.HostileInputRejected(RemoteEndPoint, reason);
         // Nobody is left to read the replies: stop the handlers.
         CancelRunning();
     }
