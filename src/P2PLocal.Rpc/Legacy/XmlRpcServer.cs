@@ -63,25 +63,11 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
         foreach (var exchange in _exchanges.Keys.Where(e => !e.Running))
             exchange.Abort();
         var running = Task.WhenAll(_exchanges.Keys.Select(e => e.Run)); // Run never faults: RunAsync catches and logs everything
-        if (!await CompletesWithinAsync(running, grace).ConfigureAwait(false))
+        if (!await ServerConnection.CompletesWithinAsync(running, grace).ConfigureAwait(false))
         {
             foreach (var exchange in _exchanges.Keys)
                 exchange.Abort();
-            await CompletesWithinAsync(running, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Unlike WhenAny with Task.Delay, leaves no timer running once the task completes.</summary>
-    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
-    {
-        try
-        {
-            await task.WaitAsync(timeout).ConfigureAwait(false);
-            return true;
-        }
-        catch (TimeoutException)
-        {
-            return false;
+            await ServerConnection.CompletesWithinAsync(running, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         }
     }
 

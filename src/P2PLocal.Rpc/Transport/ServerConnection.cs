@@ -433,7 +433,7 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Waits for a task that never faults, up to a timeout; unlike WhenAny with Task.Delay, no timer outlives it.</summary>
-    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
+    internal static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
     {
         try
         {
