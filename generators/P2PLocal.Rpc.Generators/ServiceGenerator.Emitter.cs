@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.CodeAnalysis.CSharp;
@@ -14,7 +15,7 @@ public sealed partial class ServiceGenerator
         /// <summary>Fixed, so snapshots do not change with every build of the generator.</summary>
         internal const string Version = "1.0.0";
 
-        private const string GeneratedCode = "[global::System.CodeDom.Compiler.GeneratedCode(\"P2PLocal.Rpc.Generators\", \"" + Version + "\")]";
+        internal const string GeneratedCode = "[global::System.CodeDom.Compiler.GeneratedCode(\"P2PLocal.Rpc.Generators\", \"" + Version + "\")]";
         private const string Dispatch = "global::P2PLocal.Rpc.Dispatch";
         private const string Kwargs = Dispatch + ".GeneratedKwargs";
         private const string Results = Dispatch + ".GeneratedResults";
@@ -22,13 +23,15 @@ public sealed partial class ServiceGenerator
         private const string Writer = "global::MessagePack.MessagePackWriter";
         private const string Options = "global::MessagePack.MessagePackSerializerOptions";
 
-        // Types MessagePackReader/Writer read and write directly; the rest go through the options' resolver.
+        // Types MessagePackWriter writes directly; the rest go through the options' resolver.
         private static readonly Dictionary<string, string> s_readers = new()
         {
-            ["bool"] = "ReadBoolean", ["byte"] = "ReadByte", ["sbyte"] = "ReadSByte", ["short"] = "ReadInt16",
-            ["ushort"] = "ReadUInt16", ["int"] = "ReadInt32", ["uint"] = "ReadUInt32", ["long"] = "ReadInt64",
-            ["ulong"] = "ReadUInt64", ["float"] = "ReadSingle", ["double"] = "ReadDouble", ["char"] = "ReadChar",
-            ["string"] = "ReadString", ["string?"] = "ReadString",
+            ["bool"] = "reader.ReadBoolean()", ["char"] = "reader.ReadChar()", ["string"] = "reader.ReadString()!", ["string?"] = "reader.ReadString()",
+            // Numbers bind as other languages send them: 2.0 to an int, 2 to a double; a lossy conversion throws.
+            ["byte"] = Kwargs + ".ReadByte(ref reader)", ["sbyte"] = Kwargs + ".ReadSByte(ref reader)", ["short"] = Kwargs + ".ReadInt16(ref reader)",
+            ["ushort"] = Kwargs + ".ReadUInt16(ref reader)", ["int"] = Kwargs + ".ReadInt32(ref reader)", ["uint"] = Kwargs + ".ReadUInt32(ref reader)",
+            ["long"] = Kwargs + ".ReadInt64(ref reader)", ["ulong"] = Kwargs + ".ReadUInt64(ref reader)", ["float"] = Kwargs + ".ReadSingle(ref reader)",
+            ["double"] = Kwargs + ".ReadDouble(ref reader)",
         };
 
         public static string Emit(ServiceSpec service)
@@ -100,8 +103,10 @@ public sealed partial class ServiceGenerator
             w.WriteLine("{").Indent();
             foreach (var function in contract.Functions)
             {
-                var parameters = SentKwargs(function).Select(p => $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})");
-                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => !p.IsCancellationToken) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint),");
+                var parameters = SentKwargs(function).Select(p =>
+                    $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");
@@ -109,7 +114,7 @@ public sealed partial class ServiceGenerator
             w.WriteLine();
         }
 
-        private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => !p.IsCancellationToken);
+        private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => p.IsSent);
 
         private static void EmitDispatcher(SourceWriter w, ServiceSpec service)
         {
@@ -196,6 +201,14 @@ public sealed partial class ServiceGenerator
                     w.OpenBlock("try");
                     w.WriteLine($"arg_{p.Name} = {ReadValue(p.Type)};");
                     w.CloseBlock();
+                    if (!IsDirect(p.Type))
+                    {
+                        // No formatter here is this side's problem, not bad data from the caller.
+                        w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsFormatterError(e))");
+                        w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{p.Name}' of '{function.WireName}'")}, {Quote(p.Type.Name)}, e);");
+                        w.CloseBlock();
+                    }
+
                     w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsReadError(e))");
                     w.WriteLine($"throw {Kwargs}.BadValue(function, {Quote(p.Name)}, {Quote(p.Type.Name)}, e);");
                     w.CloseBlock();
@@ -220,7 +233,7 @@ public sealed partial class ServiceGenerator
                 w.Indent().WriteLine($"throw {Kwargs}.Missing(function, {Quote(p.Name)}, signature);").Unindent();
             }
 
-            var arguments = string.Join(", ", function.Parameters.Select(p => p.IsCancellationToken ? "call.CancellationToken" : "arg_" + p.Name));
+            var arguments = string.Join(", ", function.Parameters.Select(p => p.IsCancellationToken ? "call.CancellationToken" : p.IsCallContext ? "call.Context" : "arg_" + p.Name));
             var invocation = $"{contract.Receiver}.{function.MethodName}({arguments})";
             switch (function.ReturnKind)
             {
@@ -245,13 +258,22 @@ public sealed partial class ServiceGenerator
         private static string KwargsSignature(List<ParameterSpec> kwargs) =>
             "(" + string.Join(", ", kwargs.Select(p => $"{p.Name}: {p.Type.Name}{(p.IsOptional ? " = " + p.DefaultValue : "")}")) + ")";
 
-        private static string ReadValue(TypeRef type) =>
-            s_readers.TryGetValue(type.FullyQualifiedName, out var read)
-                ? $"reader.{read}(){(type.FullyQualifiedName == "string" ? "!" : "")}"
-                : $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(call.Options.Resolver).Deserialize(ref reader, call.Options)";
+        internal static string ReadValue(TypeRef type, string options = "call.Options")
+        {
+            if (s_readers.TryGetValue(type.FullyQualifiedName, out var read))
+                return read;
+            // A nullable number: nil or the number, bound as above.
+            if (type.FullyQualifiedName.EndsWith("?", StringComparison.Ordinal)
+                && s_readers.TryGetValue(type.FullyQualifiedName.Substring(0, type.FullyQualifiedName.Length - 1), out read) && read.StartsWith(Kwargs, StringComparison.Ordinal))
+                return $"reader.TryReadNil() ? null : {read}";
+            return $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>({options}.Resolver).Deserialize(ref reader, {options})";
+        }
 
-        private static string WriteValue(TypeRef type, string value) =>
-            s_readers.ContainsKey(type.FullyQualifiedName)
+        /// <summary>Whether values of the type are read and written without a formatter, so no formatter can be missing.</summary>
+        internal static bool IsDirect(TypeRef type) => s_readers.ContainsKey(type.FullyQualifiedName);
+
+        internal static string WriteValue(TypeRef type, string value) =>
+            IsDirect(type)
                 ? $"writer.Write({value});"
                 : $"global::MessagePack.FormatterResolverExtensions.GetFormatterWithVerify<{type.FullyQualifiedName}>(options.Resolver).Serialize(ref writer, {value}, options);";
 
@@ -296,11 +318,36 @@ public sealed partial class ServiceGenerator
                 var kwargs = SentKwargs(functions[i]).ToList();
                 w.WriteLine();
                 w.OpenBlock($"private static void {writers[i]}(ref {Writer} writer, {StateType(functions[i])} state, {Options} options)");
-                w.WriteLine($"writer.WriteMapHeader({kwargs.Count});");
+                // An optional kwarg left at its default is not sent (the peer applies its own default, as for a Python
+                // caller), so a peer of an older version that lacks it still serves the call.
+                var optional = Enumerable.Range(0, kwargs.Count).Where(k => kwargs[k].IsOptional).ToList();
+                foreach (var k in optional)
+                    w.WriteLine($"var send_{kwargs[k].Name} = !global::System.Collections.Generic.EqualityComparer<{kwargs[k].Type.FullyQualifiedName}>.Default.Equals({StateItem(kwargs, k)}, {DefaultOf(kwargs[k])});");
+                w.WriteLine(optional.Count == 0
+                    ? $"writer.WriteMapHeader({kwargs.Count});"
+                    : $"writer.WriteMapHeader({kwargs.Count - optional.Count} + {string.Join(" + ", optional.Select(k => $"(send_{kwargs[k].Name} ? 1 : 0)"))});");
                 for (var k = 0; k < kwargs.Count; k++)
                 {
+                    if (kwargs[k].IsOptional)
+                        w.OpenBlock($"if (send_{kwargs[k].Name})");
                     w.WriteLine($"writer.WriteString({Quote(kwargs[k].Name)}u8);");
-                    w.WriteLine(WriteValue(kwargs[k].Type, kwargs.Count == 1 ? "state" : $"state.Item{k + 1}"));
+                    var write = WriteValue(kwargs[k].Type, StateItem(kwargs, k));
+                    if (IsDirect(kwargs[k].Type))
+                    {
+                        w.WriteLine(write);
+                    }
+                    else
+                    {
+                        w.OpenBlock("try");
+                        w.WriteLine(write);
+                        w.CloseBlock();
+                        w.OpenBlock($"catch (global::System.Exception e) when ({Kwargs}.IsWriteError(e))");
+                        w.WriteLine($"throw {Kwargs}.CannotSerialize({Quote($"kwarg '{kwargs[k].Name}' of '{functions[i].WireName}'")}, {Quote(kwargs[k].Type.Name)}, e);");
+                        w.CloseBlock();
+                    }
+
+                    if (kwargs[k].IsOptional)
+                        w.CloseBlock();
                 }
 
                 w.CloseBlock();
@@ -309,6 +356,13 @@ public sealed partial class ServiceGenerator
             w.CloseBlock();
             w.WriteLine();
         }
+
+        private static string StateItem(List<ParameterSpec> kwargs, int k) => kwargs.Count == 1 ? "state" : $"state.Item{k + 1}";
+
+        private static string DefaultOf(ParameterSpec parameter) => parameter.DefaultValue is "null" or "default" ? "default!" : parameter.DefaultValue!;
+
+        /// <summary>Whether a default can be told to peers in <c>$methods</c>: a literal, not <c>null</c> or <c>default</c>.</summary>
+        private static bool IsConstant(string? defaultValue) => defaultValue is not (null or "null" or "default");
 
         /// <summary>The kwargs travel to the writer as one value: nothing, the single kwarg, or a value tuple, so no closure is allocated.</summary>
         private static string StateType(FunctionSpec function)
@@ -350,6 +404,6 @@ public sealed partial class ServiceGenerator
 
         private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name.Substring(1);
 
-        private static string Quote(string text) => SymbolDisplay.FormatLiteral(text, quote: true);
+        internal static string Quote(string text) => SymbolDisplay.FormatLiteral(text, quote: true);
     }
 }

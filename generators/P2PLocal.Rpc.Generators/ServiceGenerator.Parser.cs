@@ -16,10 +16,11 @@ namespace P2PLocal.Rpc.Generators;
 public sealed partial class ServiceGenerator
 {
     /// <summary>Symbols to specs. The only place that sees Roslyn symbols.</summary>
-    internal static class Parser
+    internal static partial class Parser
     {
         private const string FunctionAttribute = "P2PLocal.Rpc.P2PFunctionAttribute";
         private const string IgnoreAttribute = "P2PLocal.Rpc.P2PIgnoreAttribute";
+        private const string CallContextType = "P2PLocal.Rpc.CallContext";
 
         private static readonly SymbolDisplayFormat s_codeFormat = SymbolDisplayFormat.FullyQualifiedFormat
             .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
@@ -36,6 +37,8 @@ public sealed partial class ServiceGenerator
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var syntax = (TypeDeclarationSyntax)context.TargetNode;
             var diagnostics = new List<DiagnosticInfo>();
+            var parse = new ParseContext(context.SemanticModel.Compilation.Assembly);
+            var soft = parse.Soft;
             var where = LocationInfo.From(syntax.Identifier.GetLocation());
             var isInterface = type.TypeKind == TypeKind.Interface;
 
@@ -54,7 +57,7 @@ public sealed partial class ServiceGenerator
 
             if (isInterface)
             {
-                var functions = ParseFunctions(type, isInterface: true, diagnostics, cancellationToken);
+                var functions = ParseFunctions(type, isInterface: true, diagnostics, parse, cancellationToken);
                 contracts.Add(Contract(type.ToDisplayString(s_wireFormat), serviceType, functions, "_service", emitProxy: true));
             }
             else
@@ -69,7 +72,7 @@ public sealed partial class ServiceGenerator
                     var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
                     var contractName = ns is null ? generatedInterface : ns + "." + generatedInterface;
                     var contractType = "global::" + contractName;
-                    var functions = ParseFunctions(type, isInterface: false, diagnostics, cancellationToken);
+                    var functions = ParseFunctions(type, isInterface: false, diagnostics, parse, cancellationToken);
                     contracts.Add(Contract(contractName, contractType, functions, "_service", emitProxy: true));
                     dispatcherServiceType = contractType;
                     dispatcherKeys.Add(contractType);
@@ -81,9 +84,9 @@ public sealed partial class ServiceGenerator
                     foreach (var contract in contractInterfaces)
                     {
                         var ignored = new List<DiagnosticInfo>();
-                        var functions = ParseFunctions(contract, isInterface: true, ignored, cancellationToken);
+                        var functions = ParseFunctions(contract, isInterface: true, ignored, new ParseContext(parse.Assembly), cancellationToken);
                         if (ignored.Count > 0)
-                            return new ParseResult(null, diagnostics.ToEquatableArray());
+                            return new ParseResult(null, diagnostics.ToEquatableArray(), EquatableArray<FormatterSpec>.Empty);
                         var contractType = contract.ToDisplayString(s_codeFormat);
                         contracts.Add(Contract(contract.ToDisplayString(s_wireFormat), contractType, functions, $"(({contractType})_service)", emitProxy: false));
                     }
@@ -93,7 +96,7 @@ public sealed partial class ServiceGenerator
             CheckWireNames(contracts.SelectMany(c => c.Functions).ToList(), type, diagnostics);
 
             if (diagnostics.Count > 0)
-                return new ParseResult(null, diagnostics.ToEquatableArray());
+                return new ParseResult(null, diagnostics.Concat(soft).ToEquatableArray(), EquatableArray<FormatterSpec>.Empty);
 
             var service = new ServiceSpec(
                 type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
@@ -105,7 +108,7 @@ public sealed partial class ServiceGenerator
                 dispatcherServiceType,
                 dispatcherKeys.ToEquatableArray(),
                 contracts.ToEquatableArray());
-            return new ParseResult(service, EquatableArray<DiagnosticInfo>.Empty);
+            return new ParseResult(service, soft.ToEquatableArray(), parse.Formatters.Values.OrderBy(f => f.TypeOfName, StringComparer.Ordinal).ToEquatableArray());
         }
 
         private static bool IsService(INamedTypeSymbol type) =>
@@ -117,7 +120,8 @@ public sealed partial class ServiceGenerator
         private static ContractSpec Contract(string name, string fullyQualifiedName, List<FunctionSpec> functions, string receiver, bool emitProxy) =>
             new(name, fullyQualifiedName, Fingerprint(functions), functions.ToEquatableArray(), receiver, emitProxy);
 
-        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+        private static List<FunctionSpec> ParseFunctions(INamedTypeSymbol type, bool isInterface, List<DiagnosticInfo> diagnostics, ParseContext parse,
+            CancellationToken cancellationToken)
         {
             var functions = new List<FunctionSpec>();
             // A proxy implements the whole interface, so a contract includes what its base interfaces declare.
@@ -136,7 +140,7 @@ public sealed partial class ServiceGenerator
 
                     if (!isInterface && !IsServed(method))
                         continue;
-                    var function = ParseFunction(method, diagnostics);
+                    var function = ParseFunction(method, diagnostics, parse);
                     if (function is not null)
                         functions.Add(function);
                 }
@@ -167,7 +171,7 @@ public sealed partial class ServiceGenerator
                 && method.ContainingType.AllInterfaces.Any(i => i.ToDisplayString() is "System.IDisposable" or "System.IAsyncDisposable"));
         }
 
-        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics)
+        private static FunctionSpec? ParseFunction(IMethodSymbol method, List<DiagnosticInfo> diagnostics, ParseContext parse)
         {
             var where = At(method);
             var before = diagnostics.Count;
@@ -192,6 +196,8 @@ public sealed partial class ServiceGenerator
             var (kind, result) = Classify(method);
             if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)) || IsAsyncStream(method.ReturnType))
                 Report(diagnostics, DiagnosticDescriptors.UnsupportedReturnType, where, method.Name, method.ReturnType.ToDisplayString());
+            else if (result is not null)
+                parse.Check(result, $"result of '{method.Name}'", where);
 
             var parameters = new List<ParameterSpec>();
             var tokens = 0;
@@ -211,10 +217,13 @@ public sealed partial class ServiceGenerator
                 }
 
                 var isToken = parameter.Type.ToDisplayString() == "System.Threading.CancellationToken";
+                var isContext = parameter.Type.ToDisplayString(s_wireFormat) == CallContextType;
                 if (isToken && ++tokens == 2)
                     Report(diagnostics, DiagnosticDescriptors.TooManyCancellationTokens, at, method.Name);
-                if (!isToken && !IsSerializable(parameter.Type))
+                if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
+                else if (!isToken && !isContext)
+                    parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at);
 
                 parameters.Add(new ParameterSpec(
                     parameter.Name,
@@ -222,7 +231,8 @@ public sealed partial class ServiceGenerator
                     Type(parameter.Type),
                     isToken,
                     parameter.HasExplicitDefaultValue ? DefaultValue(parameter) : null,
-                    parameter.IsParams));
+                    parameter.IsParams,
+                    isContext));
             }
 
             if (diagnostics.Count > before)
@@ -293,12 +303,7 @@ public sealed partial class ServiceGenerator
         {
             var text = new StringBuilder();
             foreach (var function in functions.OrderBy(f => f.WireName, StringComparer.Ordinal))
-            {
-                text.Append(function.WireName).Append('(');
-                foreach (var parameter in function.Parameters.Where(p => !p.IsCancellationToken))
-                    text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
-                text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';');
-            }
+                text.Append(Signature(function));
 
             var hash = 14695981039346656037UL;
             foreach (var c in text.ToString())
@@ -308,6 +313,16 @@ public sealed partial class ServiceGenerator
             }
 
             return hash.ToString("x16", CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>One function's part of the fingerprint text, which peers also see as its <c>signature</c>.</summary>
+        internal static string Signature(FunctionSpec function)
+        {
+            var text = new StringBuilder();
+            text.Append(function.WireName).Append('(');
+            foreach (var parameter in function.Parameters.Where(p => p.IsSent))
+                text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
+            return text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';').ToString();
         }
 
         private static TypeRef Type(ITypeSymbol type) => new(type.ToDisplayString(s_wireFormat), type.ToDisplayString(s_codeFormat));
@@ -350,6 +365,23 @@ public sealed partial class ServiceGenerator
             IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
             _ => value.ToString() ?? "default",
         };
+
+        /// <summary>What parsing one service gathers besides its functions: soft diagnostics and the formatters its types need.</summary>
+        private sealed class ParseContext(IAssemblySymbol assembly)
+        {
+            public IAssemblySymbol Assembly { get; } = assembly;
+
+            /// <summary>Reported, but the service is still generated.</summary>
+            public List<DiagnosticInfo> Soft { get; } = [];
+
+            public Dictionary<string, FormatterSpec> Formatters { get; } = new(StringComparer.Ordinal);
+
+            public void Check(ITypeSymbol type, string where, LocationInfo? at)
+            {
+                CheckSerializable(type, where, at, Soft);
+                CollectFormatters(type, Assembly, Formatters);
+            }
+        }
 
         private static LocationInfo? At(ISymbol symbol) => LocationInfo.From(symbol.Locations.FirstOrDefault());
 

@@ -3,6 +3,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using P2PLocal.Rpc.Generators.Diagnostics;
+using P2PLocal.Rpc.Generators.Helpers;
 using P2PLocal.Rpc.Generators.Model;
 
 namespace P2PLocal.Rpc.Generators;
@@ -41,6 +42,19 @@ public sealed partial class ServiceGenerator : IIncrementalGenerator
             .Where(static result => result.Diagnostics.Count > 0)
             .Select(static (result, _) => result.Diagnostics)
             .WithTrackingName(TrackingNames.Diagnostics);
+
+        // One resolver per assembly, over the formatters every service of it needs (deduplicated by type).
+        var formatters = parsed
+            .SelectMany(static (result, _) => result.Formatters)
+            .Collect()
+            .Select(static (all, _) => all.GroupBy(f => f.TypeOfName).Select(g => g.First()).OrderBy(f => f.TypeOfName, System.StringComparer.Ordinal).ToEquatableArray())
+            .WithTrackingName(TrackingNames.Formatters);
+
+        context.RegisterSourceOutput(formatters, static (output, all) =>
+        {
+            if (all.Count > 0)
+                output.AddSource("P2PFormatters.g.cs", FormatterEmitter.Emit(all));
+        });
 
         context.RegisterSourceOutput(services, static (output, service) =>
             output.AddSource(service.HintName, Emitter.Emit(service)));

@@ -6,4 +6,5 @@ internal static class TrackingNames
     public const string Parse = nameof(Parse);
     public const string Services = nameof(Services);
     public const string Diagnostics = nameof(Diagnostics);
+    public const string Formatters = nameof(Formatters);
 }

@@ -19,7 +19,8 @@ internal sealed class HostedNode : IAsyncDisposable, IDisposable
         _node = new Lazy<Node>(() =>
         {
             var nodeOptions = options.Value.ToNodeOptions(services.GetService<ILoggerFactory>(), services.GetService<TimeProvider>());
-            // Node.StartAsync completes synchronously (it binds, then announces); waiting here costs no thread.
+            // Node.StartAsync binds, announces and then checks the name for NodeOptions.NameCheckWindow (100 ms): the
+            // first resolution blocks for that long. Resolving Node from DI has no async form.
             return Node.StartAsync(nodeOptions).GetAwaiter().GetResult();
         }, LazyThreadSafetyMode.ExecutionAndPublication);
     }

@@ -91,6 +91,12 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.MaxPeerAdvertiseInterval"/>
     public TimeSpan MaxPeerAdvertiseInterval { get; set; } = s_defaults.MaxPeerAdvertiseInterval;
 
+    /// <inheritdoc cref="NodeOptions.AllowDuplicateName"/>
+    public bool AllowDuplicateName { get; set; } = s_defaults.AllowDuplicateName;
+
+    /// <inheritdoc cref="NodeOptions.NameCheckWindow"/>
+    public TimeSpan NameCheckWindow { get; set; } = s_defaults.NameCheckWindow;
+
     /// <summary>Custom MessagePack resolvers (set in code; not bound from configuration). See <see cref="NodeOptions.SerializerOptions"/>.</summary>
     public MessagePackSerializerOptions? SerializerOptions { get; set; }
 
@@ -130,6 +136,8 @@ public sealed class P2PNodeOptions
             MaxKwargsElementsInFlight = MaxKwargsElementsInFlight,
             MaxRequestBytesInFlight = MaxRequestBytesInFlight,
             MaxPeerAdvertiseInterval = MaxPeerAdvertiseInterval,
+            AllowDuplicateName = AllowDuplicateName,
+            NameCheckWindow = NameCheckWindow,
             SerializerOptions = SerializerOptions ?? s_defaults.SerializerOptions,
             LoggerFactory = loggerFactory,
             TimeProvider = timeProvider ?? TimeProvider.System,

@@ -18,7 +18,7 @@ namespace P2PLocal.Rpc;
 /// </summary>
 /// <remarks>
 /// Thread-safe: functions may be registered and requests made from any thread, at any time after
-/// <see cref="StartAsync"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
+/// <see cref="StartAsync(NodeOptions, CancellationToken)"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
 /// </remarks>
 public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
 {
@@ -44,13 +44,14 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     private ITimer? _reaper;
     private readonly WorkInFlight _workInFlight;
     private int _disposed;
+    private int _started;
 
     private Node(NodeOptions options)
     {
         _options = options;
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
         _startedAt = options.TimeProvider.GetUtcNow();
-        SerializerOptions = options.SerializerOptions
+        SerializerOptions = WithGeneratedFormatters(options.SerializerOptions)
             .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
@@ -59,6 +60,15 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
     }
+
+    /// <summary>
+    /// The formatters generated for contract types come first when the options use the standard resolver, so typed
+    /// calls need no run-time code generation (Native AOT); a custom resolver stays first, ahead of them.
+    /// </summary>
+    private static MessagePackSerializerOptions WithGeneratedFormatters(MessagePackSerializerOptions options) =>
+        options.WithResolver(ReferenceEquals(options.Resolver, MessagePack.Resolvers.StandardResolver.Instance)
+            ? MessagePack.Resolvers.CompositeResolver.Create(GeneratedFormatterResolver.Instance, MessagePack.Resolvers.StandardResolver.Instance)
+            : MessagePack.Resolvers.CompositeResolver.Create(options.Resolver, GeneratedFormatterResolver.Instance));
 
     /// <summary>This node's name.</summary>
     public string Name => _options.Name;
@@ -109,21 +119,35 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     };
 
     /// <summary>
-    /// Starts a node: it serves at once, announces itself, and asks who is there, so peers see each other within
-    /// milliseconds. Register functions right after it returns.
+    /// Creates a node that does not serve or beacon yet: register its functions and attach <see cref="Peers"/> event
+    /// handlers, then call <see cref="StartAsync()"/>, so no peer ever sees the node without its
+    /// services and the handlers see every peer found during start.
     /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
     /// <exception cref="ArgumentException">The options are not valid.</exception>
-    /// <exception cref="SocketException">The service port or the discovery port cannot be bound.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
-    public static Task<Node> StartAsync(NodeOptions options, CancellationToken cancellationToken = default)
+    public static Node Create(NodeOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        cancellationToken.ThrowIfCancellationRequested();
-        var node = new Node(options);
+        return new Node(options);
+    }
+
+    /// <summary>
+    /// Creates and starts a node: it serves at once, announces itself, and asks who is there, so peers see each other
+    /// within milliseconds. To register functions before any peer sees the node, use <see cref="Create"/> and
+    /// <see cref="StartAsync()"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are not valid.</exception>
+    /// <exception cref="SocketException">The service port or the discovery port cannot be bound.</exception>
+    /// <exception cref="NameConflictException">A live node holds the name (see <see cref="NodeOptions.AllowDuplicateName"/>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public static Task<Node> StartAsync(NodeOptions options, CancellationToken cancellationToken = default)
+    {
+        var node = Create(options);
+        Task starting;
         try
         {
-            node.Start();
+            starting = node.StartAsync(cancellationToken);
         }
         catch
         {
@@ -131,7 +155,72 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             throw;
         }
 
-        return Task.FromResult(node);
+        return starting.IsCompletedSuccessfully ? Task.FromResult(node) : AwaitStartAsync(node, starting);
+
+        static async Task<Node> AwaitStartAsync(Node node, Task starting)
+        {
+            try
+            {
+                await starting.ConfigureAwait(false);
+                return node;
+            }
+            catch
+            {
+                await node.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts a node made by <see cref="Create"/>: it binds its ports, serves, sends its hello, and (unless
+    /// <see cref="NodeOptions.AllowDuplicateName"/>) waits up to <see cref="NodeOptions.NameCheckWindow"/> for a live
+    /// node of the same name. Binding errors are thrown before the returned task is made.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The node was started already.</exception>
+    /// <exception cref="ObjectDisposedException">The node was shut down.</exception>
+    /// <exception cref="SocketException">The service port or the discovery port cannot be bound.</exception>
+    /// <exception cref="NameConflictException">
+    /// A live node (one that answers as the instance it beacons) holds the name; this node then keeps serving until
+    /// it is disposed, which the static <see cref="StartAsync(NodeOptions, CancellationToken)"/> does for you.
+    /// </exception>
+    /// <exception cref="OperationCanceledException">The cancellation token fired.</exception>
+    public Task StartAsync() => StartAsync(CancellationToken.None);
+
+    /// <inheritdoc cref="StartAsync()"/>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+            throw new InvalidOperationException($"Node '{Name}' was started already.");
+        Start();
+        return _options.AllowDuplicateName || _options.NameCheckWindow <= TimeSpan.Zero
+            ? Task.CompletedTask
+            : CheckNameAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Waits for the answers to the hello. A beacon under this node's name is checked by the directory (a node at its
+    /// endpoint must answer as its instance); one that holds up is a conflict. A crashed instance does not answer, so
+    /// a restart starts at once.
+    /// </summary>
+    private async Task CheckNameAsync(CancellationToken cancellationToken)
+    {
+        // Real time, not the discovery clock: this waits for packets, and a test's fake clock must not stall start.
+        await Task.Delay(_options.NameCheckWindow, cancellationToken).ConfigureAwait(false);
+        // A check that began inside the window may still be connecting: give it up to a connect timeout.
+        var deadline = Environment.TickCount64 + (long)_options.ConnectTimeout.TotalMilliseconds + 1000;
+        while (Peers.IsCheckingClaimOn(Name) && Peers.ClaimsOn(Name).Length == 0 && Environment.TickCount64 < deadline)
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        var claim = Peers.ClaimsOn(Name).FirstOrDefault();
+        if (claim is not null)
+        {
+            throw new NameConflictException(
+                $"Node '{Name}' cannot start: a live node at {claim.EndPoint} (instance {claim.InstanceId}) already uses that name " +
+                $"on protocol '{_options.Protocol}', discovery port {_options.DiscoveryPort}. Choose another name, stop the other node, " +
+                "or set NodeOptions.AllowDuplicateName to start anyway (the older node keeps the name).") { PeerName = Name };
+        }
     }
 
     private void Start()
@@ -165,6 +254,17 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
     /// <summary>Registers an async function that takes the kwargs dictionary and the request's cancellation token.</summary>
     /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
     public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return Register(function, (kwargs, _, cancellationToken) => handler(kwargs, cancellationToken));
+    }
+
+    /// <summary>
+    /// Registers an async function that also learns who is calling (<see cref="CallContext"/>: the caller's name,
+    /// instance and address), to authorize or log by caller.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is empty, starts with <c>$</c> (reserved), or is already registered.</exception>
+    public Node Register(string function, Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> handler)
     {
         ArgumentException.ThrowIfNullOrEmpty(function);
         ArgumentNullException.ThrowIfNull(handler);
@@ -273,6 +373,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         ArgumentException.ThrowIfNullOrEmpty(target);
         ArgumentException.ThrowIfNullOrEmpty(function);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (Volatile.Read(ref _started) == 0)
+            throw new InvalidOperationException($"Node '{Name}' has not started: call StartAsync before calling peers.");
+        if (string.Equals(target, Name, StringComparison.Ordinal))
+            throw new PeerNotFoundException($"'{target}' is this node's own name: a node does not call itself over the network. Call the service object directly, or call another node.") { PeerName = target };
         ThrowIfOwnNameContested();
         var peer = Peers.Resolve(target);
         if (peer.IsLegacy)

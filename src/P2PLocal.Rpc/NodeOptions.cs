@@ -158,6 +158,21 @@ public sealed class NodeOptions
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
+    /// Whether the node may start while another live node holds its name (the check of <see cref="NameCheckWindow"/>
+    /// is then skipped, and the older node keeps the name, as <see cref="NameConflictException"/> describes). Default
+    /// false: <see cref="Node.StartAsync()"/> fails with <see cref="NameConflictException"/>.
+    /// </summary>
+    public bool AllowDuplicateName { get; init; }
+
+    /// <summary>
+    /// How long start waits for the answers to its hello before it decides that no live node holds its name. Every
+    /// live node answers a hello at once, so this is a round trip plus scheduling delays, not a beacon interval; a
+    /// holder found in it is probed, and only one that answers as itself is a conflict (a crashed instance is not).
+    /// <see cref="TimeSpan.Zero"/> skips the check. Default 100 ms.
+    /// </summary>
+    public TimeSpan NameCheckWindow { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
     /// Mixed networks with the Python p2p-local (issue 13): the service port also serves XML-RPC over HTTP/1.x to Python
     /// callers, and requests to legacy peers (<see cref="PeerInfo.IsLegacy"/>) are sent as XML-RPC. Default false: it
     /// adds an XML parser to what a stranger can reach. Not allowed together with secure mode, since XML-RPC has no
@@ -188,6 +203,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (NameCheckWindow < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(NameCheckWindow), NameCheckWindow, "The window must not be negative.");
         if (MaxKwargsElements < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxKwargsElements), MaxKwargsElements, "At least one kwargs value must be allowed.");
         if (MaxKwargsElementsInFlight < MaxKwargsElements)

@@ -6,7 +6,7 @@ namespace P2PLocal.Rpc;
 public sealed partial class PeerDirectory
 {
     // (peer instance, contract fingerprint) pairs a proxy has checked, so each peer instance is asked once per contract.
-    private readonly ConcurrentDictionary<(string InstanceId, string Fingerprint), bool> _verifiedContracts = new();
+    private readonly ConcurrentDictionary<(string InstanceId, string Fingerprint), ContractVerdict> _verifiedContracts = new();
 
     /// <summary>
     /// Returns the generated typed proxy of contract <typeparamref name="TService"/> for the peer <paramref name="name"/>.
@@ -29,12 +29,16 @@ public sealed partial class PeerDirectory
             "(IFoo for class Foo) and for interfaces marked [P2PService], in projects that reference the P2PLocal.Rpc generator.");
     }
 
-    internal bool IsContractVerified(string instanceId, string fingerprint) =>
-        _verifiedContracts.ContainsKey((instanceId, fingerprint));
+    /// <summary>How the peer instance was found to serve a contract, if it was checked .</summary>
+    internal bool TryGetContractVerdict(string instanceId, string fingerprint, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ContractVerdict? verdict) =>
+        _verifiedContracts.TryGetValue((instanceId, fingerprint), out verdict);
 
-    internal void MarkContractVerified(string instanceId, string fingerprint)
+    internal void SetContractVerdict(string instanceId, string fingerprint, ContractVerdict verdict)
     {
-        if (!_verifiedContracts.TryAdd((instanceId, fingerprint), true) || _verifiedContracts.Count <= 4 * _maxPeers)
+        var added = _verifiedContracts.TryAdd((instanceId, fingerprint), verdict);
+        if (!added)
+            _verifiedContracts[(instanceId, fingerprint)] = verdict;
+        if (!added || _verifiedContracts.Count <= 4 * _maxPeers)
             return;
         // Peers come and go (restarts get new instances); forget the checks of instances no longer seen.
         HashSet<string> live;

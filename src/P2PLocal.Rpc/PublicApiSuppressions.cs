@@ -16,3 +16,10 @@ using System.Diagnostics.CodeAnalysis;
 [assembly: SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Scope = "member",
     Target = "~M:P2PLocal.Rpc.Dispatch.ContractClient.Invoke``1(System.String,``0,P2PLocal.Rpc.Dispatch.KwargsWriter{``0},System.Threading.CancellationToken)",
     Justification = "Overloads differ in generic arity; no ambiguous call.")]
+
+// RS0027 wants the overload with optional parameters to have the most parameters. WaitForAsync(name, cancellationToken
+// = default) shipped first; WaitForAsync(name, timeout[, cancellationToken]) adds a deadline without optional
+// parameters, so no call is ambiguous and the shipped signature stays as it is.
+[assembly: SuppressMessage("ApiDesign", "RS0027:API with optional parameter(s) should have the most parameters amongst its public overloads", Scope = "member",
+    Target = "~M:P2PLocal.Rpc.PeerDirectory.WaitForAsync(System.String,System.Threading.CancellationToken)~System.Threading.Tasks.Task{P2PLocal.Rpc.PeerInfo}",
+    Justification = "The shipped overload keeps its signature; the timeout overloads have no optional parameters.")]

@@ -61,7 +61,11 @@ public class DoctorTests
         var port = TestNetwork.FreeUdpPort();
         var interval = TimeSpan.FromMilliseconds(200);
         await using var first = await TestNetwork.StartAsync("twin", port, interval);
-        await using var second = await TestNetwork.StartAsync("twin", port, interval);
+        // Starting under a live node's name fails by default (NodeStartTests); this test needs the two running.
+        await using var second = await Node.StartAsync(new NodeOptions
+        {
+            Name = "twin", DiscoveryPort = port, Scope = DiscoveryScope.Loopback, AdvertiseInterval = interval, AllowDuplicateName = true,
+        });
 
         var result = await Cli.RunAsync(port, "doctor", "--json", "--wait", "1");
 

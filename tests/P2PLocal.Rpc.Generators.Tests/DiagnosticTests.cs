@@ -56,6 +56,50 @@ public sealed class DiagnosticTests
         Assert.Empty(result.GeneratedSources);
     }
 
+    /// <summary>Types MessagePack cannot serialize: reported (still generated, so a custom resolver can lower the severity).</summary>
+    public static TheoryData<string, string, string, string> SerializabilityCases => new()
+    {
+        { "P2P014", "public class Plain { public int A { get; set; } } [P2PService] public partial class S { public void Run(Plain plain) { } }", "plain", "The kwarg 'plain' of 'Run' cannot be serialized: Plain: the class is not marked [MessagePackObject]" },
+        { "P2P014", "public record Rec(int A); [P2PService] public partial class S { public Task<List<Rec>> Run() => null!; }", "Run", "The result of 'Run' cannot be serialized: Rec: the record is not marked [MessagePackObject]" },
+        { "P2P014", "public interface IShape { } [P2PService] public partial class S { public void Run(IShape shape) { } }", "shape", "IShape: an interface without [Union]" },
+        { "P2P014", "public struct Raw { public int A; } [MessagePackObject] public class Box { [Key(0)] public Raw Inner { get; set; } } [P2PService] public partial class S { public void Run(Dictionary<string, Box[]> boxes) { } }", "boxes", "Raw (in Box.Inner): the struct is not marked [MessagePackObject]" },
+        { "P2P015", "[MessagePackObject] public class Half { [Key(0)] public int A { get; set; } public int B { get; set; } } [P2PService] public partial class S { public void Run(Half half) { } }", "half", "Member 'B' of [MessagePackObject] type 'Half' (reached by the kwarg 'half' of 'Run') has no [Key]" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SerializabilityCases))]
+    public void A_type_MessagePack_cannot_serialize_is_reported_at_compile_time_naming_type_member_and_fix(string id, string source, string culprit, string message)
+    {
+        var text = Usings + "using MessagePack;\n" + source;
+        var (result, _) = GeneratorHarness.Run(text);
+
+        var diagnostic = Assert.Single(result.Diagnostics);
+        Assert.Equal(id, diagnostic.Id);
+        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+        Assert.Equal(culprit, text.Substring(diagnostic.Location.SourceSpan.Start, diagnostic.Location.SourceSpan.Length));
+        Assert.Contains(message, diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        Assert.NotEmpty(result.GeneratedSources);
+    }
+
+    [Fact]
+    public void Serializable_shapes_are_not_reported()
+    {
+        var (result, _) = GeneratorHarness.Run(Usings + """
+            using MessagePack;
+            public enum Color { Red }
+            [MessagePackObject] public sealed record Point([property: Key(0)] int X, [property: Key(1)] int Y);
+            [MessagePackObject(keyAsPropertyName: true)] public class Named { public int A { get; set; } [IgnoreMember] public object? Skip { get; set; } }
+            [Union(0, typeof(Circle))] public interface IShape { }
+            [MessagePackObject] public class Circle : IShape { [Key(0)] public double R { get; set; } }
+            [MessagePackObject] public class Tree { [Key(0)] public List<Tree> Children { get; set; } = new(); [Key(1)] public Point? At { get; set; } }
+            [P2PService] public partial class S
+            {
+                public Dictionary<string, List<Point>> Run(Color color, Named named, IShape shape, Tree tree, (int, string) pair, Guid id, DateTimeOffset at, int?[] maybe, byte[] data, object plain) => null!;
+            }
+            """);
+        Assert.Empty(result.Diagnostics);
+    }
+
     [Fact]
     public void Ignored_static_and_non_public_methods_are_not_checked()
     {
@@ -125,8 +169,8 @@ public sealed class DiagnosticTests
     {
         var root = Repository.Root;
         var releases = File.ReadAllText(Path.Combine(root, "generators", "P2PLocal.Rpc.Generators", "AnalyzerReleases.Unshipped.md"));
-        var docs = File.ReadAllText(Path.Combine(root, "docs", "generator.md"));
-        var tested = Cases.Select(row => (string)row[0]).ToHashSet();
+        var docs = File.ReadAllText(Path.Combine(root, "docs", "diagnostics.md"));
+        var tested = Cases.Concat(SerializabilityCases).Select(row => (string)row[0]).ToHashSet();
 
         var descriptors = DiagnosticDescriptors.All.ToList();
         Assert.Equal(descriptors.Count, descriptors.Select(d => d.Id).Distinct().Count());
@@ -135,7 +179,8 @@ public sealed class DiagnosticTests
             Assert.Matches("^P2P0[0-9][0-9]$", descriptor.Id);
             Assert.False(string.IsNullOrWhiteSpace(descriptor.Title.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             Assert.False(string.IsNullOrWhiteSpace(descriptor.Description.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            Assert.EndsWith("#" + descriptor.Id.ToLowerInvariant(), descriptor.HelpLinkUri, StringComparison.Ordinal);
+            Assert.Equal("https://github.com/p2plocal/P2PLocal.Rpc/blob/main/docs/diagnostics.md#" + descriptor.Id.ToLowerInvariant(), descriptor.HelpLinkUri);
+            Assert.Contains($"<a id=\"{descriptor.Id.ToLowerInvariant()}\"></a>{descriptor.Id}", docs, StringComparison.Ordinal);
             Assert.Contains(descriptor.Id + " |", releases, StringComparison.Ordinal);
             Assert.Contains(descriptor.Id, docs, StringComparison.Ordinal);
             Assert.Contains(descriptor.Id, tested);

@@ -53,6 +53,31 @@ internal static class GeneratorHarness
         return (driver.GetRunResult().Results.Single(), output.GetDiagnostics());
     }
 
+    /// <summary>
+    /// Compiles <paramref name="source"/> with the generator into an assembly of its own and loads it, so a test can
+    /// run generated code built apart from the test project (another version of a contract, a type the generator
+    /// rejects). Fails on any error but those listed in <paramref name="allowed"/>.
+    /// </summary>
+    public static Assembly CompileAndLoad(string assemblyName, string source, params string[] allowed)
+    {
+        var (result, diagnostics) = Run(Compile(assemblyName, [], source), out var output);
+        var errors = result.Diagnostics.Concat(diagnostics)
+            .Where(d => d.Severity == DiagnosticSeverity.Error && !allowed.Contains(d.Id)).ToList();
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+        using var image = new MemoryStream();
+        var emitted = output.Emit(image);
+        Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error)));
+        return Assembly.Load(image.ToArray());
+    }
+
+    /// <summary>Calls a static method of a type in a loaded assembly (see <see cref="CompileAndLoad"/>) and awaits it.</summary>
+    public static async Task<object?> CallAsync(Assembly assembly, string type, string method, params object?[] arguments)
+    {
+        var task = (Task)assembly.GetType(type, throwOnError: true)!.GetMethod(method)!.Invoke(null, arguments)!;
+        await task.WaitAsync(TestNetwork.Patience);
+        return task.GetType().GetProperty("Result")?.GetValue(task);
+    }
+
     /// <summary>Everything generated, one file after another, for snapshots.</summary>
     public static string Text(GeneratorRunResult result) =>
         string.Join("\n", result.GeneratedSources.OrderBy(s => s.HintName, StringComparer.Ordinal)

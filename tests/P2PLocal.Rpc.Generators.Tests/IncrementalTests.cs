@@ -16,6 +16,14 @@ public sealed class IncrementalTests
         {
             public string Greet(string name, int times = 1) => name;
             public Task PingAsync() => Task.CompletedTask;
+            public Note Echo(Note note) => note;
+        }
+
+        [MessagePack.MessagePackObject]
+        public sealed class Note
+        {
+            [MessagePack.Key(0)]
+            public string Text { get; set; } = "";
         }
 
         [P2PService]
@@ -25,7 +33,7 @@ public sealed class IncrementalTests
         }
         """;
 
-    private static readonly string[] s_trackedSteps = [TrackingNames.Parse, TrackingNames.Services, TrackingNames.Diagnostics];
+    private static readonly string[] s_trackedSteps = [TrackingNames.Parse, TrackingNames.Services, TrackingNames.Diagnostics, TrackingNames.Formatters];
 
     [Fact]
     public void An_unrelated_edit_leaves_every_step_cached_and_no_step_holds_roslyn_objects()
@@ -73,6 +81,6 @@ public sealed class IncrementalTests
         var second = driver.RunGenerators(changed).GetRunResult().Results.Single();
 
         Assert.Contains(second.TrackedSteps[TrackingNames.Services].SelectMany(s => s.Outputs), o => o.Reason == IncrementalStepRunReason.Modified);
-        Assert.Contains("int times = 2", second.GeneratedSources.Single().SourceText.ToString(), StringComparison.Ordinal);
+        Assert.Contains("int times = 2", second.GeneratedSources.Single(s => s.HintName == "Demo.Greeter.P2P.g.cs").SourceText.ToString(), StringComparison.Ordinal);
     }
 }

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.IO.Compression;
-using System.Text;
 
 namespace P2PLocal.Rpc.Generators.Tests;
 
@@ -95,40 +93,8 @@ public sealed class PackTests
     /// <summary>Runs the dotnet CLI and returns its output; fails with the output when it exits non-zero.</summary>
     private static async Task<string> RunAsync(string directory, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        if (arguments[0] is "build" or "pack")
-        {
-            // No build servers or reused nodes: they would outlive the test and keep its output pipes open.
-            start.ArgumentList.Add("-nodeReuse:false");
-            start.ArgumentList.Add("-p:UseSharedCompilation=false");
-        }
-
-        // The test host runs under the dotnet test's MSBuild environment; a child build must pick its own.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        start.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-
-        using var process = Process.Start(start)!;
-        var output = new StringBuilder();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(s_buildPatience);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        output.Append(await stdout).Append(await stderr);
-        Assert.True(process.ExitCode == 0, $"dotnet {string.Join(' ', arguments)} exited with {process.ExitCode}:\n{output}");
-        return output.ToString();
+        var (exitCode, output) = await ChildProcess.RunAsync("dotnet", directory, s_buildPatience, arguments);
+        Assert.True(exitCode == 0, $"dotnet {string.Join(' ', arguments)} exited with {exitCode}:\n{output}");
+        return output;
     }
 }

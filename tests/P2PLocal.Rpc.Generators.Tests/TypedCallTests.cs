@@ -192,12 +192,74 @@ public sealed class TypedCallTests(ServedPair pair) : IClassFixture<ServedPair>
     }
 
     [Fact]
+    public async Task A_method_that_takes_a_CallContext_learns_who_calls_and_the_context_is_not_a_kwarg()
+    {
+        var expected = $"hi alice {pair.Alice.InstanceId.Length} 127.0.0.1 unverified";
+        Assert.Equal(expected, await Task.Run(() => pair.Proxy.WhoCalls("hi")).Within());
+        Assert.Equal(expected, await pair.Alice.RequestAsync("bob", "WhoCalls", Kwargs(("greeting", "hi"))).Within());
+
+        var functions = await pair.Alice.GetFunctionsAsync("bob").Within();
+        Assert.Equal([new ParameterDescriptor("greeting", "string", false)], Assert.Single(functions, f => f.Name == "WhoCalls").Parameters);
+        var error = await Assert.ThrowsAsync<InvalidKwargsException>(() =>
+            pair.Alice.RequestAsync("bob", "WhoCalls", Kwargs(("greeting", "hi"), ("caller", "mallory"))).Within());
+        Assert.Contains("unexpected kwarg 'caller'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_dynamic_handler_registered_with_a_CallContext_gets_the_callers_name_and_instance()
+    {
+        pair.Bob.Register("who", (kwargs, caller, _) => ValueTask.FromResult<object?>($"{caller.PeerName}/{caller.InstanceId}/{caller.PeerId}"));
+        try
+        {
+            Assert.Equal($"alice/{pair.Alice.InstanceId}/", await pair.Alice.RequestAsync("bob", "who").Within());
+        }
+        finally
+        {
+            pair.Bob.Unregister("who");
+        }
+    }
+
+    [Fact]
+    public async Task Integral_floats_bind_to_integer_parameters_and_integers_to_doubles_as_other_languages_send_them()
+    {
+        Assert.Equal(3L, await pair.Alice.RequestAsync("bob", "Add", Kwargs(("a", 2.0))).Within());
+        Assert.Equal(-5L, await pair.Alice.RequestAsync("bob", "Add", Kwargs(("a", -3.0f), ("b", -2.0))).Within());
+        Assert.Equal(2L, await pair.Alice.RequestAsync("bob", "Half", Kwargs(("value", 4.0))).Within());
+        Assert.Equal(12.0, await pair.Alice.RequestAsync("bob", "Mul", Kwargs(("x", 3), ("y", 2), ("z", 2.0))).Within());
+        Assert.Equal("Hello, Ann (East, 2)", await pair.Alice.RequestAsync("bob", "Greet", Kwargs(("name", "Ann"), ("scale", 2))).Within());
+        Assert.Equal(0.5, await pair.Alice.RequestAsync("bob", "Mul", Kwargs(("x", 0.5))).Within());
+    }
+
+    [Theory]
+    [InlineData("Add", "a", 2.5, "not an integer")]
+    [InlineData("Add", "b", 3e10, "out of range")]
+    [InlineData("Add", "a", 1e300, "out of the range")]
+    [InlineData("Add", "a", double.NaN, "not an integer")]
+    [InlineData("Add", "a", 5_000_000_000L, "out of range")]
+    [InlineData("Half", "value", 0.25, "not an integer")]
+    [InlineData("Mul", "x", 9_007_199_254_740_993L, "cannot be held exactly by a double")]
+    [InlineData("Mul", "y", 16_777_217, "cannot be held exactly by a float")]
+    [InlineData("Mul", "y", 1e39, "beyond the range of a float")]
+    [InlineData("Mul", "z", 1.5, "not an integer")]
+    public async Task A_lossy_number_is_rejected_naming_the_parameter(string function, string kwarg, object value, string reason)
+    {
+        var kwargs = function == "Add" && kwarg == "b" ? Kwargs(("a", 1), (kwarg, value)) : function == "Mul" && kwarg != "x" ? Kwargs(("x", 1), (kwarg, value)) : Kwargs((kwarg, value));
+        var error = await Assert.ThrowsAsync<InvalidKwargsException>(() => pair.Alice.RequestAsync("bob", function, kwargs).Within());
+        Assert.Contains($"Kwarg '{kwarg}' of '{function}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Functions_are_listed_with_kwargs_result_types_and_the_contract_fingerprint()
     {
         var functions = await pair.Alice.GetFunctionsAsync("bob").Within();
         var add = Assert.Single(functions, f => f.Name == "Add");
-        Assert.Equal([new ParameterDescriptor("a", "int", false), new ParameterDescriptor("b", "int", true)], add.Parameters);
+        Assert.Equal([new ParameterDescriptor("a", "int", false), new ParameterDescriptor("b", "int", true) { DefaultValue = 1L }], add.Parameters);
         Assert.Equal("int", add.ReturnType);
+        Assert.Equal("P2PLocal.Rpc.Generators.Tests.Services.ICalculator", add.Contract);
+        Assert.Equal("Add(a:int,b:int=,)->int;", add.Signature);
+        var greet = Assert.Single(functions, f => f.Name == "Greet");
+        Assert.Equal(["Hello", 1L, 1L, null], greet.Parameters.Skip(1).Select(p => p.DefaultValue));
         Assert.NotNull(add.Fingerprint);
         Assert.All(functions.Where(f => f.Name is "Greet" or "Reset"), f => Assert.Equal(add.Fingerprint, f.Fingerprint));
         Assert.NotEqual(add.Fingerprint, Assert.Single(functions, f => f.Name == "Station").Fingerprint);

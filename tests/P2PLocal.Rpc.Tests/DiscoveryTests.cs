@@ -128,7 +128,11 @@ public class DiscoveryTests
         var selfConflict = new TaskCompletionSource<NameConflict>();
         first.Peers.NameConflict += (_, c) => selfConflict.TrySetResult(c);
 
-        await using var second = await TestNetwork.StartAsync("bob", port);
+        // Starting under a live node's name fails by default (see NodeStartTests); this test is about running that way.
+        await using var second = await Node.StartAsync(new NodeOptions
+        {
+            Name = "bob", DiscoveryPort = port, Scope = DiscoveryScope.Loopback, AllowDuplicateName = true,
+        });
         second.Register("who", _ => "second");
 
         var conflict = await conflictSeen.Task.Within();

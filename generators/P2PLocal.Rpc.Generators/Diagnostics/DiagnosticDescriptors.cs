@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Reflection;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 
@@ -8,7 +9,12 @@ namespace P2PLocal.Rpc.Generators.Diagnostics;
 internal static class DiagnosticDescriptors
 {
     private const string Category = "P2PLocal.Rpc";
-    private const string HelpRoot = "https://github.com/p2plocal/P2PLocal.Rpc/blob/main/docs/generator.md#";
+    /// <summary>Each diagnostic's help: its anchor in docs/diagnostics.md under the RepositoryUrl of Directory.Build.props.</summary>
+    private static readonly string s_helpRoot = RepositoryUrl() + "/blob/main/docs/diagnostics.md#";
+
+    private static string RepositoryUrl() =>
+        typeof(DiagnosticDescriptors).Assembly.GetCustomAttributes(typeof(AssemblyMetadataAttribute), inherit: false)
+            .Cast<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "RepositoryUrl")?.Value?.TrimEnd('/') ?? "";
 
     public static readonly DiagnosticDescriptor NotPartial = Create(
         "P2P001", "Service class must be partial",
@@ -75,10 +81,21 @@ internal static class DiagnosticDescriptors
         "Remove '{0}' from [P2PService] interface '{1}' or make it a method: proxies can only implement instance methods",
         "A contract interface is implemented by a generated proxy that turns each method into a call; properties, events and static members have no such meaning.");
 
+    public static readonly DiagnosticDescriptor UnserializableType = Create(
+        "P2P014", "Type cannot be serialized",
+        "The {0} cannot be serialized: {1}: {2}; {3}",
+        "Kwargs and results travel as MessagePack; a type MessagePack's standard resolver cannot write would fail at call time, on the caller or after the handler ran. If NodeOptions.SerializerOptions registers a formatter for the type, lower this diagnostic's severity in .editorconfig.");
+
+    public static readonly DiagnosticDescriptor MissingKey = Create(
+        "P2P015", "[MessagePackObject] member has no [Key]",
+        "Member '{0}' of [MessagePackObject] type '{1}' (reached by the {2}) has no [Key]; add [Key(n)] or [IgnoreMember], or declare [MessagePackObject(keyAsPropertyName: true)]",
+        "A [MessagePackObject] type is written as an array indexed by [Key] (or a map keyed by member names with keyAsPropertyName: true); MessagePack refuses a public member without a key at call time.");
+
     public static IEnumerable<DiagnosticDescriptor> All => new[]
     {
         NotPartial, Nested, Generic, NotAccessible, RefParameter, UnsupportedParameterType, UnsupportedReturnType,
         GenericMethod, OverloadCollision, DuplicateWireName, InvalidWireName, TooManyCancellationTokens, UnsupportedMember,
+        UnserializableType, MissingKey,
     };
 
     private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);
@@ -87,5 +104,5 @@ internal static class DiagnosticDescriptors
 
     private static DiagnosticDescriptor Create(string id, string title, string message, string description) =>
         new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description: description,
-            helpLinkUri: HelpRoot + id.ToLowerInvariant());
+            helpLinkUri: s_helpRoot + id.ToLowerInvariant());
 }

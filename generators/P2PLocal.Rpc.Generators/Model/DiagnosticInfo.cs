@@ -16,5 +16,5 @@ internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePosition
 /// <summary>A diagnostic as plain values: which descriptor, where, and the message arguments.</summary>
 internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, EquatableArray<string> Arguments);
 
-/// <summary>The result of parsing one <c>[P2PService]</c> type: a spec when it can be generated, and its diagnostics.</summary>
-internal sealed record ParseResult(ServiceSpec? Service, EquatableArray<DiagnosticInfo> Diagnostics);
+/// <summary>The result of parsing one <c>[P2PService]</c> type: a spec when it can be generated, its diagnostics, and the formatters its types need.</summary>
+internal sealed record ParseResult(ServiceSpec? Service, EquatableArray<DiagnosticInfo> Diagnostics, EquatableArray<FormatterSpec> Formatters);

@@ -145,6 +145,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
         if (!Beacon.TryParse(datagram, out var beacon) || beacon!.Protocol != _options.Protocol)
         {
+            if (beacon is not null)
+                _peers.NoteOtherProtocol(beacon.Name, beacon.Protocol); // for WaitForAsync's near misses
             Interlocked.Increment(ref _dropped);
             RpcMetrics.BeaconRejected("invalid");
             return;

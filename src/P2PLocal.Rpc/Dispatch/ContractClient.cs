@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Text;
 
 namespace P2PLocal.Rpc.Dispatch;
 
@@ -19,7 +18,7 @@ public sealed class ContractClient
         return true;
     };
 
-    private string? _verifiedInstance;
+    private VerifiedPeer? _verified;
 
     /// <summary>Creates the client of one contract for one peer.</summary>
     /// <param name="client">The peer to call.</param>
@@ -50,8 +49,11 @@ public sealed class ContractClient
     /// <summary>The contract's functions.</summary>
     public IReadOnlyList<FunctionDescriptor> Functions { get; }
 
-    /// <summary>Checks the contract (first call per peer instance), then calls like <see cref="PeerClient.InvokeAsync"/>.</summary>
-    /// <exception cref="ContractMismatchException">The peer serves the contract differently.</exception>
+    /// <summary>
+    /// Checks, on the first call per peer instance, how the peer serves the contract, then calls like
+    /// <see cref="PeerClient.InvokeAsync"/>. Only calls to a function the peer serves differently fail.
+    /// </summary>
+    /// <exception cref="ContractMismatchException">The peer serves <paramref name="function"/> differently (or not at all).</exception>
     /// <exception cref="PeerNotFoundException">No peer of that name is known.</exception>
     /// <exception cref="MethodNotFoundException">The peer has no such function.</exception>
     /// <exception cref="InvalidKwargsException">The peer rejected the kwargs.</exception>
@@ -62,9 +64,10 @@ public sealed class ContractClient
     public ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken = default)
     {
-        if (IsVerified())
+        var verdict = CurrentVerdict();
+        if (verdict is { AllServed: true })
             return Client.InvokeAsync(function, state, writeKwargs, readResult, cancellationToken);
-        return VerifyThenInvokeAsync(function, state, writeKwargs, readResult, cancellationToken);
+        return CheckThenInvokeAsync(function, verdict, state, writeKwargs, readResult, cancellationToken);
     }
 
     /// <summary>Checks the contract (first call per peer instance), then calls a function that returns nothing.</summary>
@@ -91,76 +94,65 @@ public sealed class ContractClient
     public void Invoke<TState>(string function, TState state, KwargsWriter<TState> writeKwargs, CancellationToken cancellationToken = default) =>
         Invoke(function, state, writeKwargs, s_skipResult, cancellationToken);
 
-    private async ValueTask<TResult> VerifyThenInvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
-        ResultReader<TResult> readResult, CancellationToken cancellationToken)
+    private async ValueTask<TResult> CheckThenInvokeAsync<TState, TResult>(string function, ContractVerdict? verdict, TState state,
+        KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
-        await VerifyAsync(cancellationToken).ConfigureAwait(false);
-        return await Client.InvokeAsync(function, state, writeKwargs, readResult, cancellationToken).ConfigureAwait(false);
+        var judged = verdict?.For(function);
+        // Not checked yet, or judged a mismatch earlier: ask again, since the peer may have registered it since.
+        if (judged is null || judged.Problem is not null)
+        {
+            judged = (await VerifyAsync(cancellationToken).ConfigureAwait(false)).For(function);
+            if (judged.Problem is not null)
+                throw Mismatch(function, judged.Problem, null);
+        }
+
+        if (judged.LackingKwargs.Length == 0)
+            return await Client.InvokeAsync(function, state, writeKwargs, readResult, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await Client.InvokeAsync(function, state, writeKwargs, readResult, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidKwargsException e) when (e.RemoteMessage.Contains("unexpected kwarg", StringComparison.Ordinal))
+        {
+            throw Mismatch(function,
+                $"its '{function}' is an older version without kwarg {string.Join(", ", judged.LackingKwargs.Select(k => $"'{k}'"))}, " +
+                "so a call that sets it cannot be served there (leave it at its default, or upgrade the peer)", e);
+        }
     }
 
-    private bool IsVerified()
+    private ContractMismatchException Mismatch(string function, string problem, Exception? cause) =>
+        new($"Peer '{Client.PeerName}' does not serve '{function}' of contract {Contract} (fingerprint {Fingerprint}) as this node knows it: {problem}. " +
+            "Build both sides from compatible versions of the contract (docs/generator.md, \"Rolling upgrades\").", cause)
+        {
+            PeerName = Client.PeerName,
+            Contract = Contract,
+        };
+
+    private ContractVerdict? CurrentVerdict()
     {
         var peers = Client.Node.Peers;
         if (!peers.TryGet(Client.PeerName, out var peer))
-            return false; // the slow path raises the precise error
-        return peer.InstanceId == Volatile.Read(ref _verifiedInstance) || peers.IsContractVerified(peer.InstanceId, Fingerprint);
+            return null; // the slow path raises the precise error
+        var verified = Volatile.Read(ref _verified);
+        if (verified is not null && verified.Instance == peer.InstanceId)
+            return verified.Verdict;
+        return peers.TryGetContractVerdict(peer.InstanceId, Fingerprint, out var verdict) ? verdict : null;
     }
 
-    private async Task VerifyAsync(CancellationToken cancellationToken)
+    private async Task<ContractVerdict> VerifyAsync(CancellationToken cancellationToken)
     {
         var peers = Client.Node.Peers;
         var instance = peers.TryGet(Client.PeerName, out var peer) ? peer.InstanceId : null;
         var served = await Client.Node.GetFunctionsAsync(Client.PeerName, cancellationToken).ConfigureAwait(false);
-        var problems = Compare(served);
-        if (problems.Length > 0)
-        {
-            throw new ContractMismatchException(
-                $"Peer '{Client.PeerName}' does not serve contract {Contract} (fingerprint {Fingerprint}) as this node knows it: {problems}. " +
-                "Build both sides from the same contract.")
-            {
-                PeerName = Client.PeerName,
-                Contract = Contract,
-            };
-        }
-
+        var verdict = ContractVerdict.Judge(Functions, Fingerprint, served);
         if (instance is not null)
         {
-            peers.MarkContractVerified(instance, Fingerprint);
-            Volatile.Write(ref _verifiedInstance, instance);
-        }
-    }
-
-    /// <summary>
-    /// Every function of the contract must be served with the same signature. Equal fingerprints say so at once; a
-    /// function without one (a dynamic function) is taken on trust; otherwise the signatures are compared, so a peer
-    /// that serves a newer version with more functions still serves this one.
-    /// </summary>
-    private StringBuilder Compare(IReadOnlyList<FunctionDescriptor> served)
-    {
-        var byName = new Dictionary<string, FunctionDescriptor>(StringComparer.Ordinal);
-        foreach (var function in served)
-            byName.TryAdd(function.Name, function);
-        var problems = new StringBuilder();
-        foreach (var expected in Functions)
-        {
-            string? problem = null;
-            if (!byName.TryGetValue(expected.Name, out var actual))
-                problem = $"it has no function '{expected.Name}'";
-            else if (actual.Fingerprint is not null && actual.Fingerprint != Fingerprint && !SameSignature(expected, actual))
-                problem = $"'{expected.Name}' is {Describe(expected)} here but {Describe(actual)} there";
-            if (problem is null)
-                continue;
-            if (problems.Length > 0)
-                problems.Append("; ");
-            problems.Append(problem);
+            peers.SetContractVerdict(instance, Fingerprint, verdict);
+            Volatile.Write(ref _verified, new VerifiedPeer(instance, verdict));
         }
 
-        return problems;
+        return verdict;
     }
 
-    private static bool SameSignature(FunctionDescriptor a, FunctionDescriptor b) =>
-        a.ReturnType == b.ReturnType && a.Parameters.SequenceEqual(b.Parameters);
-
-    private static string Describe(FunctionDescriptor function) =>
-        $"({string.Join(", ", function.Parameters.Select(p => $"{p.Name}: {p.Type}{(p.IsOptional ? " = ..." : "")}"))}) -> {function.ReturnType}";
+    private sealed record VerifiedPeer(string Instance, ContractVerdict Verdict);
 }

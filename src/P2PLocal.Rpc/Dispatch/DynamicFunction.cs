@@ -5,9 +5,9 @@ namespace P2PLocal.Rpc.Dispatch;
 /// <summary>A function registered as a delegate over a kwargs dictionary, as in the Python p2p-local.</summary>
 internal sealed class DynamicFunction : IServiceDispatcher
 {
-    private readonly Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> _handler;
+    private readonly Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> _handler;
 
-    public DynamicFunction(string name, Func<IReadOnlyDictionary<string, object?>, CancellationToken, ValueTask<object?>> handler)
+    public DynamicFunction(string name, Func<IReadOnlyDictionary<string, object?>, CallContext, CancellationToken, ValueTask<object?>> handler)
     {
         _handler = handler;
         Functions = [FunctionDescriptor.Dynamic(name)];
@@ -19,7 +19,7 @@ internal sealed class DynamicFunction : IServiceDispatcher
     {
         // Only the server makes a FunctionCall, after scanning its kwargs against the budget and for UTF-8.
         var kwargs = KwargsCodec.ReadKwargs(call.Kwargs, call.Options, scanned: true);
-        var pending = _handler(kwargs, call.CancellationToken);
+        var pending = _handler(kwargs, call.Context, call.CancellationToken);
         if (pending.IsCompletedSuccessfully)
         {
             WriteResult(call, pending.Result);
@@ -46,6 +46,8 @@ internal sealed class DynamicFunction : IServiceDispatcher
 /// <summary>The functions every node serves by itself.</summary>
 internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> listFunctions) : IServiceDispatcher
 {
+    private static readonly MessagePackSerializerOptions s_plainValues = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+
     public IReadOnlyList<FunctionDescriptor> Functions { get; } = [FunctionDescriptor.Dynamic(Protocol.Messages.MethodsFunction)];
 
     public ValueTask InvokeAsync(FunctionCall call)
@@ -62,26 +64,61 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
         writer.WriteArrayHeader(functions.Count);
         foreach (var function in functions)
         {
-            writer.WriteMapHeader(4);
+            // "contract" and "signature" came later; readers skip keys they do not know (PROTOCOL.md).
+            var typed = function.Contract is not null;
+            writer.WriteMapHeader(typed ? 6 : 4);
             writer.Write("name");
             writer.Write(function.Name);
             writer.Write("params");
             writer.WriteArrayHeader(function.Parameters.Count);
             foreach (var parameter in function.Parameters)
             {
-                writer.WriteMapHeader(3);
+                var hasDefault = parameter.IsOptional && parameter.DefaultValue is not null;
+                writer.WriteMapHeader(hasDefault ? 4 : 3);
                 writer.Write("name");
                 writer.Write(parameter.Name);
                 writer.Write("type");
                 writer.Write(parameter.Type);
                 writer.Write("optional");
                 writer.Write(parameter.IsOptional);
+                if (hasDefault)
+                {
+                    writer.Write("default");
+                    WriteConstant(ref writer, parameter.DefaultValue);
+                }
             }
 
             writer.Write("returns");
             writer.Write(function.ReturnType);
             writer.Write("fingerprint");
             writer.Write(function.Fingerprint);
+            if (typed)
+            {
+                writer.Write("contract");
+                writer.Write(function.Contract);
+                writer.Write("signature");
+                writer.Write(function.Signature);
+            }
+        }
+    }
+
+    /// <summary>Writes a default value as a plain MessagePack value; an enum as its number, anything else unknown as nil.</summary>
+    private static void WriteConstant(ref MessagePackWriter writer, object? value)
+    {
+        switch (value)
+        {
+            case string text: writer.Write(text); break;
+            case bool flag: writer.Write(flag); break;
+            case char c: writer.Write(c.ToString()); break;
+            case double d: writer.Write(d); break;
+            case float f: writer.Write(f); break;
+            case decimal m: writer.Write((double)m); break;
+            case ulong u: writer.Write(u); break;
+            case Enum e: writer.Write(Convert.ToInt64(e, System.Globalization.CultureInfo.InvariantCulture)); break;
+            case IConvertible number when number.GetTypeCode() is >= TypeCode.SByte and <= TypeCode.Int64:
+                writer.Write(number.ToInt64(System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            default: writer.WriteNil(); break;
         }
     }
 
@@ -93,7 +130,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
         for (var i = 0; i < count; i++)
         {
             string name = "", returns = "object";
-            string? fingerprint = null;
+            string? fingerprint = null, contract = null, signature = null;
             var parameters = new List<ParameterDescriptor>();
             var fields = reader.ReadMapHeader();
             for (var f = 0; f < fields; f++)
@@ -103,6 +140,8 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                     case "name": name = reader.ReadString() ?? ""; break;
                     case "returns": returns = reader.ReadString() ?? "object"; break;
                     case "fingerprint": fingerprint = reader.ReadString(); break;
+                    case "contract": contract = reader.ReadString(); break;
+                    case "signature": signature = reader.ReadString(); break;
                     case "params":
                         var n = reader.ReadArrayHeader();
                         for (var p = 0; p < n; p++)
@@ -112,7 +151,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 }
             }
 
-            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint));
+            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint) { Contract = contract, Signature = signature });
         }
 
         return list;
@@ -122,6 +161,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
     {
         string name = "", type = "object";
         var optional = false;
+        object? defaultValue = null;
         var fields = reader.ReadMapHeader();
         for (var f = 0; f < fields; f++)
         {
@@ -130,10 +170,13 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 case "name": name = reader.ReadString() ?? ""; break;
                 case "type": type = reader.ReadString() ?? "object"; break;
                 case "optional": optional = reader.ReadBoolean(); break;
+                case "default" when reader.NextMessagePackType is not (MessagePackType.Array or MessagePackType.Map):
+                    defaultValue = KwargsCodec.ReadValue(ref reader, s_plainValues);
+                    break;
                 default: KwargsCodec.SkipValue(ref reader); break;
             }
         }
 
-        return new ParameterDescriptor(name, type, optional);
+        return new ParameterDescriptor(name, type, optional) { DefaultValue = defaultValue };
     }
 }

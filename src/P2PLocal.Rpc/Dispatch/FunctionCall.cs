@@ -11,13 +11,13 @@ namespace P2PLocal.Rpc.Dispatch;
 public readonly struct FunctionCall
 {
     internal FunctionCall(string function, ReadOnlyMemory<byte> kwargs, IBufferWriter<byte> result,
-        MessagePackSerializerOptions options, string callerName, CancellationToken cancellationToken)
+        MessagePackSerializerOptions options, CallContext context, CancellationToken cancellationToken)
     {
         Function = function;
         Kwargs = kwargs;
         Result = result;
         Options = options;
-        CallerName = callerName;
+        Context = context;
         CancellationToken = cancellationToken;
     }
 
@@ -34,7 +34,10 @@ public readonly struct FunctionCall
     public MessagePackSerializerOptions Options { get; }
 
     /// <summary>The name the calling node gave in its hello.</summary>
-    public string CallerName { get; }
+    public string CallerName => Context?.PeerName ?? "";
+
+    /// <summary>Who is calling (the same instance for every call of one connection).</summary>
+    public CallContext Context { get; }
 
     /// <summary>Fires when the caller cancels, its timeout passes, or the node shuts down.</summary>
     public CancellationToken CancellationToken { get; }

@@ -14,10 +14,27 @@ public sealed record FunctionDescriptor(
 {
     /// <summary>Describes a dynamic function: any kwargs, any result.</summary>
     public static FunctionDescriptor Dynamic(string name) => new(name, [], "object");
+
+    /// <summary>The name of the contract (interface) the function belongs to, such as <c>Shop.IShop</c>; null for a dynamic function.</summary>
+    public string? Contract { get; init; }
+
+    /// <summary>
+    /// The function's own text in the contract fingerprint, <c>name(kwarg:type,kwarg:type=,)-&gt;result;</c> (see
+    /// PROTOCOL.md, "Contract fingerprints"); null for a dynamic function. Two sides that print the same signature
+    /// serve the function alike.
+    /// </summary>
+    public string? Signature { get; init; }
 }
 
 /// <summary>One kwarg a function takes.</summary>
 /// <param name="Name">The key in the kwargs map.</param>
 /// <param name="Type">The C# name of its type.</param>
 /// <param name="IsOptional">True when the function has a default for it, so callers may leave it out.</param>
-public sealed record ParameterDescriptor(string Name, string Type, bool IsOptional);
+public sealed record ParameterDescriptor(string Name, string Type, bool IsOptional)
+{
+    /// <summary>
+    /// The value an optional kwarg takes when it is left out, when it is a constant a peer can be told (a number, string,
+    /// bool, or an enum as its number); null otherwise.
+    /// </summary>
+    public object? DefaultValue { get; init; }
+}

@@ -12,10 +12,19 @@ namespace P2PLocal.Rpc.Dispatch;
 public static class GeneratedResults
 {
     /// <summary>Writes <paramref name="value"/> as the call's result with the formatter the options resolve for <typeparamref name="T"/>.</summary>
+    /// <exception cref="SerializationFailedException">The value cannot be serialized; the caller is told so.</exception>
     public static ValueTask Write<T>(FunctionCall call, T value)
     {
         var writer = new MessagePackWriter(call.Result);
-        call.Options.Resolver.GetFormatterWithVerify<T>().Serialize(ref writer, value, call.Options);
+        try
+        {
+            call.Options.Resolver.GetFormatterWithVerify<T>().Serialize(ref writer, value, call.Options);
+        }
+        catch (Exception e) when (GeneratedKwargs.IsWriteError(e))
+        {
+            throw GeneratedKwargs.CannotSerialize($"result of '{call.Function}'", TypeNames.Of<T>(), e);
+        }
+
         writer.Flush();
         return default;
     }
@@ -86,7 +95,31 @@ public static class GeneratedResults
         {
             // The budget and UTF-8 check the server applies to kwargs, applied to what a peer answers (issue 8, item 6).
             KwargsCodec.EnsureReadable(reader, options);
-            return options.Resolver.GetFormatterWithVerify<T>().Deserialize(ref reader, options);
+            try
+            {
+                return options.Resolver.GetFormatterWithVerify<T>().Deserialize(ref reader, options);
+            }
+            catch (Exception e) when (GeneratedKwargs.IsFormatterError(e))
+            {
+                throw GeneratedKwargs.CannotSerialize("result", TypeNames.Of<T>(), e);
+            }
         };
+    }
+}
+
+/// <summary>C# names of types for error messages (<c>List&lt;Point&gt;</c>, not <c>List`1</c>).</summary>
+internal static class TypeNames
+{
+    public static string Of<T>() => Of(typeof(T));
+
+    public static string Of(Type type)
+    {
+        if (type.IsArray)
+            return Of(type.GetElementType()!) + "[]";
+        if (!type.IsGenericType)
+            return type.FullName ?? type.Name;
+        var name = type.GetGenericTypeDefinition().FullName ?? type.Name;
+        var tick = name.IndexOf('`', StringComparison.Ordinal);
+        return (tick < 0 ? name : name[..tick]) + "<" + string.Join(", ", type.GetGenericArguments().Select(Of)) + ">";
     }
 }

@@ -36,6 +36,24 @@ public static class ServiceRegistry
     }
 
     /// <summary>
+    /// Registers the resolver of the MessagePack formatters generated for one assembly's contract types. Nodes ask
+    /// these before MessagePack's standard resolver, so typed calls run without code emitted at run time.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="resolver"/> is null.</exception>
+    public static void AddResolver(MessagePack.IFormatterResolver resolver)
+    {
+        ArgumentNullException.ThrowIfNull(resolver);
+        GeneratedFormatterResolver.Add(resolver);
+    }
+
+    /// <summary>
+    /// The generated formatters of every loaded assembly, as one resolver. Nodes put it ahead of the standard resolver
+    /// when <see cref="NodeOptions.SerializerOptions"/> is left at its default; put it in a custom resolver chain of your
+    /// own to keep typed calls free of run-time code generation (Native AOT).
+    /// </summary>
+    public static MessagePack.IFormatterResolver GeneratedResolver => GeneratedFormatterResolver.Instance;
+
+    /// <summary>
     /// Builds the dispatcher for <paramref name="service"/>: the one registered for <typeparamref name="TService"/>,
     /// else the one registered for the service's own class.
     /// </summary>

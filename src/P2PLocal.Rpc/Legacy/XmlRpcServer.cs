@@ -136,7 +136,8 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
 
             exchange.Running = true;
             exchange.Cancellation.CancelAfter(Timeout.InfiniteTimeSpan); // the request is in: from now on only shutdown cancels
-            response = await ExecuteAsync(body, token).ConfigureAwait(false);
+            // A Python caller sends no name or instance id: the context is empty but for its address (PeerInfo.IsLegacy's convention).
+            response = await ExecuteAsync(body, new CallContext("", "", socket.RemoteEndPoint as System.Net.IPEndPoint), token).ConfigureAwait(false);
         }
         catch (HttpProtocolException e)
         {
@@ -158,7 +159,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
     }
 
     /// <summary>Runs one call and returns the methodResponse: the result, or a fault a Python user can read.</summary>
-    private async Task<byte[]> ExecuteAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private async Task<byte[]> ExecuteAsync(ReadOnlyMemory<byte> body, CallContext context, CancellationToken cancellationToken)
     {
         XmlRpcValues.Call call;
         try
@@ -204,7 +205,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
 
                 try
                 {
-                    result = await InvokeAsync(dispatcher, call.Method, kwargs, body.Length, cancellationToken).ConfigureAwait(false);
+                    result = await InvokeAsync(dispatcher, call.Method, kwargs, body.Length, context, cancellationToken).ConfigureAwait(false);
                 }
                 catch (BusyException e)
                 {
@@ -246,7 +247,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
     /// The kwargs count against <see cref="NodeOptions.MaxKwargsElements"/> and, while the call runs, the node-wide
     /// <see cref="NodeOptions.MaxKwargsElementsInFlight"/> / <see cref="NodeOptions.MaxRequestBytesInFlight"/>, as framed requests do.
     /// </remarks>
-    private async Task<object?> InvokeAsync(IServiceDispatcher dispatcher, string function, Dictionary<string, object?> kwargs, int requestBytes, CancellationToken cancellationToken)
+    private async Task<object?> InvokeAsync(IServiceDispatcher dispatcher, string function, Dictionary<string, object?> kwargs, int requestBytes, CallContext context, CancellationToken cancellationToken)
     {
         var kwargsBuffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(kwargsBuffer);
@@ -264,7 +265,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
         var resultBuffer = new ArrayBufferWriter<byte>();
         try
         {
-            await dispatcher.InvokeAsync(new FunctionCall(function, kwargsBuffer.WrittenMemory, resultBuffer, host.SerializerOptions, "", cancellationToken)).ConfigureAwait(false);
+            await dispatcher.InvokeAsync(new FunctionCall(function, kwargsBuffer.WrittenMemory, resultBuffer, host.SerializerOptions, context, cancellationToken)).ConfigureAwait(false);
         }
         finally
         {

@@ -60,11 +60,14 @@ internal sealed class ServerConnection : FramedConnection
     private volatile bool _refused;
     private int _runningCount;
     private TaskCompletionSource? _drained;
+    private readonly System.Net.IPEndPoint? _remoteEndPoint;
+    private CallContext _context = null!;
 
     public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
         : base(socket, maxFrameSize, host.Options.MaxBufferedBytesPerConnection)
     {
         _host = host;
+        _remoteEndPoint = socket.RemoteEndPoint as System.Net.IPEndPoint;
         LastUsefulTicks = OpenedTicks;
         StartLoops();
     }
@@ -112,6 +115,7 @@ internal sealed class ServerConnection : FramedConnection
                 }
 
                 Peer = hello;
+                _context = new CallContext(hello.Name, hello.InstanceId, _remoteEndPoint);
                 LastUsefulTicks = LastFrameTicks;
                 AcceptFullFrames();
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
@@ -312,7 +316,7 @@ internal sealed class ServerConnection : FramedConnection
             try
             {
                 WriteResultHeader(response, id);
-                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner.Peer?.Name ?? "", cts.Token);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner._context, cts.Token);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 response.HoldsRequestSlot = true;

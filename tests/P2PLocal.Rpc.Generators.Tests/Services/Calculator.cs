@@ -13,6 +13,22 @@ public enum Direction
 [MessagePackObject]
 public sealed record Point([property: Key(0)] int X, [property: Key(1)] int Y);
 
+[MessagePackObject]
+public sealed class Person
+{
+    [Key(0)]
+    public string Name { get; set; } = "";
+
+    [Key(1)]
+    public int Age { get; set; }
+
+    [Key(2)]
+    public string City { get; init; } = "";
+
+    [Key(3)]
+    public string? Nickname { get; set; }
+}
+
 /// <summary>Every supported shape, served by the real generated dispatcher and called through the real proxy.</summary>
 [P2PService]
 public partial class Calculator
@@ -95,4 +111,15 @@ public partial class Calculator
 
     [P2PIgnore]
     public void NotServed() => Resets = -1;
+
+    /// <summary>Takes the caller's context, which is not a kwarg.</summary>
+    public string WhoCalls(string greeting, CallContext? caller = null) =>
+        $"{greeting} {caller!.PeerName} {caller.InstanceId.Length} {caller.RemoteEndPoint?.Address} {caller.PeerId ?? "unverified"}";
+
+    public double Mul(double x, float y = 1f, long z = 1) => x * y * z;
+
+    public string Introduce(Person person) => $"{person.Name.ToUpperInvariant()} {person.Age} {person.City.Length} {person.Nickname ?? "-"}";
+
+    public List<Person> Family(Person[] people, Dictionary<string, Direction> homes) =>
+        [.. people.Select(p => new Person { Name = p.Name, Age = p.Age, City = homes[p.Name].ToString(), Nickname = p.Nickname })];
 }
