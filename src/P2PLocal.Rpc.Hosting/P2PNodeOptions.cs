@@ -97,6 +97,9 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.NameCheckWindow"/>
     public TimeSpan NameCheckWindow { get; set; } = s_defaults.NameCheckWindow;
 
+    /// <inheritdoc cref="NodeOptions.LegacyInterop"/>
+    public bool LegacyInterop { get; set; } = s_defaults.LegacyInterop;
+
     /// <summary>Custom MessagePack resolvers (set in code; not bound from configuration). See <see cref="NodeOptions.SerializerOptions"/>.</summary>
     public MessagePackSerializerOptions? SerializerOptions { get; set; }
 
@@ -138,6 +141,7 @@ public sealed class P2PNodeOptions
             MaxPeerAdvertiseInterval = MaxPeerAdvertiseInterval,
             AllowDuplicateName = AllowDuplicateName,
             NameCheckWindow = NameCheckWindow,
+            LegacyInterop = LegacyInterop,
             SerializerOptions = SerializerOptions ?? s_defaults.SerializerOptions,
             LoggerFactory = loggerFactory,
             TimeProvider = timeProvider ?? TimeProvider.System,

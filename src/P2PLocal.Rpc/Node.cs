@@ -398,7 +398,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         ThrowIfOwnNameContested();
         var peer = Peers.Resolve(target);
         if (peer.IsLegacy)
-            throw new P2PException($"Peer '{target}' at {peer.EndPoint} is a Python p2p-local node (XML-RPC); it cannot take P2PLocal.Rpc requests.");
+            return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
 
         if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
             return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);

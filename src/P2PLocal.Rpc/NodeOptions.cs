@@ -180,6 +180,14 @@ public sealed class NodeOptions
     public TimeSpan NameCheckWindow { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// Mixed networks with the Python p2p-local (issue 13): the service port also serves XML-RPC over HTTP/1.x to Python
+    /// callers, and requests to legacy peers (<see cref="PeerInfo.IsLegacy"/>) are sent as XML-RPC. Default false: it
+    /// adds an XML parser to what a stranger can reach. Not allowed together with secure mode, since XML-RPC has no
+    /// authentication. See the README's "Mixed networks" section for the types that can cross.
+    /// </summary>
+    public bool LegacyInterop { get; init; }
+
+    /// <summary>
     /// Checks the options as <see cref="Node.StartAsync(NodeOptions, CancellationToken)"/> does, so a host can refuse
     /// bad configuration before it starts anything.
     /// </summary>
@@ -221,6 +229,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxPeers), MaxPeers, "At least one peer must be allowed.");
         if (MaxPeerAdvertiseInterval <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(MaxPeerAdvertiseInterval), MaxPeerAdvertiseInterval, "The interval must be positive.");
+        if (LegacyInterop && !Security.IsOpen)
+            throw new ArgumentException("LegacyInterop cannot be used with secure mode: Python p2p-local nodes speak plain XML-RPC, which has no authentication, so anyone could call this node's functions around the secure channel. Run legacy interop on a node with NodeSecurity.Open.", nameof(LegacyInterop));
         if (Scope == DiscoveryScope.Loopback && Seeds.FirstOrDefault(s => !IPAddress.IsLoopback(s.Address)) is { } remote)
             throw new ArgumentException($"Seed {remote} is not a loopback address, and a node in Loopback scope sends nothing off the host. Use DiscoveryScope.Lan to reach it.", nameof(Seeds));
     }

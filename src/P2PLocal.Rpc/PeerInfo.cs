@@ -19,8 +19,8 @@ public sealed record PeerInfo(string Name, string Protocol, IPEndPoint EndPoint,
     public DateTimeOffset StartedAt { get; init; }
 
     /// <summary>
-    /// True for a node of the Python p2p-local project (a beacon with only three fields). It is listed as a peer,
-    /// but it speaks XML-RPC, so requests to it fail with <see cref="P2PException"/>.
+    /// True for a node of the Python p2p-local project (a beacon with only three fields). It speaks XML-RPC: requests
+    /// to it need <see cref="NodeOptions.LegacyInterop"/>, and fail with <see cref="P2PException"/> without it.
     /// </summary>
     public bool IsLegacy => InstanceId.Length == 0;
 

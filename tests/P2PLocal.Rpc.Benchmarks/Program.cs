@@ -116,6 +116,7 @@ string[] notes =
     "`dynamic` is `node.RequestAsync(\"bob\", \"Greet\", new Dictionary<string, object?> { [\"name\"] = name })`; its 1 KB echo sends the payload as a kwarg and reads the result with `RequestAsync<Payload>`. `streamjsonrpc` is `JsonRpc.InvokeAsync<T>` with `MessagePackFormatter` and `LengthHeaderMessageHandler`. `grpc` converts the payload to and from its protobuf message on the client.",
     "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
     "`typed` awaits the generated proxy's async method (`await Peers.Get<IGreeter>(\"bob\").GreetAsync(name)`, wire name `Greet`), so the in-flight loops do not block pool threads; every P2P arm sends the same request bytes.",
+    "`legacy` is `dynamic` over XML-RPC (issue 13): bob serves with `LegacyInterop`, alice sees him through a Python-style beacon, and every call is one HTTP/1.0 connection carrying XML, as with the Python p2p-local; its 1 KB echo sends the timestamp in seconds (XML-RPC has no 64-bit integers). Its wire figure counts no socket that lives past one call.",
     "Every in-flight loop greets its own name and checks its reply, so no arm can score by mixing up replies. The allocation split runs bob (and a typed bob) in a child process.",
     "`secure-typed` and `secure-dynamic` are the typed and dynamic arms with `NodeSecurity.SharedKey`: the same frames inside TLS 1.3 (SslStream, mutual authentication).",
     .. (firstCallNote is null ? Array.Empty<string>() : [firstCallNote]),
@@ -145,6 +146,7 @@ static IEnumerable<Func<IArm>> AllArms() =>
     .. TypedArms.Factories,
     () => new SecureTypedArm(),
     () => new SecureDynamicArm(),
+    () => new LegacyArm(),
 ];
 
 string? Option(string name)

@@ -280,17 +280,20 @@ internal sealed class ClientConnection : FramedConnection
             throw new P2PException($"Peer '{_peerName}' sent a reply to '{function}' that cannot be read: {e.Message}", e);
         }
 
-        throw code switch
-        {
-            ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },
-            ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{_peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
-            ErrorCode.Busy => new PeerBusyException(message),
-            ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
-            ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{_peerName}' is shutting down."),
-            ErrorCode.Canceled => new OperationCanceledException($"Peer '{_peerName}' cancelled '{function}'."),
-            _ => new RemoteException($"'{_peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
-        };
+        throw ErrorToException(code, type, message, _peerName, function);
     }
+
+    /// <summary>The exception a caller sees for an error reply (also used for the faults of legacy XML-RPC peers).</summary>
+    internal static Exception ErrorToException(ErrorCode code, string type, string message, string peerName, string function) => code switch
+    {
+        ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },
+        ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
+        ErrorCode.Busy => new PeerBusyException(message),
+        ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
+        ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{peerName}' is shutting down."),
+        ErrorCode.Canceled => new OperationCanceledException($"Peer '{peerName}' cancelled '{function}'."),
+        _ => new RemoteException($"'{peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
+    };
 
     /// <summary>Forgets a request the caller gave up on and tells the peer to cancel it.</summary>
     /// <remarks>The call already completed with the timeout or cancellation, so a reply that races in finds no taker and is disposed.</remarks>

@@ -28,6 +28,9 @@ internal sealed class ConnectionListener
     private readonly int _maxConnections;
     private readonly ConcurrentDictionary<ServerConnection, byte> _connections = new();
     private readonly Dictionary<IPAddress, int> _perAddress = [];
+
+    /// <summary>With <see cref="NodeOptions.LegacyInterop"/>: sniffs each accepted connection and serves HTTP ones as XML-RPC.</summary>
+    private readonly Legacy.XmlRpcServer? _legacy;
     private Task _acceptLoop = Task.CompletedTask;
     private int _lingeringRefusals;
 
@@ -36,6 +39,7 @@ internal sealed class ConnectionListener
         _host = host;
         _maxFrameSize = maxFrameSize;
         _maxConnections = maxConnections;
+        _legacy = host.Options.LegacyInterop ? new Legacy.XmlRpcServer(host, maxFrameSize) : null;
         _socket = new Socket(bindTo.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -92,7 +96,7 @@ internal sealed class ConnectionListener
                 continue;
             }
 
-            if (_connections.Count >= _maxConnections && !EvictLeastUseful())
+            if (_connections.Count + (_legacy?.Count ?? 0) >= _maxConnections && !EvictLeastUseful())
             {
                 _host.Logger.ConnectionRefused(accepted.RemoteEndPoint, _maxConnections);
                 RpcMetrics.ConnectionRejected();
@@ -101,23 +105,31 @@ internal sealed class ConnectionListener
                 continue;
             }
 
-            try
-            {
-                var connection = new ServerConnection(accepted, _host, _maxFrameSize);
-                _connections[connection] = 0;
-                _host.Logger.ConnectionOpened("inbound", connection.RemoteEndPoint);
-                _ = connection.Closed.ContinueWith(closed =>
-                    {
-                        _connections.TryRemove(connection, out var _);
-                        ReleaseAddressSlot(address);
-                        _host.Logger.ConnectionClosed("inbound", connection.RemoteEndPoint, closed.Result);
-                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
-            {
-                ReleaseAddressSlot(address);
-                accepted.Dispose();
-            }
+            if (_legacy is not null)
+                _legacy.Sniff(accepted, () => ServeFramed(accepted, address), () => ReleaseAddressSlot(address));
+            else
+                ServeFramed(accepted, address);
+        }
+    }
+
+    private void ServeFramed(Socket accepted, IPAddress? address)
+    {
+        try
+        {
+            var connection = new ServerConnection(accepted, _host, _maxFrameSize);
+            _connections[connection] = 0;
+            _host.Logger.ConnectionOpened("inbound", connection.RemoteEndPoint);
+            _ = connection.Closed.ContinueWith(closed =>
+                {
+                    _connections.TryRemove(connection, out var _);
+                    ReleaseAddressSlot(address);
+                    _host.Logger.ConnectionClosed("inbound", connection.RemoteEndPoint, closed.Result);
+                }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            ReleaseAddressSlot(address);
+            accepted.Dispose();
         }
     }
 
@@ -163,6 +175,8 @@ internal sealed class ConnectionListener
     /// </summary>
     private bool EvictLeastUseful()
     {
+        if (_legacy?.TryEvictWaiting() == true)
+            return true; // an XML-RPC connection still sending its request, like a framed one without hello
         ServerConnection? withoutHello = null, leastUseful = null;
         foreach (var connection in _connections.Keys)
         {
@@ -276,6 +290,6 @@ internal sealed class ConnectionListener
     {
         _socket.Dispose();
         await _acceptLoop.ConfigureAwait(false);
-        await Task.WhenAll(_connections.Keys.Select(c => c.DrainAsync(grace))).ConfigureAwait(false);
+        await Task.WhenAll(_connections.Keys.Select(c => c.DrainAsync(grace)).Append(_legacy?.DrainAsync(grace) ?? Task.CompletedTask)).ConfigureAwait(false);
     }
 }

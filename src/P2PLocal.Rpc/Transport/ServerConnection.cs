@@ -28,6 +28,8 @@ internal interface IRequestHost
 
     /// <summary>The node's TLS side in secure mode (issue 10); null for an open node.</summary>
     Security.TlsChannel? Tls => null;
+    /// <summary>The functions served, for XML-RPC introspection (<c>system.listMethods</c>).</summary>
+    IReadOnlyList<FunctionDescriptor> Functions { get; }
 }
 
 /// <summary>
@@ -509,7 +511,7 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Waits for a task that never faults, up to a timeout; unlike WhenAny with Task.Delay, no timer outlives it.</summary>
-    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
+    internal static async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
     {
         try
         {

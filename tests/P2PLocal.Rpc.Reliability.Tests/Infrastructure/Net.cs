@@ -21,7 +21,7 @@ public static class Net
     /// <summary>Loopback options; every limit not given keeps the library default.</summary>
     public static NodeOptions Options(string name, int discoveryPort, int? maxFrameSize = null, TimeSpan? handshakeTimeout = null,
         TimeSpan? idleTimeout = null, int? maxIncoming = null, int? maxConcurrent = null, int? maxPeers = null,
-        TimeSpan? requestTimeout = null, TimeSpan? interval = null, TimeSpan? grace = null)
+        TimeSpan? requestTimeout = null, TimeSpan? interval = null, TimeSpan? grace = null, bool legacyInterop = false)
     {
         var defaults = new NodeOptions { Name = name };
         return new NodeOptions
@@ -38,6 +38,7 @@ public static class Net
             MaxConcurrentRequestsPerConnection = maxConcurrent ?? defaults.MaxConcurrentRequestsPerConnection,
             MaxPeers = maxPeers ?? defaults.MaxPeers,
             RequestTimeout = requestTimeout ?? defaults.RequestTimeout,
+            LegacyInterop = legacyInterop,
         };
     }
 
