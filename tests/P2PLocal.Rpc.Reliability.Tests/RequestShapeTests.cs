@@ -122,4 +122,25 @@ public class RequestShapeTests(ITestOutputHelper output)
             await raw.WaitClosedAsync();
         }
     }
+
+    [Fact]
+    public async Task An_id_may_be_reused_as_soon_as_its_reply_arrives()
+    {
+        // The server used to forget an id only after its reply was written, so a caller reusing it at once could find
+        // its connection closed as if it had sent a duplicate of a running request. Many rounds make the window show.
+        var port = Net.FreeUdpPort();
+        await using var node = await Net.StartAsync("reuse", port);
+        node.Register("echo", kwargs => kwargs.GetValueOrDefault("value"));
+        using var raw = await RawPeer.ConnectWithHelloAsync(node.ServiceEndPoint);
+        const int rounds = 10_000; // before the fix: closed within 500-1200 rounds in 2 runs of 3 at 3000
+        for (var i = 0; i < rounds; i++)
+        {
+            await raw.SendFrameAsync(EchoRequest(1, 4));
+            var reply = await raw.ReadFrameAsync();
+            Assert.True(reply is not null, $"the node closed the connection when id 1 was reused in round {i}");
+            Assert.Equal((ResultKind, 1u), (RawPeer.Describe(reply).Kind, RawPeer.Describe(reply).Id));
+        }
+
+        output.WriteLine($"{rounds} rounds reusing id 1 the moment its reply arrived: all answered");
+    }
 }

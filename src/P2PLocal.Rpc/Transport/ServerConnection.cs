@@ -322,12 +322,26 @@ internal sealed class ServerConnection : FramedConnection
         return read;
     }
 
-    /// <summary>Forgets a finished request and pools its work item. Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
-    private void Complete(RequestWork work, uint id, int requestBytes)
+    /// <summary>
+    /// Forgets a request's id before its reply is sent: a caller may reuse the id as soon as the reply arrives, and must
+    /// not find the connection closed as if it sent a duplicate (PROTOCOL.md, request ids). Removes by (id, work), so a
+    /// newer request that reused the id is never forgotten in its place.
+    /// </summary>
+    private void Forget(uint id, RequestWork work)
     {
         lock (_runningGate)
         {
-            _running.Remove(id);
+            if (_running.TryGetValue(id, out var running) && ReferenceEquals(running, work))
+                _running.Remove(id);
+        }
+    }
+
+    /// <summary>Pools a finished request's work item (its id was forgotten before its reply). Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
+    private void Complete(RequestWork work, uint id, int requestBytes)
+    {
+        Forget(id, work); // a path that sent no reply
+        lock (_runningGate)
+        {
             if (_workPool.Count < MaxPooledWork)
                 _workPool.Push(work);
         }
@@ -394,25 +408,30 @@ internal sealed class ServerConnection : FramedConnection
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 response.HoldsRequestSlot = true;
+                owner.Forget(id, this);
                 owner.TrySend(response);
                 response = null;
             }
             catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
+                owner.Forget(id, this);
                 owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.", holdsSlot: true);
             }
             catch (FrameTooLargeException e)
             {
                 RpcMetrics.RequestRefused("too_large");
+                owner.Forget(id, this);
                 owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}", holdsSlot: true);
             }
             catch (InvalidKwargsException e)
             {
+                owner.Forget(id, this);
                 owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message, holdsSlot: true);
             }
             catch (Exception e)
             {
                 owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
+                owner.Forget(id, this);
                 owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message, holdsSlot: true);
             }
             finally
