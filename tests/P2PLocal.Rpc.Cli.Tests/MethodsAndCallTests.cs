@@ -28,10 +28,13 @@ public class MethodsAndCallTests
             .Select(k => (k.GetProperty("name").GetString(), k.GetProperty("type").GetString(), k.GetProperty("optional").GetBoolean())).ToList();
         Assert.Equal([("a", "int", false), ("b", "int", true)], kwargs);
         Assert.Equal(add.GetProperty("fingerprint").GetString(), functions["Describe"].GetProperty("fingerprint").GetString());
+        Assert.Contains("Calculator", add.GetProperty("contract").GetString(), StringComparison.Ordinal);
+        Assert.Equal(add.GetProperty("contract").GetString(), functions["Describe"].GetProperty("contract").GetString());
 
         var echo = functions["echo"];
         Assert.True(echo.GetProperty("dynamic").GetBoolean());
         Assert.Equal(JsonValueKind.Null, echo.GetProperty("fingerprint").ValueKind);
+        Assert.Equal(JsonValueKind.Null, echo.GetProperty("contract").ValueKind);
         Assert.Empty(echo.GetProperty("kwargs").EnumerateArray());
     }
 

@@ -54,27 +54,25 @@ internal static class MethodsCommand
         }
 
         console.WriteLine($"{peer.Name} at {peer.EndPoint} (instance {peer.InstanceId}): {rows.Count} function{(rows.Count == 1 ? "" : "s")}");
-        var table = new Table().Border(TableBorder.Simple).AddColumns("function", "kwargs", "returns", "fingerprint");
+        var table = new Table().Border(TableBorder.Simple).AddColumns("function", "kwargs", "returns", "contract", "fingerprint");
         foreach (var function in rows)
         {
             var kwargs = function.Dynamic
                 ? "(any: dynamic)"
                 : string.Join(", ", function.Kwargs.Select(k => $"{k.Name}: {k.Type}{(k.Optional ? " = default" : "")}"));
-            table.AddRow(Markup.Escape(function.Name), Markup.Escape(kwargs), Markup.Escape(function.Returns), Markup.Escape(function.Fingerprint ?? "-"));
+            table.AddRow(Markup.Escape(function.Name), Markup.Escape(kwargs), Markup.Escape(function.Returns), Markup.Escape(function.Contract ?? "-"), Markup.Escape(function.Fingerprint ?? "-"));
         }
 
         console.Ansi.Write(table);
         return ExitCodes.Ok;
     }
 
-    /// <summary>
-    /// A function as JSON. The wire (<c>$methods</c>, PROTOCOL.md) does not carry the contract's name, only its
-    /// fingerprint, so neither does this.
-    /// </summary>
+    /// <summary>A function as JSON, with its contract's name and fingerprint when a generated service serves it (null for dynamic ones and for older nodes, whose <c>$methods</c> has no <c>contract</c> key).</summary>
     internal static FunctionJson ToJson(FunctionDescriptor function) => new(
         function.Name,
         [.. function.Parameters.Select(p => new ParameterJson(p.Name, p.Type, p.IsOptional))],
         function.ReturnType,
         function.Fingerprint,
-        Dynamic: function.Fingerprint is null && function.Parameters.Count == 0);
+        Dynamic: function.Fingerprint is null && function.Parameters.Count == 0,
+        Contract: function.Contract);
 }

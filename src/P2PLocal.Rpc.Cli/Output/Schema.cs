@@ -35,7 +35,7 @@ internal sealed record PeerEventJson(int Schema, string Event, DateTimeOffset Ti
 
 internal sealed record ParameterJson(string Name, string Type, bool Optional);
 
-internal sealed record FunctionJson(string Name, IReadOnlyList<ParameterJson> Kwargs, string Returns, string? Fingerprint, bool Dynamic);
+internal sealed record FunctionJson(string Name, IReadOnlyList<ParameterJson> Kwargs, string Returns, string? Fingerprint, bool Dynamic, string? Contract = null);
 
 internal sealed record MethodsJson(int Schema, NetworkJson Network, string Peer, string Endpoint, string Instance, IReadOnlyList<FunctionJson> Functions);
 
