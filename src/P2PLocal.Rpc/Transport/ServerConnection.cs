@@ -62,6 +62,7 @@ internal sealed class ServerConnection : FramedConnection
     private volatile bool _inputEnded;
     private volatile bool _refused;
     private int _runningCount;
+    private int _repliesInTransit; // replies of running requests queued or being written (see Accept's busy check)
     private TaskCompletionSource? _drained;
     private readonly System.Net.IPEndPoint? _remoteEndPoint;
     private CallContext _context = null!;
@@ -260,7 +261,10 @@ internal sealed class ServerConnection : FramedConnection
             return false;
         }
 
-        if (Interlocked.Increment(ref _runningCount) > _host.MaxConcurrentRequests)
+        // A request whose reply is already on its way holds its slot (and its bytes, under MaxBufferedBytesPerConnection)
+        // until the reply is written, but no longer counts against the concurrency limit: the caller may read that reply
+        // and send its next request before this side has seen its write complete, and must not be told busy for it.
+        if (Interlocked.Increment(ref _runningCount) - Volatile.Read(ref _repliesInTransit) > _host.MaxConcurrentRequests)
         {
             Finish();
             RpcMetrics.RequestRefused("busy");
@@ -336,6 +340,13 @@ internal sealed class ServerConnection : FramedConnection
         }
     }
 
+    /// <summary>A running request's reply is about to be queued: forget its id and count the reply as in transit until written.</summary>
+    private void BeginReply(uint id, RequestWork work)
+    {
+        Forget(id, work);
+        Interlocked.Increment(ref _repliesInTransit);
+    }
+
     /// <summary>Pools a finished request's work item (its id was forgotten before its reply). Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
     private void Complete(RequestWork work, uint id, int requestBytes)
     {
@@ -350,7 +361,11 @@ internal sealed class ServerConnection : FramedConnection
     }
 
     /// <summary>Replies were written or dropped: their requests' slots are free.</summary>
-    protected override void OnRequestSlotsFreed(int count) => Finish(count);
+    protected override void OnRequestSlotsFreed(int count)
+    {
+        Interlocked.Add(ref _repliesInTransit, -count);
+        Finish(count);
+    }
 
     /// <summary>Fires the token of every running request (shutdown, or nobody left to read the replies).</summary>
     private void CancelRunning()
@@ -408,30 +423,30 @@ internal sealed class ServerConnection : FramedConnection
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 response.HoldsRequestSlot = true;
-                owner.Forget(id, this);
+                owner.BeginReply(id, this);
                 owner.TrySend(response);
                 response = null;
             }
             catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
-                owner.Forget(id, this);
+                owner.BeginReply(id, this);
                 owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.", holdsSlot: true);
             }
             catch (FrameTooLargeException e)
             {
                 RpcMetrics.RequestRefused("too_large");
-                owner.Forget(id, this);
+                owner.BeginReply(id, this);
                 owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}", holdsSlot: true);
             }
             catch (InvalidKwargsException e)
             {
-                owner.Forget(id, this);
+                owner.BeginReply(id, this);
                 owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message, holdsSlot: true);
             }
             catch (Exception e)
             {
                 owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
-                owner.Forget(id, this);
+                owner.BeginReply(id, this);
                 owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message, holdsSlot: true);
             }
             finally
