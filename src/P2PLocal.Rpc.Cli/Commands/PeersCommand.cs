@@ -140,8 +140,8 @@ internal static class PeersCommand
         peer.LastSeen,
         peer.IsLegacy ? null : peer.StartedAt,
         peer.IsLegacy ? null : (long)peer.AdvertiseInterval.TotalMilliseconds,
-        // Secure mode (issue 10): PeerInfo.PeerId, the verified id of a secure peer.
-        PeerId: null);
+        PeerId: peer.PeerId); // the verified id of a secure peer (issue 10); null for open peers
+
 
     internal static NetworkJson Network(CommonSettings settings) => new(settings.Port, settings.Protocol, settings.ScopeName);
 
@@ -151,13 +151,17 @@ internal static class PeersCommand
         if (marks)
             table.AddColumn("");
         table.AddColumns("name", "endpoint", "instance", "version", "legacy", "last seen");
-        foreach (var (mark, peer) in rows)
+        var list = rows.ToList();
+        var secure = list.Any(r => r.Peer.PeerId is not null); // the peer id column only where a secure peer is listed
+        if (secure)
+            table.AddColumn("peer id");
+        foreach (var (mark, peer) in list)
         {
             List<string> cells = marks ? [mark switch { PeerWatch.Joined => "[green]+[/]", PeerWatch.Left => "[red]-[/]", _ => "" }] : [];
             table.AddRow([.. cells,
                 Markup.Escape(peer.Name), Markup.Escape(peer.Endpoint), Markup.Escape(peer.Instance.Length == 0 ? "-" : peer.Instance),
                 Markup.Escape(peer.LibraryVersion ?? "-"), peer.Legacy ? "yes" : "no",
-                mark == PeerWatch.Left ? "left" : Ago(now - peer.LastSeen)]);
+                mark == PeerWatch.Left ? "left" : Ago(now - peer.LastSeen), .. (secure ? [Markup.Escape(peer.PeerId ?? "-")] : Array.Empty<string>())]);
         }
 
         return table;
