@@ -1,33 +1,17 @@
 using System.Diagnostics;
-using System.Threading.Channels;
 
 namespace P2PLocal.Rpc.Reliability.Tests;
 
 /// <summary>A node in its own process (tests/P2PLocal.Rpc.TestHost), driven through stdin/stdout lines.</summary>
 public sealed class HostProcess : IAsyncDisposable
 {
+    private readonly LineProcess _host;
     private readonly Process _process;
-    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
-    private readonly List<string> _stderr = [];
 
-    private HostProcess(Process process)
+    private HostProcess(LineProcess host)
     {
-        _process = process;
-        _process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-                _lines.Writer.TryComplete();
-            else
-                _lines.Writer.TryWrite(e.Data);
-        };
-        _process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (_stderr)
-                    _stderr.Add(e.Data);
-            }
-        };
+        _host = host;
+        _process = host.Process;
     }
 
     public int ServicePort { get; private set; }
@@ -59,13 +43,7 @@ public sealed class HostProcess : IAsyncDisposable
         string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0, string? networkKeyFile = null)
     {
         var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var info = new ProcessStartInfo
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var info = new ProcessStartInfo();
         if (netns is not null)
         {
             info.FileName = "ip";
@@ -87,10 +65,7 @@ public sealed class HostProcess : IAsyncDisposable
             info.ArgumentList.Add(networkKeyFile);
         }
 
-        var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the test host.");
-        var host = new HostProcess(process);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var host = new HostProcess(new LineProcess(info));
         try
         {
             var ready = await host.ReadLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal));
@@ -109,8 +84,7 @@ public sealed class HostProcess : IAsyncDisposable
     /// <summary>Sends a command line and returns the first output line that <paramref name="isAnswer"/> accepts.</summary>
     public async Task<string> CommandAsync(string command, Func<string, bool> isAnswer)
     {
-        await _process.StandardInput.WriteLineAsync(command);
-        await _process.StandardInput.FlushAsync();
+        await _host.SendLineAsync(command);
         return await ReadLineAsync(isAnswer);
     }
 
@@ -119,7 +93,7 @@ public sealed class HostProcess : IAsyncDisposable
         using var timeout = new CancellationTokenSource(Net.Patience);
         try
         {
-            await foreach (var line in _lines.Reader.ReadAllAsync(timeout.Token))
+            await foreach (var line in _host.Lines.ReadAllAsync(timeout.Token))
             {
                 if (accept(line))
                     return line;
@@ -132,14 +106,7 @@ public sealed class HostProcess : IAsyncDisposable
         throw new TimeoutException($"The test host gave no expected line. stderr: {Stderr}");
     }
 
-    public string Stderr
-    {
-        get
-        {
-            lock (_stderr)
-                return string.Join('\n', _stderr);
-        }
-    }
+    public string Stderr => _host.Stderr;
 
     /// <summary>Kills the process outright: no goodbye, sockets closed by the kernel.</summary>
     public async Task KillAsync()
@@ -176,6 +143,6 @@ public sealed class HostProcess : IAsyncDisposable
             await KillAsync();
         }
 
-        _process.Dispose();
+        _host.Dispose();
     }
 }

@@ -6,28 +6,13 @@ namespace P2PLocal.Rpc.Reliability.Tests.Legacy;
 /// <summary>legacy_node.py (a stand-in for the Python p2p-local, standard library only) in its own process, driven by lines.</summary>
 public sealed class LegacyPythonNode : IAsyncDisposable
 {
+    private readonly LineProcess _node;
     private readonly Process _process;
-    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
-    private readonly List<string> _stderr = [];
 
-    private LegacyPythonNode(Process process)
+    private LegacyPythonNode(LineProcess node)
     {
-        _process = process;
-        _process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-                _lines.Writer.TryComplete();
-            else
-                _lines.Writer.TryWrite(e.Data);
-        };
-        _process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (_stderr)
-                    _stderr.Add(e.Data);
-            }
-        };
+        _node = node;
+        _process = node.Process;
     }
 
     /// <summary>Where its SimpleXMLRPCServer listens (on localhost).</summary>
@@ -38,18 +23,10 @@ public sealed class LegacyPythonNode : IAsyncDisposable
     public static async Task<LegacyPythonNode> StartAsync(string name, int discoveryPort, string protocol = "itecnet", string advertisedIp = "127.0.1.1", double timer = 0.5)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Legacy", "legacy_node.py");
-        var info = new ProcessStartInfo("python3")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var info = new ProcessStartInfo("python3");
         foreach (var argument in new[] { "-u", script, protocol, name, advertisedIp, discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture), timer.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             info.ArgumentList.Add(argument);
-        var node = new LegacyPythonNode(Process.Start(info)!);
-        node._process.BeginOutputReadLine();
-        node._process.BeginErrorReadLine();
+        var node = new LegacyPythonNode(new LineProcess(info));
         var ready = await node.NextLineAsync();
         Assert.StartsWith("READY ", ready);
         node.Port = int.Parse(ready["READY ".Length..], System.Globalization.CultureInfo.InvariantCulture);
@@ -59,8 +36,7 @@ public sealed class LegacyPythonNode : IAsyncDisposable
     /// <summary>Sends one command and returns its one-line answer.</summary>
     public async Task<string> AskAsync(string command)
     {
-        await _process.StandardInput.WriteLineAsync(command);
-        await _process.StandardInput.FlushAsync();
+        await _node.SendLineAsync(command);
         return await NextLineAsync();
     }
 
@@ -68,12 +44,11 @@ public sealed class LegacyPythonNode : IAsyncDisposable
     {
         try
         {
-            return await _lines.Reader.ReadAsync().AsTask().Within();
+            return await _node.Lines.ReadAsync().AsTask().Within();
         }
         catch (ChannelClosedException)
         {
-            lock (_stderr)
-                throw new InvalidOperationException("legacy_node.py exited: " + string.Join('\n', _stderr));
+            throw new InvalidOperationException("legacy_node.py exited: " + _node.Stderr);
         }
     }
 
@@ -83,8 +58,7 @@ public sealed class LegacyPythonNode : IAsyncDisposable
         {
             if (!_process.HasExited)
             {
-                await _process.StandardInput.WriteLineAsync("quit");
-                await _process.StandardInput.FlushAsync();
+                await _node.SendLineAsync("quit");
                 await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
             }
         }
@@ -94,7 +68,7 @@ public sealed class LegacyPythonNode : IAsyncDisposable
         }
         finally
         {
-            _process.Dispose();
+            _node.Dispose();
         }
     }
 }
