@@ -334,10 +334,13 @@ internal sealed class ServerConnection : FramedConnection
     private void Forget(uint id, RequestWork work)
     {
         lock (_runningGate)
-        {
-            if (_running.TryGetValue(id, out var running) && ReferenceEquals(running, work))
-                _running.Remove(id);
-        }
+            ForgetLocked(id, work);
+    }
+
+    private void ForgetLocked(uint id, RequestWork work)
+    {
+        if (_running.TryGetValue(id, out var running) && ReferenceEquals(running, work))
+            _running.Remove(id);
     }
 
     /// <summary>A running request's reply is about to be queued: forget its id and count the reply as in transit until written.</summary>
@@ -350,9 +353,9 @@ internal sealed class ServerConnection : FramedConnection
     /// <summary>Pools a finished request's work item (its id was forgotten before its reply). Its slot is freed when its reply is written (<see cref="OnRequestSlotsFreed"/>).</summary>
     private void Complete(RequestWork work, uint id, int requestBytes)
     {
-        Forget(id, work); // a path that sent no reply
         lock (_runningGate)
         {
+            ForgetLocked(id, work); // a path that sent no reply
             if (_workPool.Count < MaxPooledWork)
                 _workPool.Push(work);
         }

@@ -11,12 +11,7 @@ public static class Net
     public static readonly TimeSpan Patience = P2PLocal.Rpc.Testing.Patience.Limit;
 
     /// <summary>A UDP port that is free now (the OS picks it), so parallel tests and processes do not collide.</summary>
-    public static int FreeUdpPort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+    public static int FreeUdpPort() => P2PLocal.Rpc.Testing.LoopbackPorts.FreeUdpPort();
 
     /// <summary>Loopback options; every limit not given keeps the library default.</summary>
     public static NodeOptions Options(string name, int discoveryPort, int? maxFrameSize = null, TimeSpan? handshakeTimeout = null,
