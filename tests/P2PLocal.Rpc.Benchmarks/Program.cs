@@ -23,6 +23,20 @@ if (Option("--load") is { } loaded)
     return 0;
 }
 
+if (Option("--ceiling") is { } ceilingRounds)
+{
+    // Issue 16: typed arms against the raw pipelined ceiling, interleaved; --arms picks the arms (raw-pipelined first).
+    var names = Option("--arms")?.Split(',') ?? ["raw-pipelined", "typed", "typed-inline"];
+    var arms = names.Select(n => AllArms().Select(f => f()).First(a => a.Name == n)).ToList();
+    var slice = TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "300", CultureInfo.InvariantCulture));
+    var loadBefore = Report.LoadAverage();
+    var figures = await Ceiling.RunAsync(arms, [64, 256], int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice);
+    Console.Write(Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage()));
+    foreach (var arm in arms)
+        await arm.DisposeAsync();
+    return 0;
+}
+
 if (Option("--alloc-profile") is { } profiled)
 {
     await using (var profiledArm = AllArms().Select(f => f()).First(a => a.Name == profiled))

@@ -39,6 +39,8 @@ internal abstract class FramedConnection
     private Queue<FrameBuffer> _draining = new();
     private readonly WriteSignal _writeSignal = new();
     private bool _writing;
+    private bool _gathering; // the read loop is handling a read's frames: it sends what they queue, once (FlushGathered)
+    private byte[]? _gatherBatch;
     private bool _sendCompleted;
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
@@ -208,10 +210,10 @@ internal abstract class FramedConnection
             if (Interlocked.Add(ref _queuedSendBytes, frame.Length) + Volatile.Read(ref _heldReceivedBytes) > _maxBufferedBytes)
                 MarkOverLimit();
 
-            if (_writing || !SendInline)
+            if (_writing || _gathering || !SendInline)
             {
                 _queued.Enqueue(frame);
-                if (!_writing)
+                if (!_writing && !_gathering)
                 {
                     _writing = true;
                     wake = true;
@@ -361,6 +363,8 @@ internal abstract class FramedConnection
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                lock (_sendGate)
+                    _gathering = true;
                 try
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
@@ -377,6 +381,7 @@ internal abstract class FramedConnection
                 }
                 finally
                 {
+                    FlushGathered();
                     // Paused with whole frames left: mark nothing examined, so the next read returns them at once.
                     if (paused)
                         _input.AdvanceTo(buffer.Start);
@@ -408,6 +413,84 @@ internal abstract class FramedConnection
         }
 
         Close(error);
+    }
+
+    /// <summary>
+    /// Read loop, after a read's frames: sends the frames queued while they were handled (replies of inline
+    /// functions, and any others that came meanwhile) in one write from this thread, with no hop to the write loop
+    /// (issue 16). A write that does not complete at once is finished off the read loop, so reading never waits on
+    /// the peer reading (both sides doing so could deadlock); frames that do not fit one batch go to the write loop.
+    /// </summary>
+    private void FlushGathered()
+    {
+        var batch = _gatherBatch ??= new byte[BatchSize];
+        var filled = 0;
+        var batched = new BatchedFrames();
+        lock (_sendGate)
+        {
+            _gathering = false;
+            if (_writing || _queued.Count == 0)
+                return;
+            _writing = true;
+            while (_queued.TryPeek(out var frame) && filled + frame.Frame.Length <= batch.Length)
+            {
+                _queued.Dequeue();
+                frame.Frame.Span.CopyTo(batch.AsSpan(filled));
+                filled += frame.Frame.Length;
+                batched.Bytes += frame.Length;
+                batched.Slots += frame.HoldsRequestSlot ? 1 : 0;
+                frame.Dispose();
+            }
+        }
+
+        if (filled == 0)
+        {
+            _writeSignal.Set(); // a large frame first: the write loop writes it from its own buffer
+            return;
+        }
+
+        ValueTask write;
+        try
+        {
+            write = _stream.WriteAsync(batch.AsMemory(0, filled));
+        }
+        catch (Exception e)
+        {
+            ReleaseBatched(ref batched);
+            Close(e);
+            return;
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            write.GetAwaiter().GetResult();
+            ReleaseBatched(ref batched);
+            ReleaseWriting();
+        }
+        else
+        {
+            _gatherBatch = null; // the write still reads it; the next flush takes a new one
+            _ = FinishGatheredWriteAsync(write, batched);
+        }
+    }
+
+    private async Task FinishGatheredWriteAsync(ValueTask write, BatchedFrames batched)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Close(e);
+            return;
+        }
+        finally
+        {
+            ReleaseBatched(ref batched);
+        }
+
+        ReleaseWriting();
     }
 
     /// <summary>Runs on the read loop before the first read (a TLS handshake, issue 10); throwing closes the connection.</summary>
