@@ -462,6 +462,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
                 _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, CancellationToken.None).ConfigureAwait(false);
+            connection.InlineCompletions = _options.InlineCompletions;
             _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
             // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
             _ = connection.Closed.ContinueWith(closed => { ForgetClient(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,

@@ -24,6 +24,12 @@ public sealed record FunctionDescriptor(
     /// serve the function alike.
     /// </summary>
     public string? Signature { get; init; }
+
+    /// <summary>
+    /// True when the function runs on the connection's read loop (<see cref="P2PFunctionAttribute.Inline"/>), false
+    /// when it runs on the thread pool (the default, and always for a dynamic function). Not sent to peers.
+    /// </summary>
+    public bool RunsInline { get; init; }
 }
 
 /// <summary>One kwarg a function takes.</summary>

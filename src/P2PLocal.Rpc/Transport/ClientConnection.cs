@@ -354,13 +354,21 @@ internal sealed class ClientConnection : FramedConnection
             throw;
         }
 
+        PendingCall? taken = null;
         lock (_pendingGate)
         {
-            if (_pending.Remove(id, out var pending) && pending.TrySetResult(frame))
-                return;
+            // Claimed under the lock, so a caller that gave up cannot return it to the pool in between; resumed outside it.
+            if (_pending.Remove(id, out var pending) && pending.TryTakeResult(frame))
+                taken = pending;
         }
 
-        frame.Dispose(); // the caller already gave up on it
+        if (taken is null)
+        {
+            frame.Dispose(); // the caller already gave up on it
+            return;
+        }
+
+        taken.Deliver(InlineCompletions);
     }
 
     protected override void OnClosed(Exception? reason)
@@ -373,6 +381,9 @@ internal sealed class ClientConnection : FramedConnection
             : ConnectionLost(reason));
         FailPending(reason);
     }
+
+    /// <summary>Resume callers on the read loop (<see cref="NodeOptions.InlineCompletions"/>); set before the first call.</summary>
+    public bool InlineCompletions { get; set; }
 
     /// <summary>Only this call is waiting: write it at once (see <see cref="FramedConnection.SendInline"/>).</summary>
     protected override bool SendInline => _pending.Count <= 1; // a hint: a racy read costs at most one hop or one unbatched write
