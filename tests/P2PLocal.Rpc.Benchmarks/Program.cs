@@ -31,9 +31,30 @@ if (Option("--ceiling") is { } ceilingRounds)
     var slice = TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "300", CultureInfo.InvariantCulture));
     var loadBefore = Report.LoadAverage();
     var figures = await Ceiling.RunAsync(arms, [64, 256], int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice);
-    Console.Write(Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage()));
+    var ceilingText = Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage());
+    Console.Write(ceilingText);
     foreach (var arm in arms)
         await arm.DisposeAsync();
+    if (Option("--out") is { } ceilingOut)
+        Sections.Write(Path.Combine(ceilingOut, "benchmarks.md"), "ceiling", "## Against the raw pipelined ceiling (issue 16)\n\n" +
+            $"`{string.Join(" ", args)}`. " + ceilingText);
+    return 0;
+}
+
+if (args.Contains("--growth"))
+{
+    var growthOut = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");
+    var growth = await Growth.RunAsync(TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "1000", CultureInfo.InvariantCulture)));
+    Sections.Write(Path.Combine(growthOut, "benchmarks.md"), "growth", GrowthReport.Markdown(growth));
+    try
+    {
+        GrowthReport.Plot(growth, Path.Combine(growthOut, "benchmarks-growth.png"));
+    }
+    catch (Exception e) when (e is TypeInitializationException or DllNotFoundException)
+    {
+        Console.Error.WriteLine($"The plot could not be drawn (SkiaSharp native assets?): {e.Message}");
+    }
+
     return 0;
 }
 
@@ -137,7 +158,8 @@ string[] notes =
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
 var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
-await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.md"), markdown);
+var reportPath = Path.Combine(outDir, "benchmarks.md");
+await File.WriteAllTextAsync(reportPath, markdown + Sections.Carried(reportPath));
 try
 {
     Report.Plot(results, Path.Combine(outDir, "benchmarks.png"));
