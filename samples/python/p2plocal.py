@@ -10,6 +10,8 @@ lists a peer's functions, raises each wire error as its own exception, and serve
         print(node.request("bob", "greet", name="Ann"))
         call = node.call("bob", "slow", {"ms": 60000})           # a pending call
         call.cancel()                                           # sends a cancel; the handler's token fires there
+        # [MessagePackObject] kwargs from dicts of members, by the peer's own description of them ($methods):
+        print(node.invoke("bob", "Measure", segment={"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}}))
 
 Thread-safe: any thread may call, and calls may overlap. Close the node (or leave the `with` block) to send a
 goodbye and release its sockets and threads.
