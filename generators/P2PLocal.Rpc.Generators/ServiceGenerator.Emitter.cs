@@ -100,10 +100,11 @@ public sealed partial class ServiceGenerator
             w.WriteLine($"public const string Fingerprint = {Quote(contract.Fingerprint)};");
             w.WriteLine();
             // Each [MessagePackObject] type once per contract, declared before Functions (static fields start in text order).
-            var objectTypes = contract.Functions.SelectMany(f => f.ObjectTypes).Select(t => t.Name).Distinct().OrderBy(n => n, StringComparer.Ordinal).ToList();
-            foreach (var shape in contract.Functions.SelectMany(f => f.ObjectTypes).GroupBy(t => t.Name).Select(g => g.First()).OrderBy(t => t.Name, StringComparer.Ordinal))
-                EmitObjectType(w, shape, "s_type" + objectTypes.IndexOf(shape.Name).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            if (objectTypes.Count > 0)
+            var shapes = contract.Functions.SelectMany(f => f.ObjectTypes).GroupBy(t => t.Name).Select(g => g.First()).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+            string Field(ObjectShape shape) => "s_type" + shapes.FindIndex(s => s.Name == shape.Name).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var shape in shapes)
+                EmitObjectType(w, shape, Field(shape));
+            if (shapes.Count > 0)
                 w.WriteLine();
 
             w.WriteLine($"public static readonly {Dispatch}.FunctionDescriptor[] Functions =");
@@ -115,7 +116,7 @@ public sealed partial class ServiceGenerator
                 w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
                 var types = function.ObjectTypes.Count == 0
                     ? ""
-                    : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(t => "s_type" + objectTypes.IndexOf(t.Name).ToString(System.Globalization.CultureInfo.InvariantCulture)))} }}";
+                    : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(Field))} }}";
                 w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{types} }},").Unindent();
             }
 

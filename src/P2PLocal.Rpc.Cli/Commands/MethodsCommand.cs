@@ -76,10 +76,10 @@ internal static class MethodsCommand
     }
 
     /// <summary>
-/// A function as JSON, with its contract's name and fingerprint when a generated service serves it (null for dynamic
-/// ones and for older nodes, whose <c>$methods</c> has no <c>contract</c> key), its kwargs' known defaults, and the
-/// object types it reaches (empty for older nodes).
-/// </summary>
+    /// A function as JSON, with its contract's name and fingerprint when a generated service serves it (null for dynamic
+    /// ones and for older nodes, whose <c>$methods</c> has no <c>contract</c> key), its kwargs' known defaults, and the
+    /// object types it reaches (empty for older nodes).
+    /// </summary>
     internal static FunctionJson ToJson(FunctionDescriptor function) => new(
         function.Name,
         [.. function.Parameters.Select(p => new ParameterJson(p.Name, p.Type, p.IsOptional, JsonValues.ToJson(p.DefaultValue)))],
