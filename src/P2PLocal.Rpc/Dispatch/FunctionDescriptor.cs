@@ -26,6 +26,12 @@ public sealed record FunctionDescriptor(
     public string? Signature { get; init; }
 
     /// <summary>
+    /// The <c>[MessagePackObject]</c> types its kwargs and result reach (members' types included), in ordinal order of
+    /// name, so a caller can build them; empty for a dynamic function and for types a node cannot describe.
+    /// </summary>
+    public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
+
+    /// <summary>
     /// True when the function runs on the connection's read loop (<see cref="P2PFunctionAttribute.Inline"/>), false
     /// when it runs on the thread pool (the default, and always for a dynamic function). Not sent to peers.
     /// </summary>
