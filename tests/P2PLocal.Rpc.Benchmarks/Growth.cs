@@ -29,7 +29,7 @@ public static class Growth
 
     public sealed record Result(List<PeerFigure> Peers, List<PayloadFigure> Payloads, List<DiscoveryFigure> Discovery);
 
-    public static async Task<Result> RunAsync(TimeSpan slice)
+    public static async Task<Result> RunAsync(TimeSpan slice, bool peersOnly = false)
     {
         var result = new Result([], [], []);
         foreach (var n in Peers)
@@ -37,6 +37,9 @@ public static class Growth
             result.Peers.Add(await CallingPeersAsync(n, slice));
             Console.WriteLine($"  {result.Peers[^1]}");
         }
+
+        if (peersOnly)
+            return result;
 
         result.Payloads.AddRange(await PayloadsAsync(slice));
         foreach (var p in result.Payloads)

@@ -44,7 +44,9 @@ if (Option("--ceiling") is { } ceilingRounds)
 if (args.Contains("--growth"))
 {
     var growthOut = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");
-    var growth = await Growth.RunAsync(TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "1000", CultureInfo.InvariantCulture)));
+    var growth = await Growth.RunAsync(TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "1000", CultureInfo.InvariantCulture)), args.Contains("--peers-only"));
+    if (args.Contains("--peers-only"))
+        return 0;
     Sections.Write(Path.Combine(growthOut, "benchmarks.md"), "growth", GrowthReport.Markdown(growth));
     try
     {

@@ -40,7 +40,6 @@ internal abstract class FramedConnection
     private readonly WriteSignal _writeSignal = new();
     private bool _writing;
     private bool _gathering; // the read loop is handling a read's frames: it sends what they queue, once (FlushGathered)
-    private byte[]? _gatherBatch;
     private bool _sendCompleted;
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
@@ -69,7 +68,8 @@ internal abstract class FramedConnection
         _socket = socket;
         _socket.NoDelay = true;
         _stream = stream;
-        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        // Zero-byte reads: an idle connection waits for data without holding a buffer (issue 16, memory per idle connection).
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096, useZeroByteReads: true));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         _maxBufferedBytes = maxBufferedBytes;
         _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
@@ -423,7 +423,7 @@ internal abstract class FramedConnection
     /// </summary>
     private void FlushGathered()
     {
-        var batch = _gatherBatch ??= new byte[BatchSize];
+        byte[] batch;
         var filled = 0;
         var batched = new BatchedFrames();
         lock (_sendGate)
@@ -432,6 +432,7 @@ internal abstract class FramedConnection
             if (_writing || _queued.Count == 0)
                 return;
             _writing = true;
+            batch = ArrayPool<byte>.Shared.Rent(BatchSize); // rented per flush: an idle connection holds none
             while (_queued.TryPeek(out var frame) && filled + frame.Frame.Length <= batch.Length)
             {
                 _queued.Dequeue();
@@ -445,7 +446,8 @@ internal abstract class FramedConnection
 
         if (filled == 0)
         {
-            _writeSignal.Set(); // a large frame first: the write loop writes it from its own buffer
+            ArrayPool<byte>.Shared.Return(batch);
+            _writeSignal.Set(); // a large frame first: the write loop writes it on its own
             return;
         }
 
@@ -456,6 +458,7 @@ internal abstract class FramedConnection
         }
         catch (Exception e)
         {
+            ArrayPool<byte>.Shared.Return(batch);
             ReleaseBatched(ref batched);
             Close(e);
             return;
@@ -464,17 +467,17 @@ internal abstract class FramedConnection
         if (write.IsCompletedSuccessfully)
         {
             write.GetAwaiter().GetResult();
+            ArrayPool<byte>.Shared.Return(batch);
             ReleaseBatched(ref batched);
             ReleaseWriting();
         }
         else
         {
-            _gatherBatch = null; // the write still reads it; the next flush takes a new one
-            _ = FinishGatheredWriteAsync(write, batched);
+            _ = FinishGatheredWriteAsync(write, batch, batched);
         }
     }
 
-    private async Task FinishGatheredWriteAsync(ValueTask write, BatchedFrames batched)
+    private async Task FinishGatheredWriteAsync(ValueTask write, byte[] batch, BatchedFrames batched)
     {
         try
         {
@@ -487,6 +490,7 @@ internal abstract class FramedConnection
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(batch);
             ReleaseBatched(ref batched);
         }
 
@@ -508,7 +512,7 @@ internal abstract class FramedConnection
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
-        var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
+        byte[]? batch = null; // rented while woken, so an idle connection holds none
         // Frames copied into the batch return their buffers at once; their bytes and slots are released once it is written.
         var batched = new BatchedFrames();
         try
@@ -516,6 +520,7 @@ internal abstract class FramedConnection
             while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
             {
                 // Woken by ReleaseWriting: this loop holds _writing until the queue is empty.
+                batch = ArrayPool<byte>.Shared.Rent(BatchSize);
                 while (true)
                 {
                     Queue<FrameBuffer> frames;
@@ -568,6 +573,8 @@ internal abstract class FramedConnection
                     ReleaseBatched(ref batched);
                 }
 
+                ArrayPool<byte>.Shared.Return(batch);
+                batch = null;
                 if (Volatile.Read(ref _sendCompleted))
                     break; // CloseAfterFlushAsync: everything queued is written
             }
@@ -577,7 +584,8 @@ internal abstract class FramedConnection
             error = e;
         }
 
-        ArrayPool<byte>.Shared.Return(batch);
+        if (batch is not null)
+            ArrayPool<byte>.Shared.Return(batch);
         ReleaseBatched(ref batched); // a failed write: those frames are dropped
         lock (_sendGate)
         {

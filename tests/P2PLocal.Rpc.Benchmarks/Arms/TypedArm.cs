@@ -29,16 +29,7 @@ public sealed class TypedInlineArm(bool completions) : P2PArm
 {
     public override string Name => completions ? "typed-inline" : "typed-inline-hop";
 
-    protected override NodeOptions AliceOptions(NodeOptions options) => new()
-    {
-        Name = options.Name,
-        DiscoveryPort = options.DiscoveryPort,
-        Scope = options.Scope,
-        ShutdownGracePeriod = options.ShutdownGracePeriod,
-        AllowDuplicateName = options.AllowDuplicateName,
-        Security = options.Security,
-        InlineCompletions = completions,
-    };
+    protected override NodeOptions AliceOptions(NodeOptions options) => new(options) { InlineCompletions = completions };
 
     protected override void Register(Node bob) => bob.Register(new InlineGreeter());
 
