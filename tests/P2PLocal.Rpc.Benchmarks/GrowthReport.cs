@@ -15,31 +15,29 @@ public static class GrowthReport
         md.AppendLine();
         md.AppendLine(s_inv, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC with `dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- --growth`; every node in one process on loopback (discovery scope Loopback), {Environment.ProcessorCount} logical cores shared with other work. The load average (1 min) in each row was read as that row's figure was taken.");
         md.AppendLine();
-        md.AppendLine(s_inv, $"### Calling peers against one node (typed `Greet`, {Growth.LoopsPerPeer} calls in flight per peer, one connection each)");
-        md.AppendLine();
-        md.AppendLine("| calling peers | calls in flight | calls/s | p50 µs | p99 µs | heap per idle connection (both ends) | load |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var p in r.Peers)
-            md.AppendLine(s_inv, $"| {p.Peers} | {p.Peers * Growth.LoopsPerPeer} | {p.PerSecond:#,0} | {p.P50Us:#,0.0} | {p.P99Us:#,0.0} | {p.ConnectionBytes / 1024:#,0.0} KiB | {p.Load} |");
-        md.AppendLine();
-        md.AppendLine("### Payload size (typed `Bounce(byte[])` echo; MB/s counts request and reply bytes, 4 calls in flight)");
-        md.AppendLine();
-        md.AppendLine("| payload | p50 µs (sequential) | MB/s | load |");
-        md.AppendLine("|---:|---:|---:|---:|");
-        foreach (var p in r.Payloads)
-            md.AppendLine(s_inv, $"| {Size(p.Bytes)} | {p.P50Us:#,0.0} | {p.MegabytesPerSecond:#,0.0} | {p.Load} |");
-        md.AppendLine();
-        md.AppendLine("### Nodes on one discovery port (default 3 s advertise interval; beacons counted by the `p2plocal.beacons.*` metrics over two intervals of idling)");
-        md.AppendLine();
-        md.AppendLine("| nodes | all see all (ms from the first start) | beacons sent/s | datagrams received/s (all nodes) | CPU % of one core (idle, all nodes) | heap per idle peer entry | load |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var d in r.Discovery)
-            md.AppendLine(s_inv, $"| {d.Nodes} | {d.AllSeeAllMs:#,0} | {d.DatagramsSentPerSecond:#,0.0} | {d.DatagramsReceivedPerSecond:#,0} | {d.CpuPercent:0.0} | {d.PeerBytes:#,0} B | {d.Load} |");
-        md.AppendLine();
+        Table(md, $"### Calling peers against one node (typed `Greet`, {Growth.LoopsPerPeer} calls in flight per peer, one connection each)",
+            "| calling peers | calls in flight | calls/s | p50 µs | p99 µs | heap per idle connection (both ends) | load |",
+            r.Peers.Select(p => string.Create(s_inv, $"| {p.Peers} | {p.Peers * Growth.LoopsPerPeer} | {p.PerSecond:#,0} | {p.P50Us:#,0.0} | {p.P99Us:#,0.0} | {p.ConnectionBytes / 1024:#,0.0} KiB | {p.Load} |")));
+        Table(md, "### Payload size (typed `Bounce(byte[])` echo; MB/s counts request and reply bytes, 4 calls in flight)",
+            "| payload | p50 µs (sequential) | MB/s | load |",
+            r.Payloads.Select(p => string.Create(s_inv, $"| {Size(p.Bytes)} | {p.P50Us:#,0.0} | {p.MegabytesPerSecond:#,0.0} | {p.Load} |")));
+        Table(md, "### Nodes on one discovery port (default 3 s advertise interval; beacons counted by the `p2plocal.beacons.*` metrics over two intervals of idling)",
+            "| nodes | all see all (ms from the first start) | beacons sent/s | datagrams received/s (all nodes) | CPU % of one core (idle, all nodes) | heap per idle peer entry | load |",
+            r.Discovery.Select(d => string.Create(s_inv, $"| {d.Nodes} | {d.AllSeeAllMs:#,0} | {d.DatagramsSentPerSecond:#,0.0} | {d.DatagramsReceivedPerSecond:#,0} | {d.CpuPercent:0.0} | {d.PeerBytes:#,0} B | {d.Load} |")));
         md.AppendLine("Heap figures are `GC.GetTotalMemory(true)` deltas: per idle connection, before and after each caller's first call (client and server objects together, kernel socket buffers not included); per idle peer entry, n nodes on one port against the same n nodes each alone on its own port, divided by the n(n-1) entries.");
         md.AppendLine();
         md.AppendLine("![How cost grows](benchmarks-growth.png)");
         return md.ToString();
+    }
+
+    /// <summary>A titled table whose columns are all right-aligned.</summary>
+    private static void Table(StringBuilder md, string title, string header, IEnumerable<string> rows)
+    {
+        md.AppendLine(title).AppendLine().AppendLine(header);
+        md.AppendLine(string.Concat(Enumerable.Repeat("|---:", header.Count(c => c == '|') - 1)) + "|");
+        foreach (var row in rows)
+            md.AppendLine(row);
+        md.AppendLine();
     }
 
     private static string Size(int bytes) => bytes >= 1024 * 1024 ? $"{bytes / (1024 * 1024)} MB" : $"{bytes / 1024} KB";

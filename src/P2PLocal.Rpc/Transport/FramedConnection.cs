@@ -253,13 +253,17 @@ internal abstract class FramedConnection
         }
         else
         {
-            _ = FinishInlineWriteAsync(write, frame);
+            _ = FinishWriteAsync(write, frame, static (connection, f) => connection.Retire(f));
         }
 
         return true;
     }
 
-    private async Task FinishInlineWriteAsync(ValueTask write, FrameBuffer frame)
+    /// <summary>
+    /// A write made from a sending thread (inline, or the read loop's gathered flush) that did not finish at once:
+    /// finishes it off that thread, releases what it wrote, then gives up the stream (or hands it to the write loop).
+    /// </summary>
+    private async Task FinishWriteAsync<TWritten>(ValueTask write, TWritten written, Action<FramedConnection, TWritten> release)
     {
         try
         {
@@ -272,7 +276,7 @@ internal abstract class FramedConnection
         }
         finally
         {
-            Retire(frame);
+            release(this, written);
         }
 
         ReleaseWriting();
@@ -473,28 +477,12 @@ internal abstract class FramedConnection
         }
         else
         {
-            _ = FinishGatheredWriteAsync(write, batch, batched);
+            _ = FinishWriteAsync(write, (batch, batched), static (connection, written) =>
+            {
+                ArrayPool<byte>.Shared.Return(written.batch);
+                connection.ReleaseBatched(ref written.batched);
+            });
         }
-    }
-
-    private async Task FinishGatheredWriteAsync(ValueTask write, byte[] batch, BatchedFrames batched)
-    {
-        try
-        {
-            await write.ConfigureAwait(false);
-        }
-        catch (Exception e)
-        {
-            Close(e);
-            return;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(batch);
-            ReleaseBatched(ref batched);
-        }
-
-        ReleaseWriting();
     }
 
     /// <summary>Runs on the read loop before the first read (a TLS handshake, issue 10); throwing closes the connection.</summary>
