@@ -37,7 +37,7 @@ if (Option("--ceiling") is { } ceilingRounds)
         await arm.DisposeAsync();
     if (Option("--out") is { } ceilingOut)
         Sections.Write(Path.Combine(ceilingOut, "benchmarks.md"), "ceiling", "## Against the raw pipelined ceiling (issue 16)\n\n" +
-            $"`{string.Join(" ", args)}`. " + ceilingText);
+            $"`dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- --ceiling {ceilingRounds} --arms {string.Join(',', names)}`. " + ceilingText);
     return 0;
 }
 
