@@ -189,6 +189,12 @@ class ObjectTests(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "built from a dict"):
             p.encode("Geo.Measurement", ["x", 1.0], self.types)
 
+    def test_the_fingerprint_of_the_example_in_the_spec(self):
+        greet = {"name": "Greet", "signature": "Greet(name:string,)->string;"}
+        add = {"name": "AddAsync", "signature": "AddAsync(a:int,b:int=,)->int;"}
+        self.assertEqual(p.fingerprint([greet, add]), "e55b282aaf7bdb2d")
+        self.assertEqual(p.fingerprint([add, greet]), "e55b282aaf7bdb2d")
+
     def test_dynamic_functions_take_any_kwargs_unchanged(self):
         dynamic = {"name": "greet", "params": [], "returns": "object", "fingerprint": None}
         self.assertEqual(p.build_kwargs(dynamic, {"name": {"X": 1}}), {"name": {"X": 1}})
