@@ -61,10 +61,10 @@ internal static class RequestExtras
                 else if (key == TraceStateKey && reader.NextMessagePackType == MessagePackType.String)
                     traceState = reader.ReadString();
                 else
-                    Dispatch.KwargsCodec.SkipValue(ref reader);
+                    MessagePackValues.Skip(ref reader);
             }
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException)
+        catch (Exception e) when (MalformedInput.IsMalformed(e))
         {
             return false;
         }
@@ -84,7 +84,7 @@ internal static class RequestExtras
             if (reader.NextMessagePackType == MessagePackType.String && reader.TryReadStringSpan(out var feature))
                 acceptsExtras |= feature.SequenceEqual("extras"u8);
             else
-                Dispatch.KwargsCodec.SkipValue(ref reader);
+                MessagePackValues.Skip(ref reader);
         }
 
         return acceptsExtras;
