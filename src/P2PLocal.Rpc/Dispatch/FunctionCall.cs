@@ -11,7 +11,7 @@ namespace P2PLocal.Rpc.Dispatch;
 public readonly struct FunctionCall
 {
     internal FunctionCall(string function, ReadOnlyMemory<byte> kwargs, IBufferWriter<byte> result,
-        MessagePackSerializerOptions options, CallContext context, CancellationToken cancellationToken, Transport.ItemSink? stream = null)
+        MessagePackSerializerOptions options, CallContext context, CancellationToken cancellationToken, IStreamSink? stream = null)
     {
         Stream = stream;
         Function = function;
@@ -44,7 +44,7 @@ public readonly struct FunctionCall
     public CancellationToken CancellationToken { get; }
 
     /// <summary>Where the items of a stream request go (see <see cref="GeneratedStreams"/>); null for a request of one result.</summary>
-    internal Transport.ItemSink? Stream { get; }
+    internal IStreamSink? Stream { get; }
 
     /// <summary>True when the caller asked for a stream of items (a stream request), false when it waits for one result.</summary>
     public bool IsStream => Stream is not null;

@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using MessagePack;
 using MessagePack.Formatters;
-using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Dispatch;
 
@@ -47,7 +46,7 @@ public static class GeneratedStreams
         return WriteItemsAsync(call, call.Stream!, items);
     }
 
-    private static async ValueTask WriteItemsAsync<T>(FunctionCall call, ItemSink sink, IAsyncEnumerable<T> items)
+    private static async ValueTask WriteItemsAsync<T>(FunctionCall call, IStreamSink sink, IAsyncEnumerable<T> items)
     {
         IMessagePackFormatter<T> formatter;
         try

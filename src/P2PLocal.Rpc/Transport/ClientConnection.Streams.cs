@@ -8,11 +8,8 @@ namespace P2PLocal.Rpc.Transport;
 /// <summary>The calling side of streamed results (issue 14; PROTOCOL.md, "Streamed results").</summary>
 internal sealed partial class ClientConnection
 {
-    private static readonly ResultReader<bool> s_skipEnd = static (ref MessagePackReader reader, MessagePackSerializerOptions _) =>
-    {
-        KwargsCodec.SkipValue(ref reader);
-        return true;
-    };
+    /// <summary>The end of a stream carries nil, which nobody reads.</summary>
+    private static readonly ResultReader<bool> s_ignoreEnd = static (ref MessagePackReader _, MessagePackSerializerOptions __) => true;
 
     /// <summary>The streams of this connection that have not ended, by id; under <see cref="_pendingGate"/>.</summary>
     private Dictionary<uint, ReceivingStream>? _streams;
@@ -254,7 +251,7 @@ internal sealed partial class ClientConnection
             var end = _end;
             _end = default;
             using (end)
-                owner.ReadReply(end, function, s_skipEnd);
+                owner.ReadReply(end, function, s_ignoreEnd);
             return null;
         }
 

@@ -3,7 +3,7 @@ using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
 
-namespace P2PLocal.Rpc.Transport;
+namespace P2PLocal.Rpc.Server;
 
 /// <summary>The serving side of streamed results (issue 14; PROTOCOL.md, "Streamed results").</summary>
 internal sealed partial class ServerConnection
@@ -53,7 +53,7 @@ internal sealed partial class ServerConnection
 /// One producer calls <see cref="WaitForCreditAsync"/>, <see cref="BeginItem"/> and <see cref="Send"/> in turn; the read loop
 /// calls <see cref="Grant"/>. Thread-safe for that use.
 /// </remarks>
-internal sealed class ItemSink
+internal sealed class ItemSink : IStreamSink
 {
     private readonly ServerConnection _connection;
     private readonly uint _id;
