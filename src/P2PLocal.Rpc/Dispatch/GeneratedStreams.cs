@@ -64,8 +64,15 @@ public static class GeneratedStreams
             while (true)
             {
                 // Credit first, then the next item: the producer never runs more than the window ahead of the caller.
-                await sink.WaitForCreditAsync(call.CancellationToken).ConfigureAwait(false);
-                if (!await enumerator.MoveNextAsync().ConfigureAwait(false))
+                // Items made without a wait between them go out together; anything that waits sends them first.
+                var credit = sink.WaitForCreditAsync(call.CancellationToken);
+                if (!credit.IsCompleted)
+                    sink.Flush();
+                await credit.ConfigureAwait(false);
+                var next = enumerator.MoveNextAsync();
+                if (!next.IsCompleted)
+                    sink.Flush();
+                if (!await next.ConfigureAwait(false))
                     break;
                 var frame = sink.BeginItem();
                 try
@@ -87,6 +94,7 @@ public static class GeneratedStreams
         }
         finally
         {
+            sink.Flush(); // the items made before an end, an error or a cancel go out before the reply
             await enumerator.DisposeAsync().ConfigureAwait(false);
         }
 

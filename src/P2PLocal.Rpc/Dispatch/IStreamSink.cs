@@ -16,7 +16,10 @@ internal interface IStreamSink
     /// <summary>A frame with the item header written: write exactly one value, the item, then <see cref="Send"/> it.</summary>
     FrameBuffer BeginItem();
 
-    /// <summary>Sends a frame made by <see cref="BeginItem"/>; the sink owns it from here.</summary>
+    /// <summary>Sends a frame made by <see cref="BeginItem"/>, at the latest on the next <see cref="Flush"/>; the sink owns it from here.</summary>
     /// <exception cref="FrameTooLargeException">The item is above the caller's frame limit; the frame is disposed.</exception>
     void Send(FrameBuffer frame);
+
+    /// <summary>Sends every item given to <see cref="Send"/> so far. Call before waiting for anything, and at the end.</summary>
+    void Flush();
 }

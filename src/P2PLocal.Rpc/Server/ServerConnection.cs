@@ -164,7 +164,7 @@ internal sealed partial class ServerConnection : FramedConnection
     public long LastUsefulTicks { get; private set; }
 
     /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
-    protected override bool SendInline => RunningCount <= 1;
+    protected override bool SendInline => RunningCount <= 1 && !IsStreaming; // items batch in the write loop (ServerConnection.Streams.cs)
 
     protected override void OnFrame(ReceivedFrame frame)
     {
@@ -309,7 +309,7 @@ internal sealed partial class ServerConnection : FramedConnection
                 work = new RequestWork(this);
             dispatcher = CallTelemetry.ObserveServer(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
             work.Start(id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts);
-            work.Stream = window > 0 ? new ItemSink(this, id, window) : null;
+            work.Stream = window > 0 ? StartStream(id, window) : null;
             _running.Add(id, work);
         }
 
@@ -483,6 +483,8 @@ internal sealed partial class ServerConnection : FramedConnection
                 _frame = default;
                 _dispatcher = null!;
                 Stream = null;
+                if (stream is not null)
+                    owner.EndStream();
                 cts.Dispose();
                 owner.Complete(this, id, frame.Length);
             }
