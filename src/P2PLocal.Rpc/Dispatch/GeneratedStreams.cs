@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using MessagePack;
 using MessagePack.Formatters;
+using P2PLocal.Rpc.Protocol;
 
 namespace P2PLocal.Rpc.Dispatch;
 
@@ -101,6 +102,3 @@ public static class GeneratedStreams
         await GeneratedResults.WriteNil(call).ConfigureAwait(false); // the end: the request's one reply, [1, id, nil]
     }
 }
-
-/// <summary>A request of the wrong shape for its function (one result asked of a stream): answered as error 2, no such function.</summary>
-internal sealed class StreamShapeException(string message) : MethodNotFoundException(message);

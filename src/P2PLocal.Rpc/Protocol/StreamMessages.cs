@@ -13,9 +13,6 @@ internal static class StreamMessages
     /// <summary>The hello feature that says "send me stream requests": a node lists it when it serves them.</summary>
     public const string Feature = "stream";
 
-    /// <summary>The smallest and largest window a caller may grant; see <see cref="NodeOptions.StreamWindow"/>.</summary>
-    public const int MinWindow = 1, MaxWindow = 16384;
-
     /// <summary>
     /// Writes the header of a stream request; the caller then writes the kwargs map, then <see cref="WriteWindow"/>, then
     /// the extras map when <paramref name="withExtras"/>.
@@ -77,3 +74,6 @@ internal static class StreamMessages
         return (reader.ReadUInt32(), reader.ReadUInt32());
     }
 }
+
+/// <summary>A request of the wrong shape for its function (one result asked of a stream): answered as error 2, no such function.</summary>
+internal sealed class StreamShapeException(string message) : MethodNotFoundException(message);
