@@ -36,9 +36,9 @@ public static class StreamBench
 
     public static string Describe(Result r) => string.Create(CultureInfo.InvariantCulture,
         $"Streamed results (issue 14): {r.Items:#,0} small items (an int64 each) as one stream: {r.StreamPerSecond:#,0} items/s " +
-        $"(window {r.Window}); the same number of unary calls returning one int64 each: {r.SequentialPerSecond:#,0} calls/s one after another " +
-        $"({r.StreamPerSecond / r.SequentialPerSecond:0.0}x fewer per second than the stream), {r.InFlightPerSecond:#,0} calls/s with 64 in flight " +
-        $"({r.StreamPerSecond / r.InFlightPerSecond:0.0}x). Both sides dynamic, loopback, measured in one run.");
+        $"(window {r.Window}). The same number of unary calls returning one int64 each: {r.SequentialPerSecond:#,0} calls/s one after another " +
+        $"(the stream: {r.StreamPerSecond / r.SequentialPerSecond:0.0}x), {r.InFlightPerSecond:#,0} calls/s with 64 in flight " +
+        $"(the stream: {r.StreamPerSecond / r.InFlightPerSecond:0.0}x). Both sides dynamic, loopback, measured in one run.");
 
     private static async IAsyncEnumerable<object?> Count(long n, [EnumeratorCancellation] CancellationToken ct)
     {
