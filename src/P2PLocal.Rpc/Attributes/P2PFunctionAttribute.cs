@@ -21,7 +21,8 @@ public sealed class P2PFunctionAttribute : Attribute
     /// no <c>Thread.Sleep</c>. While an inline function runs, no other request of its connection is read, so one that
     /// blocks stalls every call of that caller (head-of-line blocking) and delays its cancellations; functions left
     /// at the default always run concurrently on the thread pool. An async function runs inline up to its first
-    /// await that does not complete at once, and continues wherever that await resumes.
+    /// await that does not complete at once, and continues wherever that await resumes. A stream (<c>IAsyncEnumerable&lt;T&gt;</c>)
+    /// always runs on the thread pool.
     /// </remarks>
     public bool Inline { get; set; }
 }

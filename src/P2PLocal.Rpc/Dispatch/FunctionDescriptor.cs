@@ -32,6 +32,13 @@ public sealed record FunctionDescriptor(
     public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
 
     /// <summary>
+    /// True when the function streams its results (a <c>[P2PService]</c> method returning <see cref="IAsyncEnumerable{T}"/>,
+    /// or <see cref="Node.RegisterStream(string, Func{IReadOnlyDictionary{string, object}, CancellationToken, IAsyncEnumerable{object}})"/>):
+    /// its <see cref="ReturnType"/> is <c>stream&lt;T&gt;</c>, and callers read it with <see cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>.
+    /// </summary>
+    public bool IsStream => ReturnType.StartsWith(GeneratedStreams.ResultPrefix, StringComparison.Ordinal) && ReturnType.EndsWith('>');
+
+    /// <summary>
     /// True when the function runs on the connection's read loop (<see cref="P2PFunctionAttribute.Inline"/>), false
     /// when it runs on the thread pool (the default, and always for a dynamic function). Not sent to peers.
     /// </summary>

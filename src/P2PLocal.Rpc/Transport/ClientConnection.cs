@@ -17,7 +17,7 @@ namespace P2PLocal.Rpc.Transport;
 /// replies, timeouts and a lost connection complete it under <see cref="_pendingGate"/>, so a call is never
 /// completed after its caller has returned it to the pool.
 /// </remarks>
-internal sealed class ClientConnection : FramedConnection
+internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
     private readonly object _pendingGate = new();
@@ -43,7 +43,7 @@ internal sealed class ClientConnection : FramedConnection
         get
         {
             lock (_pendingGate)
-                return _pending.Count;
+                return _pending.Count + StreamCount; // a stream is pending until it ends
         }
     }
 
@@ -234,15 +234,21 @@ internal sealed class ClientConnection : FramedConnection
         pending.Dispose();
     }
 
-    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs)
+    /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
+    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, int window = 0)
     {
         var frame = new FrameBuffer();
         try
         {
             var writer = new MessagePackWriter(frame);
             var traced = RequestExtras.TraceContextFor(PeerHello);
-            Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            if (window > 0)
+                StreamMessages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            else
+                Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
             writeKwargs(ref writer, state, _options);
+            if (window > 0)
+                StreamMessages.WriteWindow(ref writer, window);
             if (traced is not null)
                 RequestExtras.Write(ref writer, traced);
             writer.Flush();
@@ -332,7 +338,7 @@ internal sealed class ClientConnection : FramedConnection
                 return;
             }
 
-            if (kind is not (MessageKind.Result or MessageKind.Error))
+            if (kind is not (MessageKind.Result or MessageKind.Error or MessageKind.StreamItem))
                 throw new InvalidDataException($"A server does not send {kind} messages.");
             id = reader.ReadUInt32();
         }
@@ -340,6 +346,12 @@ internal sealed class ClientConnection : FramedConnection
         {
             frame.Dispose();
             throw;
+        }
+
+        if (kind == MessageKind.StreamItem)
+        {
+            OnStreamItem(id, frame);
+            return;
         }
 
         PendingCall? taken = null;
@@ -350,13 +362,15 @@ internal sealed class ClientConnection : FramedConnection
                 taken = pending;
         }
 
-        if (taken is null)
+        if (taken is not null)
         {
-            frame.Dispose(); // the caller already gave up on it
+            taken.Deliver(InlineCompletions);
             return;
         }
 
-        taken.Deliver(InlineCompletions);
+        if (TryEndStream(id, frame))
+            return;
+        frame.Dispose(); // the caller already gave up on it
     }
 
     protected override void OnClosed(Exception? reason)
@@ -383,6 +397,7 @@ internal sealed class ClientConnection : FramedConnection
             foreach (var (_, pending) in _pending)
                 pending.TrySetException(ConnectionLost(reason));
             _pending.Clear();
+            FailStreams(reason);
             while (_pool.TryPop(out var pooled))
                 pooled.Dispose();
         }
