@@ -24,6 +24,12 @@ public sealed record FunctionDescriptor(
     /// serve the function alike.
     /// </summary>
     public string? Signature { get; init; }
+
+    /// <summary>
+    /// The <c>[MessagePackObject]</c> types its kwargs and result reach (members' types included), in ordinal order of
+    /// name, so a caller can build them; empty for a dynamic function and for types a node cannot describe.
+    /// </summary>
+    public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
 }
 
 /// <summary>One kwarg a function takes.</summary>
