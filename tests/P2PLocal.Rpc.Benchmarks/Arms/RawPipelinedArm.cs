@@ -153,7 +153,7 @@ public sealed class RawPipelinedArm : IArm
             bool wake;
             lock (_gate)
             {
-                call = _pool.Count > 0 ? _pool.Pop() : new PendingCall(TimeProvider.System);
+                call = _pool.Count > 0 ? _pool.Pop() : new PendingCall();
                 call.Reset();
                 var id = ++_nextId;
                 _pending[id] = call;
