@@ -107,7 +107,7 @@ internal sealed class ClientConnection : FramedConnection
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
             if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
-                throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.");
+                throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.") { PeerName = peerName };
             connection.PeerHello = hello;
             connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
             return connection;
@@ -122,7 +122,7 @@ internal sealed class ClientConnection : FramedConnection
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
             var why = e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds:0} ms" : e.Message;
-            throw new PeerConnectionException($"Cannot connect to peer '{peerName}' at {endPoint}: {why}", e);
+            throw new PeerConnectionException($"Cannot connect to peer '{peerName}' at {endPoint}: {why}", e) { PeerName = peerName };
         }
     }
 
@@ -317,7 +317,7 @@ internal sealed class ClientConnection : FramedConnection
                 }
                 catch (BadHelloException e)
                 {
-                    _hello.TrySetException(new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} sent a hello this node cannot accept: {e.Message}"));
+                    _hello.TrySetException(new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} sent a hello this node cannot accept: {e.Message}") { PeerName = _peerName });
                     throw;
                 }
 
@@ -332,10 +332,10 @@ internal sealed class ClientConnection : FramedConnection
                 reader.ReadUInt32();
                 var (code, type, message) = Messages.ReadError(ref reader, count);
                 _hello.TrySetException(code == ErrorCode.Busy
-                    ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}")
+                    ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}") { PeerName = _peerName }
                     : type == Messages.AuthenticationRequiredType
-                    ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}")
-                    : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}"));
+                    ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}") { PeerName = _peerName }
+                    : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}") { PeerName = _peerName });
                 frame.Dispose();
                 return;
             }
@@ -365,7 +365,7 @@ internal sealed class ClientConnection : FramedConnection
         // close before its hello.
         _hello.TrySetException(PeerId is not null && !_hello.Task.IsCompleted
             ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} closed the TLS connection before its hello: it does not trust this node " +
-                "(another network key, or this node's id is not pinned there). Give both nodes the same NodeSecurity.", reason)
+                "(another network key, or this node's id is not pinned there). Give both nodes the same NodeSecurity.", reason) { PeerName = _peerName }
             : ConnectionLost(reason));
         FailPending(reason);
     }
@@ -386,5 +386,5 @@ internal sealed class ClientConnection : FramedConnection
     }
 
     private PeerConnectionException ConnectionLost(Exception? reason) =>
-        new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
+        new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason) { PeerName = _peerName };
 }
