@@ -169,6 +169,67 @@ public class FrameTests
         new ReceivedFrame([], 0).Dispose();
     }
 
+    // The shared pool hands the array returned last on this thread to the next rent of its size: a buffer that was not
+    // given back shows up as a different array.
+    private static byte[] ArrayOf(ReadOnlyMemory<byte> memory)
+    {
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(memory, out var segment));
+        return segment.Array!;
+    }
+
+    [Fact]
+    public void Dispose_gives_the_buffer_back_to_the_pool()
+    {
+        var frame = new FrameBuffer(1000);
+        var array = ArrayOf(frame.Frame);
+        frame.Dispose();
+        var next = ArrayPool<byte>.Shared.Rent(1000);
+        Assert.Same(array, next);
+        ArrayPool<byte>.Shared.Return(next);
+    }
+
+    [Fact]
+    public void Growing_gives_the_smaller_buffer_back_to_the_pool()
+    {
+        using var frame = new FrameBuffer(1000);
+        var small = ArrayOf(frame.Frame);
+        frame.GetSpan(5000);
+        var next = ArrayPool<byte>.Shared.Rent(1000);
+        Assert.Same(small, next);
+        ArrayPool<byte>.Shared.Return(next);
+    }
+
+    [Fact]
+    public void Disposing_a_received_frame_gives_its_array_back_to_the_pool()
+    {
+        var array = ArrayPool<byte>.Shared.Rent(3000);
+        new ReceivedFrame(array, 10).Dispose();
+        var next = ArrayPool<byte>.Shared.Rent(3000);
+        Assert.Same(array, next);
+        ArrayPool<byte>.Shared.Return(next);
+    }
+
+    [Fact]
+    public void GetMemory_grows_to_the_room_asked_for()
+    {
+        using var frame = new FrameBuffer(64);
+        frame.GetMemory(1).Span[0] = 42;
+        frame.Advance(1);
+        var memory = frame.GetMemory(5000);
+        Assert.True(memory.Length >= 5000, $"asked for 5000 bytes, got {memory.Length}");
+        frame.Advance(5000);
+        frame.Complete(5001);
+        Assert.Equal(42, frame.Frame.Span[4]);
+    }
+
+    [Fact]
+    public void Advancing_by_zero_is_allowed()
+    {
+        using var frame = new FrameBuffer();
+        frame.Advance(0);
+        Assert.Equal(0, frame.PayloadLength);
+    }
+
     [Fact]
     public void HoldsRequestSlot_is_off_until_set()
     {
