@@ -392,6 +392,3 @@ internal sealed class ClientConnection : FramedConnection
     private PeerConnectionException ConnectionLost(Exception? reason) =>
         new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
 }
-
-/// <summary>The endpoint answered as another instance than the one discovery knows: the peer restarted there.</summary>
-internal sealed class PeerRestartedException(string message) : PeerConnectionException(message);
