@@ -228,3 +228,69 @@ public class BeaconTargetRuleTests
         Assert.DoesNotContain(BeaconTargets.ForLan(interfaces, 5000), t => IPAddress.IsLoopback(t.Advertised));
     }
 }
+
+public class DiscoveryPublicSurfaceTests
+{
+    [Theory]
+    [InlineData("hello", nameof(BeaconMessageKind.Hello))]
+    [InlineData("alive", nameof(BeaconMessageKind.Alive))]
+    [InlineData("bye", nameof(BeaconMessageKind.Bye))]
+    public void A_decoded_beacon_message_carries_every_field(string word, string kind)
+    {
+        Assert.True(BeaconMessage.TryDecode(Encoding.UTF8.GetBytes($"itecnet|bob|10.0.0.2:4000|p2p1|abc|{word}|2500|1795000000000|1.2.3"), out var message));
+        Assert.Equal(
+            new BeaconMessage("itecnet", "bob", new IPEndPoint(IPAddress.Parse("10.0.0.2"), 4000), Enum.Parse<BeaconMessageKind>(kind))
+            {
+                InstanceId = "abc",
+                AdvertiseInterval = TimeSpan.FromMilliseconds(2500),
+                StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(1_795_000_000_000),
+                LibraryVersion = "1.2.3",
+            },
+            message);
+        Assert.False(message.IsLegacy);
+    }
+
+    [Fact]
+    public void A_three_field_beacon_decodes_as_legacy_and_garbage_does_not_decode()
+    {
+        Assert.True(BeaconMessage.TryDecode("itecnet|pybob|10.0.0.5:8000"u8, out var legacy));
+        Assert.Equal(BeaconMessageKind.Legacy, legacy.Kind);
+        Assert.True(legacy.IsLegacy);
+        Assert.Equal("", legacy.InstanceId);
+        Assert.Null(legacy.LibraryVersion);
+        Assert.False(BeaconMessage.TryDecode("garbage"u8, out var none));
+        Assert.Null(none);
+        Assert.Equal(1024, BeaconMessage.MaxLength);
+    }
+
+    [Fact]
+    public void Loopback_routes_go_to_the_loopback_broadcast_address_and_ports_are_checked()
+    {
+        var route = Assert.Single(DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 47900));
+        Assert.Equal(new BeaconRoute("lo", IPAddress.Loopback, new IPEndPoint(IPAddress.Parse("127.255.255.255"), 47900)), route);
+        Assert.Single(DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 1));
+        Assert.Single(DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 65535));
+        Assert.Throws<ArgumentOutOfRangeException>(() => DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 65536));
+    }
+
+    [Fact]
+    public void Lan_routes_are_the_lan_targets_of_each_interface_by_name()
+    {
+        // Only computed, never sent to: the routes of this machine's interfaces.
+        var routes = DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Lan, 47900);
+        var expected = BeaconTargets.SystemInterfaces()
+            .SelectMany(nic => BeaconTargets.ForLan([nic], 47900).Select(t => new BeaconRoute(nic.Name, t.Advertised, t.Destination)));
+        Assert.Equal(expected, routes);
+        Assert.DoesNotContain(routes, r => IPAddress.IsLoopback(r.Advertised) || r.Interface == "lo");
+    }
+
+    [Fact]
+    public void The_library_version_is_the_informational_version_without_its_build_metadata()
+    {
+        var informational = typeof(Node).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion;
+        Assert.Equal(informational.Split('+')[0], DiscoveryDiagnostics.LibraryVersion);
+        Assert.DoesNotContain("+", DiscoveryDiagnostics.LibraryVersion, StringComparison.Ordinal);
+    }
+}

@@ -505,3 +505,19 @@ public class DispatchTests
         Assert.Throws<ArgumentNullException>(() => GeneratedFormatters.BadMember("Point", "X", null!));
     }
 }
+
+public class CallContextTests
+{
+    [Fact]
+    public void A_call_context_names_the_caller_and_its_address()
+    {
+        var context = new CallContext("alice", "i1", new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 5000), "peer-id");
+        Assert.Equal(("alice", "i1", "peer-id"), (context.PeerName, context.InstanceId, context.PeerId));
+        Assert.Equal("alice (i1) at 127.0.0.1:5000", context.ToString());
+        Assert.Equal("bob (i2) at ?", new CallContext("bob", "i2", null).ToString());
+        Assert.Null(new CallContext("bob", "i2", null).PeerId);
+        Assert.Throws<ArgumentNullException>(() => new CallContext(null!, "i", null));
+        Assert.Throws<ArgumentNullException>(() => new CallContext("n", null!, null));
+        Assert.Equal("", default(FunctionCall).CallerName);
+    }
+}
