@@ -2,7 +2,7 @@ using System.Buffers;
 using MessagePack;
 using MessagePack.Formatters;
 using P2PLocal.Rpc.Dispatch;
-using static P2PLocal.Rpc.UnitTests.MessageTests;
+using static P2PLocal.Rpc.UnitTests.Bytes;
 
 namespace P2PLocal.Rpc.UnitTests;
 

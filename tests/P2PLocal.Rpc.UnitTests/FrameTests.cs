@@ -271,6 +271,19 @@ public class FrameTests
     }
 
     [Fact]
+    public void A_prefix_and_payload_split_across_segments_are_read_whole()
+    {
+        var split = Bytes.Split([.. Frame(3, 1, 2, 3), .. Frame(2, 4, 5)], 2);
+        Assert.True(FrameDecoder.TryReadFrame(ref split, 1024, out var first));
+        using (first)
+            Assert.Equal(new byte[] { 1, 2, 3 }, first.Payload.ToArray());
+        Assert.True(FrameDecoder.TryReadFrame(ref split, 1024, out var second));
+        using (second)
+            Assert.Equal(new byte[] { 4, 5 }, second.Payload.ToArray());
+        Assert.True(split.IsEmpty);
+    }
+
+    [Fact]
     public void Lengths_of_one_and_of_the_limit_are_accepted()
     {
         var one = new ReadOnlySequence<byte>(Frame(1, 5));

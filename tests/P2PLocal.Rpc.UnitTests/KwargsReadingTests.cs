@@ -1,7 +1,7 @@
 using System.Buffers;
 using MessagePack;
 using P2PLocal.Rpc.Dispatch;
-using static P2PLocal.Rpc.UnitTests.MessageTests;
+using static P2PLocal.Rpc.UnitTests.Bytes;
 
 namespace P2PLocal.Rpc.UnitTests;
 
@@ -188,22 +188,8 @@ public class KwargsReadingTests
 
         static string? ScanSplit(byte[] bytes)
         {
-            var first = new Segment(bytes.AsMemory(0, 3));
-            var last = first.Append(bytes.AsMemory(3));
-            var reader = new MessagePackReader(new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length));
+            var reader = new MessagePackReader(Split(bytes, 3));
             return KwargsCodec.Scan(ref reader, 10, out _);
-        }
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
         }
     }
 

@@ -1,25 +1,14 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using MessagePack;
 using P2PLocal.Rpc.Protocol;
+using static P2PLocal.Rpc.UnitTests.Bytes;
 
 namespace P2PLocal.Rpc.UnitTests;
 
 /// <summary>The message shapes of PROTOCOL.md: exact bytes written, and what a reader refuses and why.</summary>
 public class MessageTests
 {
-    internal delegate void Write(ref MessagePackWriter writer);
-
-    internal static byte[] Pack(Write write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
-    }
-
     private static Hello ReadHello(byte[] bytes)
     {
         var reader = new MessagePackReader(bytes);

@@ -1,6 +1,6 @@
 using MessagePack;
 using P2PLocal.Rpc.Dispatch;
-using static P2PLocal.Rpc.UnitTests.MessageTests;
+using static P2PLocal.Rpc.UnitTests.Bytes;
 
 namespace P2PLocal.Rpc.UnitTests;
 
@@ -141,26 +141,12 @@ public class NumberBindingTests
     public void A_key_split_across_segments_is_read_whole_and_nil_reads_as_no_bytes()
     {
         var bytes = Pack((ref MessagePackWriter w) => w.Write("abcdef"));
-        var first = new Segment(bytes.AsMemory(0, 3));
-        var last = first.Append(bytes.AsMemory(3));
-        var reader = new MessagePackReader(new System.Buffers.ReadOnlySequence<byte>(first, 0, last, last.Memory.Length));
+        var reader = new MessagePackReader(Split(bytes, 3));
         Assert.Equal("abcdef"u8.ToArray(), GeneratedKwargs.ReadKey(ref reader, "f").ToArray());
 
         var nil = new MessagePackReader(Pack((ref MessagePackWriter w) => w.WriteNil()));
         Assert.True(GeneratedKwargs.ReadUtf8(ref nil).IsEmpty);
         Assert.True(nil.End);
-    }
-
-    private sealed class Segment : System.Buffers.ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
     }
 
     [Fact]
