@@ -43,8 +43,12 @@ def main():
         score = f"{100 * detected / total:.1f}%" if total else "-"
         print(f"| {folder} | {c['Killed']} | {c['Timeout']} | {c['Survived']} | {c['NoCoverage']} | {score} |")
     print()
+    print("| where | status | mutation | original -> mutant | decision |")
+    print("| --- | --- | --- | --- | --- |")
     for file, line, status, mutator, replacement, original in survivors:
-        print(f"{file}:{line} [{status}] {mutator}: `{original}` -> `{replacement}`")
+        original = original.replace("|", "\\|")
+        replacement = replacement.replace("|", "\\|")
+        print(f"| {file}:{line} | {status} | {mutator} | `{original}` -> `{replacement}` | |")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,25 @@ public class DispatchTests
     }
 
     [Fact]
+    public async Task A_dynamic_function_trusts_the_servers_scan_and_does_not_scan_the_kwargs_again()
+    {
+        // The server scans every request's kwargs against the budget before it makes a FunctionCall; reading them
+        // again here would double the cost of every call. Kwargs over the budget reach the handler to prove it.
+        var function = new DynamicFunction("count", (kwargs, _, _) => ValueTask.FromResult<object?>(kwargs.Count));
+        var (call, result) = Call("count", Pack((ref MessagePackWriter w) =>
+        {
+            w.WriteMapHeader(8);
+            for (var i = 0; i < 8; i++)
+            {
+                w.Write("k" + i);
+                w.Write(i);
+            }
+        }));
+        await function.InvokeAsync(call);
+        Assert.Equal(Serialized<object?>(8), result.WrittenSpan.ToArray());
+    }
+
+    [Fact]
     public async Task A_dynamic_function_that_completes_later_has_its_result_written_when_it_does()
     {
         var gate = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);

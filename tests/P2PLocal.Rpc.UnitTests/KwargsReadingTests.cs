@@ -213,6 +213,35 @@ public class KwargsReadingTests
     }
 
     [Fact]
+    public void Skipping_a_value_does_not_check_its_strings_and_reads_past_all_of_it()
+    {
+        var bytes = Pack((ref MessagePackWriter w) => { w.WriteArrayHeader(2); w.WriteString(new byte[] { 0xFF }); w.Write(1); w.Write(77); });
+        var reader = new MessagePackReader(bytes);
+        KwargsCodec.SkipValue(ref reader);
+        Assert.Equal(77, reader.ReadInt32());
+    }
+
+    [Fact]
+    public void Reading_a_value_needs_options()
+    {
+        Assert.Throws<ArgumentNullException>(() =>
+        {
+            var reader = new MessagePackReader(Pack((ref MessagePackWriter w) => w.Write(1)));
+            KwargsCodec.ReadValue(ref reader, null!);
+        });
+    }
+
+    [Fact]
+    public void A_node_security_carries_its_budget_and_its_object_key_comparer()
+    {
+        var security = new UntrustedInputSecurity(7);
+        Assert.Equal(7, security.MaxKwargsElements);
+        Assert.NotNull(security.ObjectKeys);
+        Assert.True(security.HashCollisionResistant);
+        Assert.Equal(7, UntrustedInputSecurity.MaxElementsOf(MessagePackSerializerOptions.Standard.WithSecurity(security)));
+    }
+
+    [Fact]
     public void Options_without_a_node_budget_use_the_default_budget()
     {
         Assert.Equal(NodeOptions.DefaultMaxKwargsElements, UntrustedInputSecurity.MaxElementsOf(s_untrusted));
@@ -236,6 +265,20 @@ public class KwargsReadingTests
         var reader = new MessagePackReader(deep);
         KwargsCodec.SkipValue(ref reader);
         Assert.True(reader.End);
+
+        var deepMaps = Pack((ref MessagePackWriter w) =>
+        {
+            w.WriteMapHeader(1);
+            w.Write("a");
+            for (var i = 0; i < 600; i++)
+            {
+                w.WriteMapHeader(1);
+                w.Write("k");
+            }
+
+            w.WriteNil();
+        });
+        Assert.StartsWith("The kwargs are not valid MessagePack", Refused((ref MessagePackWriter w) => w.WriteRaw(deepMaps)), StringComparison.Ordinal);
 
         // Depth is given back after each container: many shallow siblings are fine.
         var wide = Kwargs((ref MessagePackWriter w) =>

@@ -95,6 +95,9 @@ public class MessageTests
 
         var none = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extra"); w.Write("extrass"); }));
         Assert.False(none.AcceptsExtras);
+
+        var twice = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extras"); w.Write("extras"); }));
+        Assert.True(twice.AcceptsExtras); // listed twice is still listed
     }
 
     [Fact]
@@ -330,6 +333,27 @@ public class MessageTests
     {
         Assert.Equal("a\ud800\u2026", Messages.CutToUtf8Bytes("a\ud800bcdef", 7));
         Assert.Equal("a\u2026", Messages.CutToUtf8Bytes("a\ud800bcdef", 6));
+        // A lone low surrogate after a BMP character is not a pair with it.
+        Assert.Equal("\u20ac\u2026", Messages.CutToUtf8Bytes("\u20ac\udc00\u20ac\u20ac", 8));
+    }
+
+    [Fact]
+    public void The_first_two_and_three_byte_characters_count_as_such()
+    {
+        Assert.Equal("\u0080\u2026", Messages.CutToUtf8Bytes("\u0080\u0080\u0080", 5));
+        Assert.Equal("\u007f\u007f\u2026", Messages.CutToUtf8Bytes("\u007f\u007f\u007f\u007f\u007f\u007f", 5));
+        Assert.Equal("\u0800\u2026", Messages.CutToUtf8Bytes("\u0800\u0800\u0800", 7));
+        Assert.Equal("\u07ff\u07ff\u2026", Messages.CutToUtf8Bytes("\u07ff\u07ff\u07ff\u07ff", 7));
+    }
+
+    [Fact]
+    public void An_error_whose_worst_case_size_just_fits_is_not_cut()
+    {
+        // room = 54 - 24 = 30 bytes, and 9 characters take at most (9 + 1) x 3 = 30 bytes in UTF-8: nothing is cut,
+        // although the type alone (18 bytes) is longer than the half of the room a cut type would keep.
+        var type = new string('\u20ac', 6);
+        var bytes = Pack((ref MessagePackWriter w) => Messages.WriteError(ref w, 1, ErrorCode.HandlerFailed, type, "abc", 54));
+        Assert.Equal(Pack((ref MessagePackWriter w) => Messages.WriteError(ref w, 1, ErrorCode.HandlerFailed, type, "abc")), bytes);
     }
 
     [Fact]
