@@ -19,6 +19,7 @@ public sealed partial class ServiceGenerator
         private const string Dispatch = "global::P2PLocal.Rpc.Dispatch";
         private const string Kwargs = Dispatch + ".GeneratedKwargs";
         private const string Results = Dispatch + ".GeneratedResults";
+        private const string Streams = Dispatch + ".GeneratedStreams";
         private const string ValueTask = "global::System.Threading.Tasks.ValueTask";
         private const string Writer = "global::MessagePack.MessagePackWriter";
         private const string Options = "global::MessagePack.MessagePackSerializerOptions";
@@ -99,19 +100,42 @@ public sealed partial class ServiceGenerator
             w.WriteLine($"public const string Name = {Quote(contract.Name)};");
             w.WriteLine($"public const string Fingerprint = {Quote(contract.Fingerprint)};");
             w.WriteLine();
+            // Each [MessagePackObject] type once per contract, declared before Functions (static fields start in text order).
+            var shapes = contract.Functions.SelectMany(f => f.ObjectTypes).GroupBy(t => t.Name).Select(g => g.First()).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+            string Field(ObjectShape shape) => "s_type" + shapes.FindIndex(s => s.Name == shape.Name).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var shape in shapes)
+                EmitObjectType(w, shape, Field(shape));
+            if (shapes.Count > 0)
+                w.WriteLine();
+
             w.WriteLine($"public static readonly {Dispatch}.FunctionDescriptor[] Functions =");
             w.WriteLine("{").Indent();
             foreach (var function in contract.Functions)
             {
                 var parameters = SentKwargs(function).Select(p =>
                     $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
-                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
-                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))} }},").Unindent();
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.WireResult)}, Fingerprint)");
+                var types = function.ObjectTypes.Count == 0
+                    ? ""
+                    : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(Field))} }}";
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{types} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");
             w.CloseBlock();
             w.WriteLine();
+        }
+
+        /// <summary>A <c>[MessagePackObject]</c> type as <c>$methods</c> describes it: layout, and each member's key, name, type and whether it may be left out.</summary>
+        private static void EmitObjectType(SourceWriter w, ObjectShape shape, string field)
+        {
+            var members = (shape.IsMap ? shape.Members.AsEnumerable() : shape.Members.OrderBy(m => m.IntKey)).Select(m =>
+                $"new({Quote(m.Name)}, {Quote(m.Type.Name)}, {(m.MustNotBeNil ? "true" : "false")}) {{ "
+                + (m.StringKey is null ? $"IntKey = {m.IntKey.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : $"StringKey = {Quote(m.StringKey)}") + " }");
+            var array = shape.Members.Count == 0
+                ? $"global::System.Array.Empty<{Dispatch}.ObjectMemberDescriptor>()"
+                : $"new {Dispatch}.ObjectMemberDescriptor[] {{ {string.Join(", ", members)} }}";
+            w.WriteLine($"private static readonly {Dispatch}.ObjectTypeDescriptor {field} = new({Quote(shape.Name)}, {(shape.IsMap ? "true" : "false")}, {array});");
         }
 
         private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => p.IsSent);
@@ -168,6 +192,8 @@ public sealed partial class ServiceGenerator
         {
             var kwargs = SentKwargs(function).ToList();
             w.OpenBlock($"private {ValueTask} {method}({Dispatch}.FunctionCall call)");
+            if (function.ReturnKind == ReturnKind.Stream)
+                w.WriteLine($"{Streams}.EnsureStream(call); // before the function runs: a request for one result is refused");
             w.WriteLine($"const string function = {Quote(function.WireName)};");
             if (kwargs.Count > 0)
             {
@@ -244,6 +270,9 @@ public sealed partial class ServiceGenerator
                 case ReturnKind.Value:
                     w.WriteLine($"return {Results}.Write<{function.ResultType!.FullyQualifiedName}>(call, {invocation});");
                     break;
+                case ReturnKind.Stream:
+                    w.WriteLine($"return {Streams}.WriteAsync<{function.ResultType!.FullyQualifiedName}>(call, {invocation});");
+                    break;
                 case ReturnKind.Task or ReturnKind.ValueTask:
                     w.WriteLine($"return {Results}.WriteNilAsync(call, {invocation});");
                     break;
@@ -306,6 +335,7 @@ public sealed partial class ServiceGenerator
                 {
                     ReturnKind.Void or ReturnKind.Value => $"this._client.Invoke({wire}, {state}, {writer}, {reader}{token})",
                     ReturnKind.Task or ReturnKind.TaskOfT => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token}).AsTask()",
+                    ReturnKind.Stream => $"this._client.InvokeStream({wire}, {state}, {writer}, {reader}{token})",
                     _ => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token})",
                 };
                 w.WriteLine();

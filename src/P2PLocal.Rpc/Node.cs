@@ -21,7 +21,7 @@ namespace P2PLocal.Rpc;
 /// Thread-safe: functions may be registered and requests made from any thread, at any time after
 /// <see cref="StartAsync(NodeOptions, CancellationToken)"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
 /// </remarks>
-public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
+public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, IPeerHost
 {
     private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
     private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;
@@ -58,7 +58,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
-        RpcMetrics.TrackPeers(Peers);
+        RpcMetrics.TrackPeers(Peers, () => Peers.Count);
         _builtIns = new BuiltInFunctions(() => Functions);
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
@@ -381,13 +381,25 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
         if (CallTelemetry.IsClientObserved)
-            return CallTelemetry.ObserveClientAsync(this, target, function, state, writeKwargs, readResult, cancellationToken);
+            return ObserveCallAsync(target, function, state, writeKwargs, readResult, cancellationToken);
         return InvokeUnobservedAsync(target, function, state, writeKwargs, readResult, cancellationToken);
     }
 
     /// <summary><see cref="InvokeAsync"/> without spans or metrics (nobody listens, or the observer calls it).</summary>
     internal ValueTask<TResult> InvokeUnobservedAsync<TState, TResult>(string target, string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken)
+    {
+        var peer = ResolveCallee(target, function);
+        if (peer.IsLegacy)
+            return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
+
+        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
+            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
+        return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
+    }
+
+    /// <summary>The checks every call makes before it goes out, and the peer it goes to.</summary>
+    private PeerInfo ResolveCallee(string target, string function)
     {
         ArgumentException.ThrowIfNullOrEmpty(target);
         ArgumentException.ThrowIfNullOrEmpty(function);
@@ -397,13 +409,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         if (string.Equals(target, Name, StringComparison.Ordinal))
             throw new PeerNotFoundException($"'{target}' is this node's own name: a node does not call itself over the network. Call the service object directly, or call another node.") { PeerName = target };
         ThrowIfOwnNameContested();
-        var peer = Peers.Resolve(target);
-        if (peer.IsLegacy)
-            return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
-
-        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
-            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
-        return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
+        return Peers.Resolve(target);
     }
 
     private async ValueTask<TResult> ConnectAndInvokeAsync<TState, TResult>(PeerInfo peer, string function, TState state,
@@ -563,6 +569,34 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;
             if (Environment.TickCount64 - connection.LastUsedTicks > idleMs)
                 connection.Close();
+        }
+    }
+
+    DateTimeOffset IPeerHost.Now => Now;
+
+    bool IPeerHost.IsDisposed => IsDisposed;
+
+    PeerInfo IPeerHost.SelfInfo => SelfInfo;
+
+    Task<bool> IPeerHost.IsAliveAsync(PeerInfo peer) => IsAliveAsync(peer);
+
+    void IPeerHost.DropConnection(string instanceId, IPEndPoint endPoint) => DropConnection(instanceId, endPoint);
+
+    async Task<bool> IPeerHost.AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken)
+    {
+        if (IsDisposed)
+            return false;
+        try
+        {
+            var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, LocalHello,
+                SerializerOptions, _options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection,
+                _tls, peer.PeerId, cancellationToken).ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
         }
     }
 

@@ -43,6 +43,38 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void Streaming_functions() => VerifyGenerated("""
+        using System.Collections.Generic;
+        using System.Runtime.CompilerServices;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using P2PLocal.Rpc;
+
+        namespace Demo;
+
+        [P2PService]
+        public partial class Ticker
+        {
+            public async IAsyncEnumerable<int> Count(int from, int count = 10, [EnumeratorCancellation] CancellationToken ct = default)
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    await Task.Yield();
+                    yield return from + i;
+                }
+            }
+
+            public IAsyncEnumerable<string?> Lines(CallContext caller, CancellationToken cancellationToken) => Empty();
+
+            private static async IAsyncEnumerable<string?> Empty()
+            {
+                await Task.Yield();
+                yield break;
+            }
+        }
+        """);
+
+    [Fact]
     public void Every_result_shape_and_default_value() => VerifyGenerated("""
         using System.Collections.Generic;
         using System.Threading;
@@ -107,6 +139,41 @@ public sealed class SnapshotTests
                 Shop.Contracts.Order[] Shop.Contracts.IOrders.List() => [];
                 public void NotInTheContract() { }
             }
+        }
+        """);
+
+    [Fact]
+    public void Object_kwargs_and_results_are_described_for_callers() => VerifyGenerated("""
+        using System.Collections.Generic;
+        using MessagePack;
+        using P2PLocal.Rpc;
+
+        namespace Geo;
+
+        [MessagePackObject]
+        public sealed record Point([property: Key(0)] double X, [property: Key(1)] double Y);
+
+        [MessagePackObject]
+        public sealed class Segment
+        {
+            [Key(0)] public Point From { get; set; } = new(0, 0);
+            [Key(2)] public Point To { get; set; } = new(0, 0);
+            [Key(3)] public string? Label { get; set; }
+        }
+
+        [MessagePackObject(keyAsPropertyName: true)]
+        public sealed class Measurement
+        {
+            public double Length { get; set; }
+            [Key("label")] public string Name { get; set; } = "";
+        }
+
+        [P2PService]
+        public partial class Geometry
+        {
+            public Measurement Measure(Segment segment, int decimals = 2) => new();
+            public double Perimeter(List<Point> points, bool closed = true) => 0;
+            public int Count(int[] values) => values.Length;
         }
         """);
 

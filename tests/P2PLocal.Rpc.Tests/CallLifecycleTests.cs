@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using MessagePack;
@@ -147,13 +146,13 @@ public class CallLifecycleTests
         var requestsSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var fakePeer = Task.Run(async () =>
         {
-            using var socket = await listener.AcceptAsync();
-            await ReadFrameAsync(socket); // hello
-            await socket.SendAsync(Frame((ref MessagePackWriter w) => Messages.WriteHello(ref w, new Hello(1, "bob", "b0b", 1 << 20))), SocketFlags.None);
+            using var wire = new WireSocket(await listener.AcceptAsync());
+            await wire.ReadAsync(); // hello
+            await wire.SendAsync((ref MessagePackWriter w) => Messages.WriteHello(ref w, new Hello(1, "bob", "b0b", 1 << 20)));
             for (var i = 0; i < 3; i++)
-                await ReadFrameAsync(socket);
+                await wire.ReadAsync();
             requestsSeen.TrySetResult();
-            socket.Shutdown(SocketShutdown.Both);
+            wire.Socket.Shutdown(SocketShutdown.Both);
         });
 
         var options = MessagePackSerializerOptions.Standard;
@@ -176,38 +175,6 @@ public class CallLifecycleTests
         {
             await connection.DisposeAsync();
             await fakePeer.Within();
-        }
-    }
-
-    private delegate void Write(ref MessagePackWriter writer);
-
-    private static byte[] Frame(Write write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        var frame = new byte[4 + buffer.WrittenCount];
-        BinaryPrimitives.WriteInt32BigEndian(frame, buffer.WrittenCount);
-        buffer.WrittenSpan.CopyTo(frame.AsSpan(4));
-        return frame;
-    }
-
-    private static async Task ReadFrameAsync(Socket socket)
-    {
-        var prefix = new byte[4];
-        await ReadExactlyAsync(socket, prefix);
-        await ReadExactlyAsync(socket, new byte[BinaryPrimitives.ReadInt32BigEndian(prefix)]);
-    }
-
-    private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer)
-    {
-        while (buffer.Length > 0)
-        {
-            var read = await socket.ReceiveAsync(buffer, SocketFlags.None);
-            if (read == 0)
-                throw new EndOfStreamException();
-            buffer = buffer[read..];
         }
     }
 }

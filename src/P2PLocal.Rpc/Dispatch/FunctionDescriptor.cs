@@ -24,6 +24,19 @@ public sealed record FunctionDescriptor(
     /// serve the function alike.
     /// </summary>
     public string? Signature { get; init; }
+
+    /// <summary>
+    /// The <c>[MessagePackObject]</c> types its kwargs and result reach (members' types included), in ordinal order of
+    /// name, so a caller can build them; empty for a dynamic function and for types a node cannot describe.
+    /// </summary>
+    public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
+
+    /// <summary>
+    /// True when the function streams its results (a <c>[P2PService]</c> method returning <see cref="IAsyncEnumerable{T}"/>,
+    /// or <see cref="Node.RegisterStream(string, Func{IReadOnlyDictionary{string, object}, CancellationToken, IAsyncEnumerable{object}})"/>):
+    /// its <see cref="ReturnType"/> is <c>stream&lt;T&gt;</c>, and callers read it with <see cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>.
+    /// </summary>
+    public bool IsStream => ReturnType.StartsWith(GeneratedStreams.ResultPrefix, StringComparison.Ordinal) && ReturnType.EndsWith('>');
 }
 
 /// <summary>One kwarg a function takes.</summary>

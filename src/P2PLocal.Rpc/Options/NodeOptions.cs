@@ -34,6 +34,53 @@ public sealed class NodeOptions
     /// <summary>The default <see cref="MaxBufferedBytesPerConnection"/>: 8 MiB, two frames of the default size.</summary>
     public const long DefaultMaxBufferedBytesPerConnection = 8 * 1024 * 1024;
 
+    /// <summary>Creates options with every default; set <see cref="Name"/> (required) and what else differs.</summary>
+    public NodeOptions()
+    {
+    }
+
+    /// <summary>
+    /// Copies every option of <paramref name="other"/>, so one can be changed and the rest kept:
+    /// <c>new NodeOptions(options) { RequestTimeout = TimeSpan.FromSeconds(5) }</c>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="other"/> is null.</exception>
+    [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
+    public NodeOptions(NodeOptions other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        Name = other.Name;
+        Protocol = other.Protocol;
+        ServicePort = other.ServicePort;
+        DiscoveryPort = other.DiscoveryPort;
+        AdvertiseInterval = other.AdvertiseInterval;
+        Scope = other.Scope;
+        RequestTimeout = other.RequestTimeout;
+        MaxFrameSize = other.MaxFrameSize;
+        MaxConcurrentRequestsPerConnection = other.MaxConcurrentRequestsPerConnection;
+        StreamWindow = other.StreamWindow;
+        MaxIncomingConnections = other.MaxIncomingConnections;
+        MaxBufferedBytesPerConnection = other.MaxBufferedBytesPerConnection;
+        StalledConnectionTimeout = other.StalledConnectionTimeout;
+        MaxConnectionsPerAddress = other.MaxConnectionsPerAddress;
+        IdleConnectionTimeout = other.IdleConnectionTimeout;
+        HandshakeTimeout = other.HandshakeTimeout;
+        Seeds = other.Seeds;
+        ShutdownGracePeriod = other.ShutdownGracePeriod;
+        ConnectTimeout = other.ConnectTimeout;
+        SerializerOptions = other.SerializerOptions;
+        MaxKwargsElements = other.MaxKwargsElements;
+        MaxKwargsElementsInFlight = other.MaxKwargsElementsInFlight;
+        MaxRequestBytesInFlight = other.MaxRequestBytesInFlight;
+        MaxPeers = other.MaxPeers;
+        MaxPeerAdvertiseInterval = other.MaxPeerAdvertiseInterval;
+        Security = other.Security;
+        LoggerFactory = other.LoggerFactory;
+        TimeProvider = other.TimeProvider;
+        AllowDuplicateName = other.AllowDuplicateName;
+        NameCheckWindow = other.NameCheckWindow;
+        LegacyInterop = other.LegacyInterop;
+    }
+
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
     public required string Name { get; init; }
 
@@ -60,6 +107,17 @@ public sealed class NodeOptions
 
     /// <summary>How many requests one incoming connection may have running at once; more are rejected with <see cref="PeerBusyException"/> on the caller. Default 1024.</summary>
     public int MaxConcurrentRequestsPerConnection { get; init; } = 1024;
+
+    /// <summary>
+    /// The flow-control window of streamed results (issue 14), in items: as a caller, how many items a peer may send
+    /// ahead of this node's reading (they wait here, received); as a server, the most this node sends ahead of a
+    /// caller's reading, whatever window the caller asks for. Default 64; 1 to 16384. A stream holds at most a window
+    /// of items on each side, and every byte of them stays under <see cref="MaxBufferedBytesPerConnection"/>.
+    /// </summary>
+    public int StreamWindow { get; init; } = 64;
+
+    /// <summary>The bounds of <see cref="StreamWindow"/>.</summary>
+    internal const int MinStreamWindow = 1, MaxStreamWindow = 16384;
 
     /// <summary>How many incoming connections the node keeps open at once; further ones are refused. Default 1024.</summary>
     public int MaxIncomingConnections { get; init; } = 1024;
@@ -210,6 +268,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (StreamWindow is < MinStreamWindow or > MaxStreamWindow)
+            throw new ArgumentOutOfRangeException(nameof(StreamWindow), StreamWindow, $"A stream window is {MinStreamWindow} to {MaxStreamWindow} items.");
         if (NameCheckWindow < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(NameCheckWindow), NameCheckWindow, "The window must not be negative.");
         if (MaxKwargsElements < 1)

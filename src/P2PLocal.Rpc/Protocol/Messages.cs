@@ -11,6 +11,9 @@ internal enum MessageKind
     Error = 2,
     Cancel = 3,
     Hello = 4,
+    StreamItem = 5,
+    StreamCredit = 6,
+    StreamRequest = 7,
 }
 
 /// <summary>Why a request failed, as sent in an error message. Values are part of the wire format.</summary>
@@ -39,6 +42,9 @@ internal readonly record struct Hello(int Version, string Name, string InstanceI
 {
     /// <summary>Whether the sender's hello lists the <c>extras</c> feature (element 6): requests to it may have 5 elements.</summary>
     public bool AcceptsExtras { get; init; }
+
+    /// <summary>Whether the sender's hello lists the <c>stream</c> feature: it takes stream requests (kinds 5-7, see <see cref="StreamMessages"/>).</summary>
+    public bool AcceptsStreams { get; init; }
 }
 
 /// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
@@ -181,7 +187,8 @@ internal static class Messages
         if (count < 2)
             throw new MessagePackSerializationException($"A message needs at least 2 elements; got {count}.");
         var kind = reader.ReadInt32();
-        if (kind is < 0 or > (int)MessageKind.Hello)
+        // Kinds this side does not know are refused by the connection that reads them (it closes), never ignored.
+        if (kind < 0)
             throw new MessagePackSerializationException($"Unknown message kind {kind}.");
         return (MessageKind)kind;
     }
@@ -211,12 +218,13 @@ internal static class Messages
 
         if (count > 6 && next == 6 && reader.NextMessagePackType == MessagePackType.Array)
         {
-            hello = hello with { AcceptsExtras = RequestExtras.ReadFeatures(ref reader) };
+            var features = RequestExtras.ReadFeatures(ref reader);
+            hello = hello with { AcceptsExtras = features.Contains(RequestExtras.Feature), AcceptsStreams = features.Contains(StreamMessages.Feature) };
             next = 7;
         }
 
         for (var i = next; i < count; i++)
-            Dispatch.KwargsCodec.SkipValue(ref reader); // iterative: extra elements may nest arbitrarily
+            MessagePackValues.Skip(ref reader); // iterative: extra elements may nest arbitrarily
         return hello;
     }
 
@@ -257,7 +265,7 @@ internal static class Messages
             return;
         if (reader.NextMessagePackType != MessagePackType.Map)
             throw new InvalidDataException($"A request's fifth element (extras) must be a map, not {reader.NextMessagePackType}.");
-        Dispatch.KwargsCodec.SkipValue(ref reader);
+        MessagePackValues.Skip(ref reader);
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ namespace P2PLocal.Rpc.Transport;
 /// replies, timeouts and a lost connection complete it under <see cref="_pendingGate"/>, so a call is never
 /// completed after its caller has returned it to the pool.
 /// </remarks>
-internal sealed class ClientConnection : FramedConnection
+internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
     private readonly object _pendingGate = new();
@@ -43,7 +43,7 @@ internal sealed class ClientConnection : FramedConnection
         get
         {
             lock (_pendingGate)
-                return _pending.Count;
+                return _pending.Count + StreamCount; // a stream is pending until it ends
         }
     }
 
@@ -234,15 +234,21 @@ internal sealed class ClientConnection : FramedConnection
         pending.Dispose();
     }
 
-    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs)
+    /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
+    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, int window = 0)
     {
         var frame = new FrameBuffer();
         try
         {
             var writer = new MessagePackWriter(frame);
             var traced = RequestExtras.TraceContextFor(PeerHello);
-            Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            if (window > 0)
+                StreamMessages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            else
+                Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
             writeKwargs(ref writer, state, _options);
+            if (window > 0)
+                StreamMessages.WriteWindow(ref writer, window);
             if (traced is not null)
                 RequestExtras.Write(ref writer, traced);
             writer.Flush();
@@ -274,26 +280,14 @@ internal sealed class ClientConnection : FramedConnection
                 return readResult(ref reader, _options);
             (code, type, message) = Messages.ReadError(ref reader, count);
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or ArgumentException or OverflowException or InsufficientExecutionStackException)
+        catch (Exception e) when (MalformedInput.IsMalformed(e))
         {
             // A malformed reply (MessagePackReader throws ArgumentOutOfRangeException for a 32-bit length >= 2^31).
             throw new P2PException($"Peer '{_peerName}' sent a reply to '{function}' that cannot be read: {e.Message}", e);
         }
 
-        throw ErrorToException(code, type, message, _peerName, function);
+        throw WireErrors.ToException(code, type, message, _peerName, function);
     }
-
-    /// <summary>The exception a caller sees for an error reply (also used for the faults of legacy XML-RPC peers).</summary>
-    internal static Exception ErrorToException(ErrorCode code, string type, string message, string peerName, string function) => code switch
-    {
-        ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },
-        ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
-        ErrorCode.Busy => new PeerBusyException(message),
-        ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
-        ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{peerName}' is shutting down."),
-        ErrorCode.Canceled => new OperationCanceledException($"Peer '{peerName}' cancelled '{function}'."),
-        _ => new RemoteException($"'{peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
-    };
 
     /// <summary>Forgets a request the caller gave up on and tells the peer to cancel it.</summary>
     /// <remarks>The call already completed with the timeout or cancellation, so a reply that races in finds no taker and is disposed.</remarks>
@@ -344,7 +338,7 @@ internal sealed class ClientConnection : FramedConnection
                 return;
             }
 
-            if (kind is not (MessageKind.Result or MessageKind.Error))
+            if (kind is not (MessageKind.Result or MessageKind.Error or MessageKind.StreamItem))
                 throw new InvalidDataException($"A server does not send {kind} messages.");
             id = reader.ReadUInt32();
         }
@@ -354,12 +348,20 @@ internal sealed class ClientConnection : FramedConnection
             throw;
         }
 
+        if (kind == MessageKind.StreamItem)
+        {
+            OnStreamItem(id, frame);
+            return;
+        }
+
         lock (_pendingGate)
         {
             if (_pending.Remove(id, out var pending) && pending.TrySetResult(frame))
                 return;
         }
 
+        if (TryEndStream(id, frame))
+            return;
         frame.Dispose(); // the caller already gave up on it
     }
 
@@ -384,6 +386,7 @@ internal sealed class ClientConnection : FramedConnection
             foreach (var (_, pending) in _pending)
                 pending.TrySetException(ConnectionLost(reason));
             _pending.Clear();
+            FailStreams(reason);
             while (_pool.TryPop(out var pooled))
                 pooled.Dispose();
         }
