@@ -44,11 +44,12 @@ public class MessageTests
             w.Write("i");
             w.Write(5000);
             w.Write(1234L);
-            w.WriteArrayHeader(1);
+            w.WriteArrayHeader(2);
             w.Write("extras");
+            w.Write("stream");
         });
         Assert.Equal(expected, bytes);
-        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true }, ReadHello(bytes));
+        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true, AcceptsStreams = true }, ReadHello(bytes));
     }
 
     [Fact]
@@ -157,7 +158,7 @@ public class MessageTests
 
     [Theory]
     [InlineData(-1, 2, "Unknown message kind -1.")]
-    [InlineData(5, 2, "Unknown message kind 5.")]
+    [InlineData(int.MinValue, 2, "Unknown message kind -2147483648.")]
     [InlineData(0, 1, "A message needs at least 2 elements; got 1.")]
     [InlineData(0, 0, "A message needs at least 2 elements; got 0.")]
     public void Other_kinds_and_short_arrays_are_malformed(int kind, int count, string message)

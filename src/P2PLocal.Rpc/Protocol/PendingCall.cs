@@ -38,12 +38,6 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
     /// <summary>A call whose timeouts run on <paramref name="clock"/> (the node's <see cref="TimeProvider"/>).</summary>
     public PendingCall(TimeProvider clock) => _clock = clock;
 
-    /// <summary>A call whose timeouts run on the system clock.</summary>
-    public PendingCall()
-        : this(TimeProvider.System)
-    {
-    }
-
     /// <summary>The awaitable for the current use.</summary>
     public ValueTask<ReceivedFrame> Task => new(this, _core.Version);
 
