@@ -44,11 +44,12 @@ public class MessageTests
             w.Write("i");
             w.Write(5000);
             w.Write(1234L);
-            w.WriteArrayHeader(1);
+            w.WriteArrayHeader(2);
             w.Write("extras");
+            w.Write("stream");
         });
         Assert.Equal(expected, bytes);
-        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true }, ReadHello(bytes));
+        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true, AcceptsStreams = true }, ReadHello(bytes));
     }
 
     [Fact]
@@ -93,8 +94,13 @@ public class MessageTests
         Assert.True(mixed.AcceptsExtras);
         Assert.Equal(1, mixed.IdleTimeoutMs);
 
-        var none = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extra"); w.Write("extrass"); }));
+        var none = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(3); w.Write("extra"); w.Write("extrass"); w.Write(new string('s', 65)); }));
         Assert.False(none.AcceptsExtras);
+        Assert.False(none.AcceptsStreams);
+
+        var streams = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(1); w.Write("stream"); }));
+        Assert.True(streams.AcceptsStreams);
+        Assert.False(streams.AcceptsExtras);
 
         var twice = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extras"); w.Write("extras"); }));
         Assert.True(twice.AcceptsExtras); // listed twice is still listed
@@ -148,7 +154,9 @@ public class MessageTests
     [InlineData(2, nameof(MessageKind.Error))]
     [InlineData(3, nameof(MessageKind.Cancel))]
     [InlineData(4, nameof(MessageKind.Hello))]
-    public void Kinds_0_to_4_are_read(int kind, string expected)
+    [InlineData(7, nameof(MessageKind.StreamRequest))]
+    [InlineData(99, "99")] // unknown kinds are read; the connection that reads one refuses it
+    public void Kinds_are_read_as_sent(int kind, string expected)
     {
         var reader = new MessagePackReader(Pack((ref MessagePackWriter w) => { w.WriteArrayHeader(2); w.Write(kind); w.Write(9); }));
         Assert.Equal(expected, Messages.ReadKind(ref reader, out var count).ToString());
@@ -157,7 +165,7 @@ public class MessageTests
 
     [Theory]
     [InlineData(-1, 2, "Unknown message kind -1.")]
-    [InlineData(5, 2, "Unknown message kind 5.")]
+    [InlineData(int.MinValue, 2, "Unknown message kind -2147483648.")]
     [InlineData(0, 1, "A message needs at least 2 elements; got 1.")]
     [InlineData(0, 0, "A message needs at least 2 elements; got 0.")]
     public void Other_kinds_and_short_arrays_are_malformed(int kind, int count, string message)
