@@ -184,11 +184,14 @@ public sealed partial class ServiceGenerator
             }
 
             var wireName = method.Name;
+            var runsInline = false;
             var rename = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == FunctionAttribute);
             foreach (var argument in rename?.NamedArguments ?? Enumerable.Empty<KeyValuePair<string, TypedConstant>>())
             {
                 if (argument.Key == "Name" && argument.Value.Value is string name)
                     wireName = name;
+                else if (argument.Key == "Inline" && argument.Value.Value is bool inline)
+                    runsInline = inline;
             }
 
             if (wireName.Length == 0 || wireName[0] == '$')
@@ -248,7 +251,8 @@ public sealed partial class ServiceGenerator
                 return null;
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
                 result is null ? null : Type(result),
-                reached.Values.Where(f => f.Shape is not null).Select(f => f.Shape!).OrderBy(s => s.Name, StringComparer.Ordinal).ToEquatableArray());
+                reached.Values.Where(f => f.Shape is not null).Select(f => f.Shape!).OrderBy(s => s.Name, StringComparer.Ordinal).ToEquatableArray(),
+                runsInline);
         }
 
         private static (ReturnKind Kind, ITypeSymbol? Result) Classify(IMethodSymbol method)

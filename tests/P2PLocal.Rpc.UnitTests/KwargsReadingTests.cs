@@ -1,6 +1,7 @@
 using System.Buffers;
 using MessagePack;
 using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Protocol;
 using static P2PLocal.Rpc.UnitTests.Bytes;
 
 namespace P2PLocal.Rpc.UnitTests;
@@ -139,17 +140,17 @@ public class KwargsReadingTests
     {
         var bytes = Pack(ArrayKwarg(3));
         var reader = new MessagePackReader(bytes);
-        Assert.Null(Protocol.MessagePackValues.Scan(ref reader, 6, out var elements));
+        Assert.Null(MessagePackValues.Scan(ref reader, 6, out var elements));
         Assert.Equal(6, elements);
         Assert.True(reader.End);
 
         reader = new MessagePackReader(bytes);
-        Assert.StartsWith("it holds more than 5 MessagePack values", Protocol.MessagePackValues.Scan(ref reader, 5, out elements), StringComparison.Ordinal);
+        Assert.StartsWith("it holds more than 5 MessagePack values", MessagePackValues.Scan(ref reader, 5, out elements), StringComparison.Ordinal);
         Assert.Equal(0, elements);
 
         var badUtf8 = Pack((ref MessagePackWriter w) => { w.WriteMapHeader(1); w.Write("a"); w.WriteString(new byte[] { 0x61, 0xFF }); });
         reader = new MessagePackReader(badUtf8);
-        Assert.Equal("a string in it is not valid UTF-8", Protocol.MessagePackValues.Scan(ref reader, 100, out _));
+        Assert.Equal("a string in it is not valid UTF-8", MessagePackValues.Scan(ref reader, 100, out _));
         Assert.Equal("The kwargs are refused: a string in it is not valid UTF-8.", Assert.Throws<InvalidKwargsException>(() => KwargsCodec.ReadKwargs(badUtf8, s_untrusted)).Message);
     }
 
@@ -158,7 +159,7 @@ public class KwargsReadingTests
     {
         var bytes = Pack((ref MessagePackWriter w) => { w.WriteMapHeader(1); w.Write("a"); w.WriteArrayHeader(20); for (var i = 0; i < 20; i++) w.Write(i); });
         var reader = new MessagePackReader(bytes);
-        Assert.NotNull(Protocol.MessagePackValues.Scan(ref reader, 10, out _));
+        Assert.NotNull(MessagePackValues.Scan(ref reader, 10, out _));
         Assert.Equal(6, reader.Consumed); // map, key "a", array16 header: not one element of the array read
 
         var lying = Pack((ref MessagePackWriter w) => { w.WriteMapHeader(1); w.Write("a"); w.WriteArrayHeader(int.MaxValue); });
@@ -189,7 +190,7 @@ public class KwargsReadingTests
         static string? ScanSplit(byte[] bytes)
         {
             var reader = new MessagePackReader(Split(bytes, 3));
-            return Protocol.MessagePackValues.Scan(ref reader, 10, out _);
+            return MessagePackValues.Scan(ref reader, 10, out _);
         }
     }
 

@@ -25,7 +25,7 @@ public class PendingCallTests
     [Fact]
     public async Task The_first_completion_wins_and_later_ones_return_false()
     {
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         call.Arm(TimeSpan.FromSeconds(30), CancellationToken.None);
         var frame = new ReceivedFrame([7, 8], 2);
 
@@ -42,7 +42,7 @@ public class PendingCallTests
     [Fact]
     public async Task An_error_completes_the_call_and_a_later_result_is_refused()
     {
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         call.Arm(Timeout.InfiniteTimeSpan, CancellationToken.None);
         var error = new IOException("connection lost");
 
@@ -56,7 +56,7 @@ public class PendingCallTests
     [Fact]
     public async Task The_timeout_fails_the_call_with_TimeoutException()
     {
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         call.Arm(TimeSpan.FromMilliseconds(50), CancellationToken.None);
         await Assert.ThrowsAsync<TimeoutException>(() => Completion(call));
         call.Disarm();
@@ -67,7 +67,7 @@ public class PendingCallTests
     public async Task The_callers_token_fails_the_call_with_that_token()
     {
         using var cts = new CancellationTokenSource();
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         call.Arm(TimeSpan.FromSeconds(30), cts.Token);
         await cts.CancelAsync();
 
@@ -81,7 +81,7 @@ public class PendingCallTests
     public async Task A_disarmed_call_is_reused_and_neither_its_old_timer_nor_its_old_token_reaches_the_next_use()
     {
         using var cts = new CancellationTokenSource();
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         call.Arm(TimeSpan.FromMilliseconds(200), cts.Token);
         Assert.True(call.TrySetResult(new ReceivedFrame([1], 1)));
         await Completion(call);
@@ -106,7 +106,7 @@ public class PendingCallTests
     [Fact]
     public async Task A_call_disarmed_at_its_deadline_gets_a_fresh_timer_for_the_next_use()
     {
-        var call = new PendingCall();
+        var call = new PendingCall(TimeProvider.System);
         for (var use = 0; use < 3; use++)
         {
             call.Arm(TimeSpan.FromMilliseconds(1), CancellationToken.None); // disarmed inside the slack: the timer is retired

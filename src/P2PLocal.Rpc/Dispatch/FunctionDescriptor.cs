@@ -37,6 +37,12 @@ public sealed record FunctionDescriptor(
     /// its <see cref="ReturnType"/> is <c>stream&lt;T&gt;</c>, and callers read it with <see cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>.
     /// </summary>
     public bool IsStream => ReturnType.StartsWith(GeneratedStreams.ResultPrefix, StringComparison.Ordinal) && ReturnType.EndsWith('>');
+
+    /// <summary>
+    /// True when the function runs on the connection's read loop (<see cref="P2PFunctionAttribute.Inline"/>), false
+    /// when it runs on the thread pool (the default, and always for a dynamic function). Not sent to peers.
+    /// </summary>
+    public bool RunsInline { get; init; }
 }
 
 /// <summary>One kwarg a function takes.</summary>

@@ -39,6 +39,7 @@ internal abstract class FramedConnection
     private Queue<FrameBuffer> _draining = new();
     private readonly WriteSignal _writeSignal = new();
     private bool _writing;
+    private bool _gathering; // the read loop is handling a read's frames: it sends what they queue, once (FlushGathered)
     private bool _sendCompleted;
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
@@ -61,13 +62,17 @@ internal abstract class FramedConnection
     /// <summary>
     /// Frames over <paramref name="stream"/> (a <see cref="NetworkStream"/>, or an <see cref="System.Net.Security.SslStream"/>
     /// over one, issue 10), which owns <paramref name="socket"/>; the socket is kept to shut it down on close.
+    /// Idle and stall times are read on <paramref name="clock"/> (the node's <see cref="TimeProvider"/>; the system clock when null).
     /// </summary>
-    protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes)
+    protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes, TimeProvider? clock = null)
     {
+        Clock = clock ?? TimeProvider.System;
+        LastFrameTicks = Clock.GetTimestamp();
         _socket = socket;
         _socket.NoDelay = true;
         _stream = stream;
-        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        // Zero-byte reads: an idle connection waits for data without holding a buffer (issue 16, memory per idle connection).
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096, useZeroByteReads: true));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         _maxBufferedBytes = maxBufferedBytes;
         _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
@@ -78,6 +83,9 @@ internal abstract class FramedConnection
 
     /// <summary>The largest frame this side accepts.</summary>
     protected int MaxReceiveFrameSize { get; }
+
+    /// <summary>The clock of every time this connection keeps (its timestamps are <see cref="TimeProvider.GetTimestamp"/> values).</summary>
+    public TimeProvider Clock { get; }
 
     public string RemoteEndPoint { get; }
 
@@ -101,7 +109,7 @@ internal abstract class FramedConnection
     public bool IsStalled(TimeSpan timeout)
     {
         var since = Volatile.Read(ref _overLimitSince);
-        return since != 0 && QueuedSendBytes > 0 && IsOverBufferLimit && Environment.TickCount64 - since > timeout.TotalMilliseconds;
+        return since != 0 && QueuedSendBytes > 0 && IsOverBufferLimit && Clock.GetElapsedTime(since) > timeout;
     }
 
     /// <summary>Closes the connection when it <see cref="IsStalled"/>, with a reason that says so; returns whether it did.</summary>
@@ -133,7 +141,7 @@ internal abstract class FramedConnection
     private void MarkOverLimit()
     {
         if (Volatile.Read(ref _overLimitSince) == 0)
-            Interlocked.CompareExchange(ref _overLimitSince, Environment.TickCount64, 0);
+            Interlocked.CompareExchange(ref _overLimitSince, Clock.GetTimestamp(), 0);
     }
 
     private void OnBufferReleased()
@@ -182,8 +190,8 @@ internal abstract class FramedConnection
 
     public bool IsClosed => Volatile.Read(ref _closing) != 0;
 
-    /// <summary>When the last whole frame arrived (<see cref="Environment.TickCount64"/>), for idle reaping.</summary>
-    public long LastFrameTicks { get; private set; } = Environment.TickCount64;
+    /// <summary>When the last whole frame arrived (a timestamp of <see cref="Clock"/>), for idle reaping.</summary>
+    public long LastFrameTicks { get; private set; }
 
     protected void StartLoops() => _loops = Task.WhenAll(Task.Run(ReadLoopAsync), Task.Run(WriteLoopAsync));
 
@@ -208,10 +216,10 @@ internal abstract class FramedConnection
             if (Interlocked.Add(ref _queuedSendBytes, frame.Length) + Volatile.Read(ref _heldReceivedBytes) > _maxBufferedBytes)
                 MarkOverLimit();
 
-            if (_writing || !SendInline)
+            if (_writing || _gathering || !SendInline)
             {
                 _queued.Enqueue(frame);
-                if (!_writing)
+                if (!_writing && !_gathering)
                 {
                     _writing = true;
                     wake = true;
@@ -251,13 +259,17 @@ internal abstract class FramedConnection
         }
         else
         {
-            _ = FinishInlineWriteAsync(write, frame);
+            _ = FinishWriteAsync(write, frame, static (connection, f) => connection.Retire(f));
         }
 
         return true;
     }
 
-    private async Task FinishInlineWriteAsync(ValueTask write, FrameBuffer frame)
+    /// <summary>
+    /// A write made from a sending thread (inline, or the read loop's gathered flush) that did not finish at once:
+    /// finishes it off that thread, releases what it wrote, then gives up the stream (or hands it to the write loop).
+    /// </summary>
+    private async Task FinishWriteAsync<TWritten>(ValueTask write, TWritten written, Action<FramedConnection, TWritten> release)
     {
         try
         {
@@ -270,7 +282,7 @@ internal abstract class FramedConnection
         }
         finally
         {
-            Retire(frame);
+            release(this, written);
         }
 
         ReleaseWriting();
@@ -361,11 +373,13 @@ internal abstract class FramedConnection
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                lock (_sendGate)
+                    _gathering = true;
                 try
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
-                        LastFrameTicks = Environment.TickCount64;
+                        LastFrameTicks = Clock.GetTimestamp();
                         RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                         if (IsOverBufferLimit)
@@ -377,6 +391,7 @@ internal abstract class FramedConnection
                 }
                 finally
                 {
+                    FlushGathered();
                     // Paused with whole frames left: mark nothing examined, so the next read returns them at once.
                     if (paused)
                         _input.AdvanceTo(buffer.Start);
@@ -410,6 +425,72 @@ internal abstract class FramedConnection
         Close(error);
     }
 
+    /// <summary>
+    /// Read loop, after a read's frames: sends the frames queued while they were handled (replies of inline
+    /// functions, and any others that came meanwhile) in one write from this thread, with no hop to the write loop
+    /// (issue 16). A write that does not complete at once is finished off the read loop, so reading never waits on
+    /// the peer reading (both sides doing so could deadlock); frames that do not fit one batch go to the write loop.
+    /// </summary>
+    private void FlushGathered()
+    {
+        byte[] batch;
+        var filled = 0;
+        var batched = new BatchedFrames();
+        lock (_sendGate)
+        {
+            _gathering = false;
+            if (_writing || _queued.Count == 0)
+                return;
+            _writing = true;
+            batch = ArrayPool<byte>.Shared.Rent(BatchSize); // rented per flush: an idle connection holds none
+            while (_queued.TryPeek(out var frame) && filled + frame.Frame.Length <= batch.Length)
+            {
+                _queued.Dequeue();
+                frame.Frame.Span.CopyTo(batch.AsSpan(filled));
+                filled += frame.Frame.Length;
+                batched.Bytes += frame.Length;
+                batched.Slots += frame.HoldsRequestSlot ? 1 : 0;
+                frame.Dispose();
+            }
+        }
+
+        if (filled == 0)
+        {
+            ArrayPool<byte>.Shared.Return(batch);
+            _writeSignal.Set(); // a large frame first: the write loop writes it on its own
+            return;
+        }
+
+        ValueTask write;
+        try
+        {
+            write = _stream.WriteAsync(batch.AsMemory(0, filled));
+        }
+        catch (Exception e)
+        {
+            ArrayPool<byte>.Shared.Return(batch);
+            ReleaseBatched(ref batched);
+            Close(e);
+            return;
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            write.GetAwaiter().GetResult();
+            ArrayPool<byte>.Shared.Return(batch);
+            ReleaseBatched(ref batched);
+            ReleaseWriting();
+        }
+        else
+        {
+            _ = FinishWriteAsync(write, (batch, batched), static (connection, written) =>
+            {
+                ArrayPool<byte>.Shared.Return(written.batch);
+                connection.ReleaseBatched(ref written.batched);
+            });
+        }
+    }
+
     /// <summary>Runs on the read loop before the first read (a TLS handshake, issue 10); throwing closes the connection.</summary>
     protected virtual ValueTask BeforeReadingAsync() => default;
 
@@ -425,7 +506,7 @@ internal abstract class FramedConnection
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
-        var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
+        byte[]? batch = null; // rented while woken, so an idle connection holds none
         // Frames copied into the batch return their buffers at once; their bytes and slots are released once it is written.
         var batched = new BatchedFrames();
         try
@@ -433,6 +514,7 @@ internal abstract class FramedConnection
             while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
             {
                 // Woken by ReleaseWriting: this loop holds _writing until the queue is empty.
+                batch = ArrayPool<byte>.Shared.Rent(BatchSize);
                 while (true)
                 {
                     Queue<FrameBuffer> frames;
@@ -485,6 +567,8 @@ internal abstract class FramedConnection
                     ReleaseBatched(ref batched);
                 }
 
+                ArrayPool<byte>.Shared.Return(batch);
+                batch = null;
                 if (Volatile.Read(ref _sendCompleted))
                     break; // CloseAfterFlushAsync: everything queued is written
             }
@@ -494,7 +578,8 @@ internal abstract class FramedConnection
             error = e;
         }
 
-        ArrayPool<byte>.Shared.Return(batch);
+        if (batch is not null)
+            ArrayPool<byte>.Shared.Return(batch);
         ReleaseBatched(ref batched); // a failed write: those frames are dropped
         lock (_sendGate)
         {
