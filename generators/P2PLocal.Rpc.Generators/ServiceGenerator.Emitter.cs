@@ -106,7 +106,7 @@ public sealed partial class ServiceGenerator
                 var parameters = SentKwargs(function).Select(p =>
                     $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
                 w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
-                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))} }},").Unindent();
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{(function.IsIdempotent ? ", IsIdempotent = true" : "")} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");

@@ -183,11 +183,14 @@ public sealed partial class ServiceGenerator
             }
 
             var wireName = method.Name;
+            var idempotent = false;
             var rename = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == FunctionAttribute);
             foreach (var argument in rename?.NamedArguments ?? Enumerable.Empty<KeyValuePair<string, TypedConstant>>())
             {
                 if (argument.Key == "Name" && argument.Value.Value is string name)
                     wireName = name;
+                else if (argument.Key == "Idempotent" && argument.Value.Value is bool isIdempotent)
+                    idempotent = isIdempotent;
             }
 
             if (wireName.Length == 0 || wireName[0] == '$')
@@ -238,7 +241,7 @@ public sealed partial class ServiceGenerator
             if (diagnostics.Count > before)
                 return null;
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
-                result is null ? null : Type(result));
+                result is null ? null : Type(result), idempotent);
         }
 
         private static (ReturnKind Kind, ITypeSymbol? Result) Classify(IMethodSymbol method)

@@ -187,6 +187,9 @@ public sealed class NodeOptions
     /// </summary>
     public bool LegacyInterop { get; init; }
 
+    /// <summary>Bounds of events to every peer (issue 14): event size, topics per peer, queued events per peer.</summary>
+    public EventOptions Events { get; init; } = new();
+
     /// <summary>
     /// Checks the options as <see cref="Node.StartAsync(NodeOptions, CancellationToken)"/> does, so a host can refuse
     /// bad configuration before it starts anything.
@@ -231,6 +234,10 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxPeerAdvertiseInterval), MaxPeerAdvertiseInterval, "The interval must be positive.");
         if (LegacyInterop && !Security.IsOpen)
             throw new ArgumentException("LegacyInterop cannot be used with secure mode: Python p2p-local nodes speak plain XML-RPC, which has no authentication, so anyone could call this node's functions around the secure channel. Run legacy interop on a node with NodeSecurity.Open.", nameof(LegacyInterop));
+        ArgumentNullException.ThrowIfNull(Events, nameof(Events));
+        Events.Validate();
+        if (Events.MaxEventSize > MaxFrameSize)
+            throw new ArgumentOutOfRangeException(nameof(Events), Events.MaxEventSize, $"Events.MaxEventSize must be at most MaxFrameSize ({MaxFrameSize}): no peer would take a larger event.");
         if (Scope == DiscoveryScope.Loopback && Seeds.FirstOrDefault(s => !IPAddress.IsLoopback(s.Address)) is { } remote)
             throw new ArgumentException($"Seed {remote} is not a loopback address, and a node in Loopback scope sends nothing off the host. Use DiscoveryScope.Lan to reach it.", nameof(Seeds));
     }

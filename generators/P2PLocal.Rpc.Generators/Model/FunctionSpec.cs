@@ -20,10 +20,12 @@ internal enum ReturnKind
 /// <param name="ReturnKind">Sync or async, with or without a value.</param>
 /// <param name="ReturnType">The declared return type.</param>
 /// <param name="ResultType">The type of the value sent back (the <c>T</c> of <c>Task&lt;T&gt;</c>), or null when nothing is.</param>
+/// <param name="IsIdempotent"><c>[P2PFunction(Idempotent = true)]</c>: a call to any peer may be sent again after a lost connection (issue 14).</param>
 internal sealed record FunctionSpec(
     string MethodName,
     string WireName,
     EquatableArray<ParameterSpec> Parameters,
     ReturnKind ReturnKind,
     TypeRef ReturnType,
-    TypeRef? ResultType);
+    TypeRef? ResultType,
+    bool IsIdempotent = false);

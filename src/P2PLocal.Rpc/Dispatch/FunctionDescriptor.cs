@@ -24,6 +24,12 @@ public sealed record FunctionDescriptor(
     /// serve the function alike.
     /// </summary>
     public string? Signature { get; init; }
+
+    /// <summary>
+    /// Whether the function is marked <c>[P2PFunction(Idempotent = true)]</c> in this side's contract, so
+    /// <see cref="PeerDirectory.Any{TService}"/> may send a call again after a lost connection. Not sent to peers.
+    /// </summary>
+    public bool IsIdempotent { get; init; }
 }
 
 /// <summary>One kwarg a function takes.</summary>

@@ -11,6 +11,12 @@ internal enum MessageKind
     Error = 2,
     Cancel = 3,
     Hello = 4,
+
+    /// <summary>Server to caller: the topics the server's node subscribes to (issue 14; Events/EventMessages.cs).</summary>
+    Subscriptions = 8,
+
+    /// <summary>Caller to server: one event on a topic the server subscribes to (issue 14; Events/EventMessages.cs).</summary>
+    Event = 9,
 }
 
 /// <summary>Why a request failed, as sent in an error message. Values are part of the wire format.</summary>
@@ -39,6 +45,12 @@ internal readonly record struct Hello(int Version, string Name, string InstanceI
 {
     /// <summary>Whether the sender's hello lists the <c>extras</c> feature (element 6): requests to it may have 5 elements.</summary>
     public bool AcceptsExtras { get; init; }
+
+    /// <summary>Whether the sender's hello lists the <c>events</c> feature: it sends and takes subscriptions and events (issue 14).</summary>
+    public bool AcceptsEvents { get; init; }
+
+    /// <summary>Not on the wire: the most topics this node keeps of a peer's subscriptions (<see cref="EventOptions.MaxTopicsPerPeer"/>).</summary>
+    public int MaxPeerTopics { get; init; } = 256;
 }
 
 /// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
@@ -181,7 +193,7 @@ internal static class Messages
         if (count < 2)
             throw new MessagePackSerializationException($"A message needs at least 2 elements; got {count}.");
         var kind = reader.ReadInt32();
-        if (kind is < 0 or > (int)MessageKind.Hello)
+        if (kind is < 0 or > (int)MessageKind.Hello && !Events.EventMessages.IsEventKind(kind))
             throw new MessagePackSerializationException($"Unknown message kind {kind}.");
         return (MessageKind)kind;
     }
@@ -211,7 +223,7 @@ internal static class Messages
 
         if (count > 6 && next == 6 && reader.NextMessagePackType == MessagePackType.Array)
         {
-            hello = hello with { AcceptsExtras = RequestExtras.ReadFeatures(ref reader) };
+            hello = hello with { AcceptsExtras = RequestExtras.ReadFeatures(ref reader, out var acceptsEvents), AcceptsEvents = acceptsEvents };
             next = 7;
         }
 

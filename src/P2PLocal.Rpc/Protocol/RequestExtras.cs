@@ -75,14 +75,23 @@ internal static class RequestExtras
     }
 
     /// <summary>Reads the hello's <c>features</c> array; true when it lists <see cref="Feature"/>. Unknown features are skipped.</summary>
-    public static bool ReadFeatures(ref MessagePackReader reader)
+    public static bool ReadFeatures(ref MessagePackReader reader) => ReadFeatures(ref reader, out _);
+
+    /// <inheritdoc cref="ReadFeatures(ref MessagePackReader)"/>
+    /// <param name="reader">The reader, at the features array.</param>
+    /// <param name="acceptsEvents">Whether the list has <c>events</c> (issue 14).</param>
+    public static bool ReadFeatures(ref MessagePackReader reader, out bool acceptsEvents)
     {
         var acceptsExtras = false;
+        acceptsEvents = false;
         var count = reader.ReadArrayHeader();
         for (var i = 0; i < count; i++)
         {
             if (reader.NextMessagePackType == MessagePackType.String && reader.TryReadStringSpan(out var feature))
+            {
                 acceptsExtras |= feature.SequenceEqual("extras"u8);
+                acceptsEvents |= feature.SequenceEqual(Events.EventMessages.FeatureUtf8);
+            }
             else
                 Dispatch.KwargsCodec.SkipValue(ref reader);
         }
@@ -90,10 +99,11 @@ internal static class RequestExtras
         return acceptsExtras;
     }
 
-    /// <summary>Writes this version's features: <c>["extras"]</c>.</summary>
+    /// <summary>Writes this version's features: <c>["extras", "events"]</c>.</summary>
     public static void WriteFeatures(ref MessagePackWriter writer)
     {
-        writer.WriteArrayHeader(1);
+        writer.WriteArrayHeader(2);
         writer.Write(Feature);
+        writer.Write(Events.EventMessages.Feature);
     }
 }

@@ -17,7 +17,7 @@ namespace P2PLocal.Rpc.Transport;
 /// replies, timeouts and a lost connection complete it under <see cref="_pendingGate"/>, so a call is never
 /// completed after its caller has returned it to the pool.
 /// </remarks>
-internal sealed class ClientConnection : FramedConnection
+internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
     private readonly object _pendingGate = new();
@@ -94,7 +94,7 @@ internal sealed class ClientConnection : FramedConnection
                 stream = new NetworkStream(socket, ownsSocket: true);
             else
                 (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes) { PeerId = peerId };
+            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes) { PeerId = peerId, MaxPeerTopics = localHello.MaxPeerTopics };
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
@@ -290,7 +290,7 @@ internal sealed class ClientConnection : FramedConnection
         ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
         ErrorCode.Busy => new PeerBusyException(message),
         ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
-        ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{peerName}' is shutting down."),
+        ErrorCode.ShuttingDown => new PeerShuttingDownException($"Peer '{peerName}' is shutting down."),
         ErrorCode.Canceled => new OperationCanceledException($"Peer '{peerName}' cancelled '{function}'."),
         _ => new RemoteException($"'{peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
     };
@@ -340,6 +340,13 @@ internal sealed class ClientConnection : FramedConnection
                     : type == Messages.AuthenticationRequiredType
                     ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}")
                     : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}"));
+                frame.Dispose();
+                return;
+            }
+
+            if (kind == MessageKind.Subscriptions)
+            {
+                OnSubscriptions(ref reader, count); // ClientConnection.Events.cs
                 frame.Dispose();
                 return;
             }
@@ -395,3 +402,6 @@ internal sealed class ClientConnection : FramedConnection
 
 /// <summary>The endpoint answered as another instance than the one discovery knows: the peer restarted there.</summary>
 internal sealed class PeerRestartedException(string message) : PeerConnectionException(message);
+
+/// <summary>The peer answered error 7: it is shutting down and did not run the request (calls to any peer try another, issue 14).</summary>
+internal sealed class PeerShuttingDownException(string message) : PeerConnectionException(message);

@@ -30,6 +30,9 @@ internal interface IRequestHost
     Security.TlsChannel? Tls => null;
     /// <summary>The functions served, for XML-RPC introspection (<c>system.listMethods</c>).</summary>
     IReadOnlyList<FunctionDescriptor> Functions { get; }
+
+    /// <summary>The node's events (issue 14); null where events are not served.</summary>
+    Events.EventHub? Events => null;
 }
 
 /// <summary>
@@ -44,7 +47,7 @@ internal interface IRequestHost
 /// against the connection's buffer limit while it runs (see <see cref="FramedConnection"/>), so a caller that does
 /// not read its replies is throttled, then closed (issue 8).
 /// </remarks>
-internal sealed class ServerConnection : FramedConnection
+internal sealed partial class ServerConnection : FramedConnection
 {
     private const int MaxPooledWork = 256;
     private const int FunctionNameCacheSize = 8;
@@ -194,6 +197,8 @@ internal sealed class ServerConnection : FramedConnection
                 LastUsefulTicks = LastFrameTicks;
                 AcceptFullFrames();
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
+                if (hello.AcceptsEvents)
+                    _host.Events?.Attach(this); // sends this node's topics, after the hello (ServerConnection.Events.cs)
                 return;
             }
 
@@ -231,6 +236,9 @@ internal sealed class ServerConnection : FramedConnection
                     // Outside the lock: cancelling runs the handler's callbacks.
                     if (cts is not null)
                         TryCancel(cts);
+                    return;
+                case MessageKind.Event:
+                    OnEvent(ref reader, count, frame); // ServerConnection.Events.cs
                     return;
                 default:
                     throw new InvalidDataException($"A client does not send {kind} messages.");
@@ -567,5 +575,6 @@ internal sealed class ServerConnection : FramedConnection
             _host.Logger.HostileInputRejected(RemoteEndPoint, reason);
         // Nobody is left to read the replies: stop the handlers.
         CancelRunning();
+        _host.Events?.Detach(this);
     }
 }

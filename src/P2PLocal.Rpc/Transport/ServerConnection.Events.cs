@@ -1,0 +1,34 @@
+using MessagePack;
+using P2PLocal.Rpc.Events;
+
+namespace P2PLocal.Rpc.Transport;
+
+/// <summary>The subscribing side of events (issue 14): events that arrive from the caller.</summary>
+internal sealed partial class ServerConnection
+{
+    /// <summary>The caller's events waiting for this node's handlers; created with the first one.</summary>
+    public EventHub.EventInbox? EventInbox { get; set; }
+
+    /// <summary>The largest frame the caller takes, which bounds the topics it is told of.</summary>
+    public int EventFrameLimit => MaxSendFrameSize;
+
+    /// <summary>Where the caller connected from.</summary>
+    public System.Net.IPEndPoint? CallerEndPoint => _remoteEndPoint;
+
+    /// <summary>Read loop: an event from the caller. Bad shapes close the connection; events this node does not want are dropped.</summary>
+    private void OnEvent(ref MessagePackReader reader, int count, Framing.ReceivedFrame frame)
+    {
+        var topic = EventMessages.ReadEventTopic(ref reader, count);
+        var start = (int)reader.Consumed;
+        Dispatch.KwargsCodec.SkipValue(ref reader);
+        var end = (int)reader.Consumed;
+        for (var i = 3; i < count; i++)
+            Dispatch.KwargsCodec.SkipValue(ref reader); // elements a newer sender may add
+        if (reader.Consumed != frame.Length)
+            throw new InvalidDataException("Bytes follow the event.");
+        if (topic is null || _host.Events is not { } events)
+            return;
+        if (events.Receive(this, topic, frame.Payload[start..end], frame.Length))
+            LastUsefulTicks = LastFrameTicks; // only wanted events count as use (issue 8: tiny frames must not keep a slot)
+    }
+}
