@@ -6,9 +6,10 @@ using Microsoft.Extensions.Options;
 namespace P2PLocal.Rpc.Hosting;
 
 /// <summary>
-/// Owns the host's node: started the first time anything asks for it (the hosted service at the latest), so
-/// <see cref="Node"/> and <see cref="PeerDirectory"/> can be injected anywhere, hosted services' constructors included.
-/// The container disposes it, so the node stops even when the host's start failed after the node started.
+/// Owns the host's node: created (not started) the first time anything asks for it, so <see cref="Node"/> and
+/// <see cref="PeerDirectory"/> can be injected anywhere, hosted services' constructors included, without blocking.
+/// The hosted service registers the builder's services on it and then starts it, asynchronously, so no peer ever sees
+/// the node without its services. The container disposes it, so the node stops even when the host's start failed.
 /// </summary>
 internal sealed class HostedNode : IAsyncDisposable, IDisposable
 {
@@ -19,28 +20,28 @@ internal sealed class HostedNode : IAsyncDisposable, IDisposable
         _node = new Lazy<Node>(() =>
         {
             var nodeOptions = options.Value.ToNodeOptions(services.GetService<ILoggerFactory>(), services.GetService<TimeProvider>());
-            // Node.StartAsync binds, announces and then checks the name for NodeOptions.NameCheckWindow (100 ms): the
-            // first resolution blocks for that long. Resolving Node from DI has no async form.
-            return Node.StartAsync(nodeOptions).GetAwaiter().GetResult();
+            return Node.Create(nodeOptions);
         }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public Node Node => _node.Value;
 
-    public bool IsStarted => _node.IsValueCreated;
+    /// <summary>Whether the node was created; it is started by <see cref="NodeHostedService.StartAsync"/>.</summary>
+    public bool IsCreated => _node.IsValueCreated;
 
-    public ValueTask DisposeAsync() => IsStarted ? _node.Value.DisposeAsync() : default;
+    public ValueTask DisposeAsync() => IsCreated ? _node.Value.DisposeAsync() : default;
 
     /// <summary>For a container disposed synchronously: blocks until the node shut down (see <see cref="Node.Shutdown"/>).</summary>
     public void Dispose()
     {
-        if (IsStarted)
+        if (IsCreated)
             _node.Value.Dispose();
     }
 }
 
 /// <summary>
-/// Starts the node with the host and registers what the builder added; stops it with the host: a goodbye to peers,
+/// Registers what the builder added and then starts the node with the host (binding, the hello and the name check,
+/// <see cref="NodeOptions.NameCheckWindow"/>, are awaited, never blocked on); stops it with the host: a goodbye to peers,
 /// then running requests finish within <see cref="NodeOptions.ShutdownGracePeriod"/> or the host's shutdown timeout,
 /// whichever ends first.
 /// </summary>
@@ -52,12 +53,12 @@ internal sealed class NodeHostedService(HostedNode hosted, IEnumerable<NodeRegis
         var node = hosted.Node;
         foreach (var registration in registrations)
             registration.Apply(node, services);
-        return Task.CompletedTask;
+        return node.StartAsync(cancellationToken);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (!hosted.IsStarted)
+        if (!hosted.IsCreated)
             return;
         try
         {

@@ -100,6 +100,30 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.LegacyInterop"/>
     public bool LegacyInterop { get; set; } = s_defaults.LegacyInterop;
 
+    /// <summary>
+    /// Secure mode with a shared network key (<see cref="NodeSecurity.SharedKey(string)"/>): the path of a file that holds
+    /// the key as text (surrounding white space is ignored). Keep the file readable only by the service's user. Not with
+    /// <see cref="IdentityFile"/> or <see cref="Security"/>.
+    /// </summary>
+    public string? NetworkKeyFile { get; set; }
+
+    /// <summary>
+    /// Pinned mode (<see cref="NodeSecurity.Pinned"/>): the path of this node's identity (PEM; created, readable only by
+    /// its owner, when missing; see <see cref="NodeIdentity.LoadOrCreate"/>). The node trusts the ids in
+    /// <see cref="TrustedPeerIds"/>. Not with <see cref="NetworkKeyFile"/> or <see cref="Security"/>.
+    /// </summary>
+    public string? IdentityFile { get; set; }
+
+    /// <summary>Pinned mode: the <see cref="NodeIdentity.Id"/> of each node this one trusts (with <see cref="IdentityFile"/>).</summary>
+    public IList<string> TrustedPeerIds { get; } = [];
+
+    /// <summary>
+    /// The node's security, set in code (not bound from configuration); when null, it comes from
+    /// <see cref="NetworkKeyFile"/> or <see cref="IdentityFile"/>, and without either the node is open
+    /// (<see cref="NodeSecurity.Open"/>). See <see cref="NodeOptions.Security"/>.
+    /// </summary>
+    public NodeSecurity? Security { get; set; }
+
     /// <summary>Custom MessagePack resolvers (set in code; not bound from configuration). See <see cref="NodeOptions.SerializerOptions"/>.</summary>
     public MessagePackSerializerOptions? SerializerOptions { get; set; }
 
@@ -107,7 +131,11 @@ public sealed class P2PNodeOptions
     /// Builds the options a node starts with. The host passes its own <see cref="ILoggerFactory"/> and
     /// <see cref="TimeProvider"/>.
     /// </summary>
-    /// <exception cref="ArgumentException"><see cref="Name"/> is missing or a seed is not an IP endpoint.</exception>
+    /// <exception cref="ArgumentException">
+    /// <see cref="Name"/> is missing, a seed is not an IP endpoint, or the security settings are not valid (more than one
+    /// kind set, trusted ids without an identity file, a key file that is missing or holds too short a key, an identity
+    /// file that holds no valid key).
+    /// </exception>
     public NodeOptions ToNodeOptions(ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         // ParamName is the option at fault, as in NodeOptions.Validate, so the validator can name the configuration key.
@@ -142,10 +170,67 @@ public sealed class P2PNodeOptions
             AllowDuplicateName = AllowDuplicateName,
             NameCheckWindow = NameCheckWindow,
             LegacyInterop = LegacyInterop,
+            Security = BuildSecurity(),
             SerializerOptions = SerializerOptions ?? s_defaults.SerializerOptions,
             LoggerFactory = loggerFactory,
             TimeProvider = timeProvider ?? TimeProvider.System,
         };
+    }
+
+    private NodeSecurity BuildSecurity()
+    {
+        var kinds = (Security is null ? 0 : 1) + (NetworkKeyFile is null ? 0 : 1) + (IdentityFile is null ? 0 : 1);
+        if (kinds > 1)
+            throw new ArgumentException("Set one of Security (in code), NetworkKeyFile (shared key) and IdentityFile (pinned ids), not several: a node has one kind of security.", nameof(Security));
+        if (TrustedPeerIds.Count > 0 && IdentityFile is null)
+            throw new ArgumentException("TrustedPeerIds needs IdentityFile: pinned mode proves this node's own identity to the peers it trusts. Set IdentityFile to a path (the identity is created there when missing).", nameof(TrustedPeerIds));
+        if (Security is not null)
+            return Security;
+        if (NetworkKeyFile is not null)
+        {
+            string key;
+            try
+            {
+                key = File.ReadAllText(NetworkKeyFile).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"The network key file '{NetworkKeyFile}' cannot be read ({e.Message}). Make one with 'openssl rand -base64 32 > {NetworkKeyFile}' and give the same key to every node of the group.", nameof(NetworkKeyFile), e);
+            }
+
+            try
+            {
+                return NodeSecurity.SharedKey(key);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"The network key file '{NetworkKeyFile}': {e.Message}", nameof(NetworkKeyFile), e);
+            }
+        }
+
+        if (IdentityFile is not null)
+        {
+            NodeIdentity identity;
+            try
+            {
+                identity = NodeIdentity.LoadOrCreate(IdentityFile);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                throw new ArgumentException($"The identity file '{IdentityFile}' cannot be used: {e.Message}", nameof(IdentityFile), e);
+            }
+
+            try
+            {
+                return NodeSecurity.Pinned(identity, TrustedPeerIds);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException(e.Message, nameof(TrustedPeerIds), e);
+            }
+        }
+
+        return NodeSecurity.Open;
     }
 
     private static IPEndPoint ParseSeed(string seed) =>

@@ -1,5 +1,6 @@
 using MessagePack;
 using P2PLocal.Rpc.Events;
+using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc;

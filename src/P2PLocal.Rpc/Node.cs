@@ -8,6 +8,7 @@ using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Discovery;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc;

@@ -90,21 +90,47 @@ public class HostTests
     }
 
     [Fact]
-    public async Task A_start_that_fails_after_the_node_started_still_stops_the_node_when_the_host_is_disposed()
+    public async Task A_registration_that_fails_fails_the_start_before_the_node_binds_and_the_host_disposes_it()
     {
         var port = LoopbackPorts.FreeUdpPort();
         var builder = TestNetwork.HostBuilder(TestNetwork.Settings("failing", port));
         builder.AddNode().AddFunction("twice", _ => 1).AddFunction("twice", _ => 2);
         var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => host.StartAsync());
+        Assert.Contains("twice", error.Message, StringComparison.Ordinal);
+        var node = host.Services.GetRequiredService<Node>();
+        Assert.Throws<InvalidOperationException>(() => node.ServiceEndPoint);   // registered first, started after: never bound
+        await ((IAsyncDisposable)host).DisposeAsync();
+        Assert.True(node.IsDisposedForTests());
+    }
+
+    [Fact]
+    public async Task A_start_that_fails_after_the_node_started_still_stops_the_node_when_the_host_is_disposed()
+    {
+        var port = LoopbackPorts.FreeUdpPort();
+        var builder = TestNetwork.HostBuilder(TestNetwork.Settings("failing", port));
+        builder.AddNode().AddFunction("one", _ => 1);
+        builder.Services.AddHostedService<FailingAfterNode>();     // starts after the node's hosted service
+        var host = builder.Build();
         await using var caller = await TestNetwork.StartNodeAsync("caller", port);
         var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         caller.Peers.Left += (_, peer) => { if (peer.Name == "failing") left.TrySetResult(); };
 
-        var error = await Assert.ThrowsAsync<ArgumentException>(() => host.StartAsync());
-        Assert.Contains("twice", error.Message, StringComparison.Ordinal);
-        await caller.Peers.WaitForAsync("failing").Within();   // the node had started before the second registration failed
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+        Assert.Equal(FailingAfterNode.Message, error.Message);
+        await caller.Peers.WaitForAsync("failing").Within();   // the node had started before the next service failed
         await ((IAsyncDisposable)host).DisposeAsync();
         await left.Task.Within();                               // its goodbye: it was stopped, its sockets closed
+    }
+
+    private sealed class FailingAfterNode : Microsoft.Extensions.Hosting.IHostedService
+    {
+        public const string Message = "the next hosted service failed";
+
+        public Task StartAsync(CancellationToken cancellationToken) => throw new InvalidOperationException(Message);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     [Fact]

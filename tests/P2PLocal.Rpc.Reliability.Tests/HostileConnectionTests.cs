@@ -68,9 +68,9 @@ public class HostileConnectionTests(ITestOutputHelper output)
         return peer;
     }
 
-    private static IReadOnlyCollection<Transport.ServerConnection> Incoming(Node node)
+    private static IReadOnlyCollection<Server.ServerConnection> Incoming(Node node)
     {
-        var listener = (Transport.ConnectionListener)typeof(Node)
+        var listener = (Server.ConnectionListener)typeof(Node)
             .GetField("_listener", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(node)!;
         return [.. listener.Connections];
     }
@@ -256,7 +256,7 @@ public class HostileConnectionTests(ITestOutputHelper output)
         Assert.Equal(1, RawPeer.Describe((await raw.ReadFrameAsync())!).Kind);
 
         var connection = Incoming(victim.Node).Single(c => c.Peer?.Name == "raw");
-        var cache = ((byte[]? Utf8, string? Name)[])typeof(Transport.ServerConnection)
+        var cache = ((byte[]? Utf8, string? Name)[])typeof(Server.ServerConnection)
             .GetField("_functionNames", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(connection)!;
         var cachedBytes = cache.Sum(e => (e.Utf8?.Length ?? 0) + (2 * (e.Name?.Length ?? 0)));
         output.WriteLine($"C8 name cache: after 8 distinct 32 KiB names and one 'echo', the connection keeps {cachedBytes} bytes of names");

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Diagnostics;

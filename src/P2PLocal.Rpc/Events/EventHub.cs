@@ -4,6 +4,7 @@ using MessagePack;
 using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Events;

@@ -6,6 +6,7 @@ using MessagePack;
 using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Legacy;

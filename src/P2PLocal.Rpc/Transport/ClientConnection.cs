@@ -399,9 +399,3 @@ internal sealed partial class ClientConnection : FramedConnection
     private PeerConnectionException ConnectionLost(Exception? reason) =>
         new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
 }
-
-/// <summary>The endpoint answered as another instance than the one discovery knows: the peer restarted there.</summary>
-internal sealed class PeerRestartedException(string message) : PeerConnectionException(message);
-
-/// <summary>The peer answered error 7: it is shutting down and did not run the request (calls to any peer try another, issue 14).</summary>
-internal sealed class PeerShuttingDownException(string message) : PeerConnectionException(message);

@@ -6,8 +6,9 @@ using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Transport;
 
-namespace P2PLocal.Rpc.Transport;
+namespace P2PLocal.Rpc.Server;
 
 /// <summary>Accepts incoming TCP connections and owns the <see cref="ServerConnection"/>s made from them.</summary>
 /// <remarks>

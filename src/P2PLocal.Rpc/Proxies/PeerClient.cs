@@ -1,13 +1,4 @@
-using MessagePack;
-
 namespace P2PLocal.Rpc.Dispatch;
-
-/// <summary>Writes the kwargs of one call as a single MessagePack map, straight into the request frame.</summary>
-/// <typeparam name="TState">The arguments, usually a value tuple, so that no closure is allocated.</typeparam>
-public delegate void KwargsWriter<in TState>(ref MessagePackWriter writer, TState state, MessagePackSerializerOptions options);
-
-/// <summary>Reads the result of one call from the reply frame.</summary>
-public delegate TResult ResultReader<out TResult>(ref MessagePackReader reader, MessagePackSerializerOptions options);
 
 /// <summary>
 /// A handle for calling one named peer through its node; generated proxies are built on it. Cheap to create,

@@ -1,7 +1,7 @@
 using MessagePack;
 using P2PLocal.Rpc.Events;
 
-namespace P2PLocal.Rpc.Transport;
+namespace P2PLocal.Rpc.Server;
 
 /// <summary>The subscribing side of events (issue 14): events that arrive from the caller.</summary>
 internal sealed partial class ServerConnection

@@ -1,5 +1,4 @@
 using System.Runtime.ExceptionServices;
-using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Dispatch;
 
@@ -82,6 +81,3 @@ internal sealed record ContractShape(string Name, string Fingerprint, IReadOnlyL
 {
     public static ContractShape Of(ContractClient contract) => new(contract.Contract, contract.Fingerprint, contract.Functions);
 }
-
-/// <summary>The peer could not be reached (connect, TLS or hello failed): no request was sent to it.</summary>
-internal sealed class PeerUnreachableException(string message, Exception inner) : PeerConnectionException(message, inner);

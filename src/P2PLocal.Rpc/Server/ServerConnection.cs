@@ -6,8 +6,9 @@ using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Framing;
 using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Transport;
 
-namespace P2PLocal.Rpc.Transport;
+namespace P2PLocal.Rpc.Server;
 
 /// <summary>What a server connection needs from its node.</summary>
 internal interface IRequestHost

@@ -1,0 +1,14 @@
+namespace P2PLocal.Rpc;
+
+/// <summary>The base of every error this library raises about peers and requests.</summary>
+public class P2PException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public P2PException() { }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public P2PException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and its cause.</summary>
+    public P2PException(string message, Exception? innerException) : base(message, innerException) { }
+}
