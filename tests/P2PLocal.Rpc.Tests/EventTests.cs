@@ -94,9 +94,11 @@ public sealed class EventTests
         await using var slow = await StartAsync("slow", port, new EventOptions { MaxQueuedEventsPerPeer = SlowQueue });
         await using var fast = await StartAsync("fast", port, new EventOptions { MaxQueuedEventsPerPeer = 2 * Count });
         var slowCalls = 0;
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stuck = slow.Subscribe<int>("load", async (_, _, ct) =>
         {
             Interlocked.Increment(ref slowCalls);
+            entered.TrySetResult();
             await release.Task.WaitAsync(ct);
         });
         var atFast = new Collector<int>(Count);
@@ -114,6 +116,7 @@ public sealed class EventTests
         var atSlow = slow.GetEventStatistics();
         // One event is in the stuck handler (or about to be), SlowQueue wait behind it, the rest were dropped there.
         Assert.InRange(atSlow.DroppedByReceiver, Count - SlowQueue - 1, Count - SlowQueue);
+        await entered.Task.Within();
         Assert.Equal(1, Volatile.Read(ref slowCalls));
         Assert.Equal(0, fast.GetEventStatistics().DroppedByReceiver);
         Assert.Equal(0, publisher.GetEventStatistics().DroppedBySender);

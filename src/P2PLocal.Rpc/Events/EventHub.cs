@@ -30,6 +30,7 @@ internal sealed class EventHub
     private readonly HashSet<ServerConnection> _listeners = [];
     private readonly ConcurrentDictionary<string, EventLink> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Action _countSent;
     private long _sent;
     private long _droppedBySender;
     private long _received;
@@ -41,6 +42,7 @@ internal sealed class EventHub
         _node = node;
         _options = options;
         _logger = logger;
+        _countSent = () => Interlocked.Increment(ref _sent);
     }
 
     public EventOptions Options => _options;
@@ -330,12 +332,15 @@ internal sealed class EventHub
         private readonly Channel<(string Topic, byte[] Message)> _queue;
         private readonly CancellationTokenSource _stop;
         private ClientConnection? _connection;
+        private readonly CancellationToken _token;
+        private int _stopped;
 
         public EventLink(EventHub hub, PeerInfo peer)
         {
             _hub = hub;
             _peer = peer;
             _stop = CancellationTokenSource.CreateLinkedTokenSource(hub._stopping.Token);
+            _token = _stop.Token; // read before the loop starts: Stop may dispose the source first
             _queue = Channel.CreateBounded<(string, byte[])>(new BoundedChannelOptions(hub._options.MaxQueuedEventsPerPeer)
             {
                 SingleReader = true,
@@ -354,23 +359,26 @@ internal sealed class EventHub
                 _hub.DroppedBySender();
         }
 
+        /// <summary>Stops the loop and drops what is queued. Idempotent (the peer left and the node stopping may both call it).</summary>
         public void Stop()
         {
+            if (Interlocked.Exchange(ref _stopped, 1) != 0)
+                return;
             _queue.Writer.TryComplete();
             _stop.Cancel();
+            _stop.Dispose();
         }
 
         private async Task RunAsync()
         {
-            var token = _stop.Token;
+            var token = _token;
             try
             {
                 await foreach (var (topic, message) in _queue.Reader.ReadAllAsync(token).ConfigureAwait(false))
                 {
                     try
                     {
-                        if (await SendAsync(topic, message, token).ConfigureAwait(false))
-                            Interlocked.Increment(ref _hub._sent);
+                        await SendAsync(topic, message, token).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is P2PException or ObjectDisposedException or TimeoutException or InvalidOperationException && !token.IsCancellationRequested)
                     {
@@ -383,14 +391,10 @@ internal sealed class EventHub
             {
                 // The peer left or the node is shutting down: what is queued is dropped with the link.
             }
-            finally
-            {
-                _stop.Dispose();
-            }
         }
 
-        /// <summary>Sends one event if the peer subscribes to its topic; false when it does not (nothing sent, no drop).</summary>
-        private async Task<bool> SendAsync(string topic, byte[] message, CancellationToken cancellationToken)
+        /// <summary>Sends one event if the peer subscribes to its topic (nothing is sent, and nothing dropped, when it does not).</summary>
+        private async Task SendAsync(string topic, byte[] message, CancellationToken cancellationToken)
         {
             var connection = Volatile.Read(ref _connection);
             if (connection is null || connection.IsClosed)
@@ -400,14 +404,18 @@ internal sealed class EventHub
             }
 
             if (!connection.PeerHello.AcceptsEvents)
-                return false; // an older node: it has no subscriptions, and kind 9 would close the connection
+                return; // an older node: it has no subscriptions, and kind 9 would close the connection
             if (!connection.PeerTopicsKnown)
                 await connection.WaitForPeerTopicsAsync(_hub._node.Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             if (!connection.PeerSubscribes(topic))
-                return false;
-            if (!await connection.SendEventAsync(message, cancellationToken).ConfigureAwait(false))
+                return;
+            var sent = await connection.SendEventAsync(message, _hub._countSent, cancellationToken).ConfigureAwait(false);
+            if (sent != true)
+            {
+                if (sent == false)
+                    Interlocked.Decrement(ref _hub._sent); // counted as it was handed over, then lost with the connection
                 throw new PeerConnectionException($"The connection to peer '{_peer.Name}' closed before an event of topic '{topic}' was written.");
-            return true;
+            }
         }
     }
 }

@@ -43,14 +43,18 @@ internal sealed partial class ClientConnection
     /// <summary>
     /// Writes one event message (<c>[9, topic, value]</c>, without its length prefix). While the peer is not reading
     /// (the connection is over its buffer limit) it waits, so the publisher's queue for this peer fills instead of the
-    /// connection's. False when the connection closed or the event is above the peer's frame limit.
+    /// connection's. Null when nothing was handed to the connection (it closed, or the event is above the peer's frame
+    /// limit); false when the frame was handed over (after <paramref name="sending"/>) but the connection closed first.
     /// </summary>
-    public async ValueTask<bool> SendEventAsync(byte[] message, CancellationToken cancellationToken)
+    /// <param name="message">The event message.</param>
+    /// <param name="sending">Called just before the frame is handed to the connection (counters count it before the peer can see it).</param>
+    /// <param name="cancellationToken">Stops the wait for room.</param>
+    public async ValueTask<bool?> SendEventAsync(byte[] message, Action sending, CancellationToken cancellationToken)
     {
         while (IsOverBufferLimit && !IsClosed)
             await WaitForRoomAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         if (IsClosed)
-            return false;
+            return null;
         var frame = new FrameBuffer(message.Length + 8);
         message.CopyTo(frame.GetSpan(message.Length));
         frame.Advance(message.Length);
@@ -61,10 +65,11 @@ internal sealed partial class ClientConnection
         catch (FrameTooLargeException)
         {
             frame.Dispose();
-            return false;
+            return null;
         }
 
         LastUsedTicks = Environment.TickCount64; // events in flight keep the connection from being closed as idle
+        sending();
         return TrySend(frame);
     }
 }
