@@ -179,19 +179,7 @@ public class CallLifecycleTests
         }
     }
 
-    private delegate void Write(ref MessagePackWriter writer);
-
-    private static byte[] Frame(Write write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        var frame = new byte[4 + buffer.WrittenCount];
-        BinaryPrimitives.WriteInt32BigEndian(frame, buffer.WrittenCount);
-        buffer.WrittenSpan.CopyTo(frame.AsSpan(4));
-        return frame;
-    }
+    private static byte[] Frame(WireFrames.WriteMessage write) => WireFrames.Frame(write);
 
     private static async Task ReadFrameAsync(Socket socket)
     {

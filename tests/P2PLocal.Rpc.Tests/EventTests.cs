@@ -7,24 +7,19 @@ namespace P2PLocal.Rpc.Tests;
 /// <summary>Events to every peer (issue 14): real nodes on loopback, two and three of them.</summary>
 public sealed class EventTests
 {
-    private static async Task<Node> StartAsync(string name, int port, EventOptions? events = null)
+    /// <summary>A loopback node with the given event bounds and, when set, connection buffer limit.</summary>
+    internal static Task<Node> StartAsync(string name, int port, EventOptions? events = null, long? maxBufferedBytes = null) => Node.StartAsync(new NodeOptions
     {
-        var options = TestNetwork.Options(name, port);
-        return await Node.StartAsync(events is null ? options : Clone(options, events));
-    }
-
-    private static NodeOptions Clone(NodeOptions options, EventOptions events) => new()
-    {
-        Name = options.Name,
-        DiscoveryPort = options.DiscoveryPort,
-        Scope = options.Scope,
-        AdvertiseInterval = options.AdvertiseInterval,
-        ShutdownGracePeriod = options.ShutdownGracePeriod,
-        Events = events,
-    };
+        Name = name,
+        DiscoveryPort = port,
+        Scope = DiscoveryScope.Loopback,
+        ShutdownGracePeriod = TimeSpan.FromSeconds(2),
+        Events = events ?? new EventOptions(),
+        MaxBufferedBytesPerConnection = maxBufferedBytes ?? NodeOptions.DefaultMaxBufferedBytesPerConnection,
+    });
 
     /// <summary>Waits for a condition fed by the nodes' own counters, with the harness's safety net.</summary>
-    private static async Task EventuallyAsync(Func<bool> condition, string what)
+    internal static async Task EventuallyAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + Patience.Limit;
         while (!condition())
@@ -120,6 +115,29 @@ public sealed class EventTests
         Assert.Equal(1, Volatile.Read(ref slowCalls));
         Assert.Equal(0, fast.GetEventStatistics().DroppedByReceiver);
         Assert.Equal(0, publisher.GetEventStatistics().DroppedBySender);
+        release.TrySetResult();
+    }
+
+    [Fact]
+    public async Task A_stuck_subscriber_holds_no_more_event_bytes_than_its_connection_buffer_limit()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var stuck = await StartAsync("stuck", port, maxBufferedBytes: 64 * 1024);
+        using var subscription = stuck.Subscribe<byte[]>("load", async (_, _, ct) => await release.Task.WaitAsync(ct));
+        await using var publisher = await StartAsync("publisher", port, new EventOptions { MaxQueuedEventsPerPeer = 16 }, maxBufferedBytes: 64 * 1024);
+        await publisher.Peers.WaitForAsync("stuck").Within();
+        var payload = new byte[8 * 1024];
+
+        // 16 MB: more than the socket buffers, both connections' 64 KiB and the publisher's queue of 16 can hold.
+        for (var i = 0; i < 2000; i++)
+            await publisher.PublishAsync("load", payload);
+        await EventuallyAsync(() => publisher.GetEventStatistics().DroppedBySender > 0, "the publisher dropped for the stuck peer");
+        await EventuallyAsync(() => stuck.GetEventStatistics().Received >= 8, "the stuck peer filled its buffer");
+
+        // It stopped reading once its queued events held 64 KiB (8 of 8 KiB, plus the one that crossed the limit).
+        Assert.InRange(stuck.GetEventStatistics().Received, 8, 10);
+        Assert.Equal(0, stuck.GetEventStatistics().DroppedByReceiver);
         release.TrySetResult();
     }
 

@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -44,14 +42,7 @@ public sealed class EventWireTests
             received.Enqueue(e.Item1);
             progress.Release();
         });
-        await using var publisher = await Node.StartAsync(new NodeOptions
-        {
-            Name = "publisher",
-            DiscoveryPort = port,
-            Scope = DiscoveryScope.Loopback,
-            MaxBufferedBytesPerConnection = 64 * 1024,
-            Events = new EventOptions { MaxQueuedEventsPerPeer = 64 },
-        });
+        await using var publisher = await EventTests.StartAsync("publisher", port, new EventOptions { MaxQueuedEventsPerPeer = 64 }, maxBufferedBytes: 64 * 1024);
         stuck.Announce(port);
         await publisher.Peers.WaitForAsync("scripted").Within();
         await publisher.Peers.WaitForAsync("fast").Within();
@@ -132,8 +123,8 @@ public sealed class EventWireTests
         {
             try
             {
-                await ReadFrameAsync(stream, _stop.Token); // the caller's hello
-                await WriteFrameAsync(stream, (ref MessagePackWriter w) =>
+                await WireFrames.ReadFrameAsync(stream, _stop.Token); // the caller's hello
+                await WireFrames.WriteFrameAsync(stream, (ref MessagePackWriter w) =>
                 {
                     w.WriteArrayHeader(_offersEvents ? 7 : 6);
                     w.Write(4); w.Write(1); w.Write("scripted"); w.Write("scripted-1"); w.Write(1 << 20); w.Write(0L);
@@ -145,7 +136,7 @@ public sealed class EventWireTests
                 });
                 if (_offersEvents)
                 {
-                    await WriteFrameAsync(stream, (ref MessagePackWriter w) => { w.WriteArrayHeader(2); w.Write(8); w.WriteArrayHeader(1); w.Write("load"); });
+                    await WireFrames.WriteFrameAsync(stream, (ref MessagePackWriter w) => { w.WriteArrayHeader(2); w.Write(8); w.WriteArrayHeader(1); w.Write("load"); });
                     Topics.TrySetResult();
                 }
 
@@ -157,7 +148,7 @@ public sealed class EventWireTests
 
                 while (true)
                 {
-                    var frame = await ReadFrameAsync(stream, _stop.Token);
+                    var frame = await WireFrames.ReadFrameAsync(stream, _stop.Token);
                     var reader = new MessagePackReader(frame);
                     reader.ReadArrayHeader();
                     var kind = reader.ReadInt32();
@@ -165,35 +156,12 @@ public sealed class EventWireTests
                     if (kind != 0)
                         continue;
                     var id = reader.ReadUInt32();
-                    await WriteFrameAsync(stream, (ref MessagePackWriter w) => { w.WriteArrayHeader(3); w.Write(1); w.Write(id); w.Write("ok"); });
+                    await WireFrames.WriteFrameAsync(stream, (ref MessagePackWriter w) => { w.WriteArrayHeader(3); w.Write(1); w.Write(id); w.Write("ok"); });
                 }
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or EndOfStreamException)
             {
             }
-        }
-
-        private delegate void WriteMessage(ref MessagePackWriter writer);
-
-        private static async Task WriteFrameAsync(Stream stream, WriteMessage write)
-        {
-            var buffer = new ArrayBufferWriter<byte>();
-            var writer = new MessagePackWriter(buffer);
-            write(ref writer);
-            writer.Flush();
-            var frame = new byte[4 + buffer.WrittenCount];
-            BinaryPrimitives.WriteInt32BigEndian(frame, buffer.WrittenCount);
-            buffer.WrittenSpan.CopyTo(frame.AsSpan(4));
-            await stream.WriteAsync(frame);
-        }
-
-        private static async Task<ReadOnlyMemory<byte>> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
-        {
-            var prefix = new byte[4];
-            await stream.ReadExactlyAsync(prefix, cancellationToken);
-            var payload = new byte[BinaryPrimitives.ReadInt32BigEndian(prefix)];
-            await stream.ReadExactlyAsync(payload, cancellationToken);
-            return payload;
         }
 
         public void Dispose()

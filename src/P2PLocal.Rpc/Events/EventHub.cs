@@ -155,7 +155,7 @@ internal sealed class EventHub
         }
 
         Interlocked.Increment(ref _received);
-        var inbox = connection.EventInbox ??= new EventInbox(this, SenderOf(connection), _options.MaxQueuedEventsPerPeer);
+        var inbox = connection.EventInbox ??= new EventInbox(this, connection, SenderOf(connection), _options.MaxQueuedEventsPerPeer);
         if (frameLength > _options.MaxEventSize || !inbox.TryQueue(topic, value.ToArray()))
             DroppedByReceiver();
         return true;
@@ -286,12 +286,14 @@ internal sealed class EventHub
     internal sealed class EventInbox
     {
         private readonly EventHub _hub;
+        private readonly ServerConnection _connection;
         private readonly PeerInfo _sender;
         private readonly Channel<(string Topic, byte[] Value)> _queue;
 
-        public EventInbox(EventHub hub, PeerInfo sender, int capacity)
+        public EventInbox(EventHub hub, ServerConnection connection, PeerInfo sender, int capacity)
         {
             _hub = hub;
+            _connection = connection;
             _sender = sender;
             _queue = Channel.CreateBounded<(string, byte[])>(new BoundedChannelOptions(capacity)
             {
@@ -302,7 +304,15 @@ internal sealed class EventHub
             _ = Task.Run(RunAsync);
         }
 
-        public bool TryQueue(string topic, byte[] value) => _queue.Writer.TryWrite((topic, value));
+        /// <summary>Queues an event, counting its bytes against the connection's buffer limit until handled; false when the queue is full.</summary>
+        public bool TryQueue(string topic, byte[] value)
+        {
+            _connection.HoldEventBytes(value.Length); // before the handlers can release it
+            if (_queue.Writer.TryWrite((topic, value)))
+                return true;
+            _connection.ReleaseEventBytes(value.Length);
+            return false;
+        }
 
         public void Complete() => _queue.Writer.TryComplete();
 
@@ -311,7 +321,10 @@ internal sealed class EventHub
             try
             {
                 await foreach (var (topic, value) in _queue.Reader.ReadAllAsync(_hub._stopping.Token).ConfigureAwait(false))
+                {
                     await _hub.DeliverAsync(topic, value, _sender).ConfigureAwait(false);
+                    _connection.ReleaseEventBytes(value.Length);
+                }
             }
             catch (OperationCanceledException)
             {

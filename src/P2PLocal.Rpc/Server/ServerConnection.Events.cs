@@ -12,6 +12,15 @@ internal sealed partial class ServerConnection
     /// <summary>The largest frame the caller takes, which bounds the topics it is told of.</summary>
     public int EventFrameLimit => MaxSendFrameSize;
 
+    /// <summary>
+    /// Counts queued events against <see cref="NodeOptions.MaxBufferedBytesPerConnection"/>, like running requests: above
+    /// it the connection stops reading, so a publisher's large events cost this node a bounded number of bytes.
+    /// </summary>
+    public void HoldEventBytes(int bytes) => HoldReceived(bytes);
+
+    /// <summary>A queued event was handled (see <see cref="HoldEventBytes"/>).</summary>
+    public void ReleaseEventBytes(int bytes) => ReleaseReceived(bytes);
+
     /// <summary>Where the caller connected from.</summary>
     public System.Net.IPEndPoint? CallerEndPoint => _remoteEndPoint;
 
