@@ -99,6 +99,14 @@ public sealed partial class ServiceGenerator
             w.WriteLine($"public const string Name = {Quote(contract.Name)};");
             w.WriteLine($"public const string Fingerprint = {Quote(contract.Fingerprint)};");
             w.WriteLine();
+            // Each [MessagePackObject] type once per contract, declared before Functions (static fields start in text order).
+            var shapes = contract.Functions.SelectMany(f => f.ObjectTypes).GroupBy(t => t.Name).Select(g => g.First()).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+            string Field(ObjectShape shape) => "s_type" + shapes.FindIndex(s => s.Name == shape.Name).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var shape in shapes)
+                EmitObjectType(w, shape, Field(shape));
+            if (shapes.Count > 0)
+                w.WriteLine();
+
             w.WriteLine($"public static readonly {Dispatch}.FunctionDescriptor[] Functions =");
             w.WriteLine("{").Indent();
             foreach (var function in contract.Functions)
@@ -106,12 +114,27 @@ public sealed partial class ServiceGenerator
                 var parameters = SentKwargs(function).Select(p =>
                     $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
                 w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
-                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{(function.IsIdempotent ? ", IsIdempotent = true" : "")} }},").Unindent();
+                var types = function.ObjectTypes.Count == 0
+                    ? ""
+                    : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(Field))} }}";
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{types}{(function.IsIdempotent ? ", IsIdempotent = true" : "")} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");
             w.CloseBlock();
             w.WriteLine();
+        }
+
+        /// <summary>A <c>[MessagePackObject]</c> type as <c>$methods</c> describes it: layout, and each member's key, name, type and whether it may be left out.</summary>
+        private static void EmitObjectType(SourceWriter w, ObjectShape shape, string field)
+        {
+            var members = (shape.IsMap ? shape.Members.AsEnumerable() : shape.Members.OrderBy(m => m.IntKey)).Select(m =>
+                $"new({Quote(m.Name)}, {Quote(m.Type.Name)}, {(m.MustNotBeNil ? "true" : "false")}) {{ "
+                + (m.StringKey is null ? $"IntKey = {m.IntKey.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : $"StringKey = {Quote(m.StringKey)}") + " }");
+            var array = shape.Members.Count == 0
+                ? $"global::System.Array.Empty<{Dispatch}.ObjectMemberDescriptor>()"
+                : $"new {Dispatch}.ObjectMemberDescriptor[] {{ {string.Join(", ", members)} }}";
+            w.WriteLine($"private static readonly {Dispatch}.ObjectTypeDescriptor {field} = new({Quote(shape.Name)}, {(shape.IsMap ? "true" : "false")}, {array});");
         }
 
         private static IEnumerable<ParameterSpec> SentKwargs(FunctionSpec function) => function.Parameters.Where(p => p.IsSent);

@@ -197,10 +197,11 @@ public sealed partial class ServiceGenerator
                 Report(diagnostics, DiagnosticDescriptors.InvalidWireName, where, method.Name);
 
             var (kind, result) = Classify(method);
+            var reached = new Dictionary<string, FormatterSpec>(StringComparer.Ordinal);
             if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)) || IsAsyncStream(method.ReturnType))
                 Report(diagnostics, DiagnosticDescriptors.UnsupportedReturnType, where, method.Name, method.ReturnType.ToDisplayString());
             else if (result is not null)
-                parse.Check(result, $"result of '{method.Name}'", where);
+                parse.Check(result, $"result of '{method.Name}'", where, reached);
 
             var parameters = new List<ParameterSpec>();
             var tokens = 0;
@@ -226,7 +227,7 @@ public sealed partial class ServiceGenerator
                 if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
                 else if (!isToken && !isContext)
-                    parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at);
+                    parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at, reached);
 
                 parameters.Add(new ParameterSpec(
                     parameter.Name,
@@ -241,7 +242,9 @@ public sealed partial class ServiceGenerator
             if (diagnostics.Count > before)
                 return null;
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
-                result is null ? null : Type(result), idempotent);
+                result is null ? null : Type(result),
+                reached.Values.Where(f => f.Shape is not null).Select(f => f.Shape!).OrderBy(s => s.Name, StringComparer.Ordinal).ToEquatableArray(),
+                idempotent);
         }
 
         private static (ReturnKind Kind, ITypeSymbol? Result) Classify(IMethodSymbol method)
@@ -379,10 +382,16 @@ public sealed partial class ServiceGenerator
 
             public Dictionary<string, FormatterSpec> Formatters { get; } = new(StringComparer.Ordinal);
 
-            public void Check(ITypeSymbol type, string where, LocationInfo? at)
+            /// <summary>Checks a kwarg or result type, and gathers the formatters it needs into <paramref name="reached"/> (one function's) and <see cref="Formatters"/>.</summary>
+            public void Check(ITypeSymbol type, string where, LocationInfo? at, Dictionary<string, FormatterSpec> reached)
             {
                 CheckSerializable(type, where, at, Soft);
-                CollectFormatters(type, Assembly, Formatters);
+                CollectFormatters(type, Assembly, reached);
+                foreach (var formatter in reached)
+                {
+                    if (!Formatters.ContainsKey(formatter.Key))
+                        Formatters[formatter.Key] = formatter.Value;
+                }
             }
         }
 

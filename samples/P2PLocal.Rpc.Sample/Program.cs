@@ -117,6 +117,7 @@ static async Task<int> ServeAsync(string name, int discoveryPort)
         return "done";
     });
     node.Register(new Calculator()); // typed: Multiply, SumAsync (samples/python/example.py calls them from Python)
+    node.Register(new Geometry()); // typed, with object kwargs and result: Measure
     Console.WriteLine($"READY {node.ServiceEndPoint.Port} {node.InstanceId}");
     await Console.In.ReadToEndAsync();
     return 0;

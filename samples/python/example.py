@@ -2,7 +2,7 @@
 
     python3 samples/python/example.py <target-name> <discovery-port> [--wait-for-call]
 
-The target serves greet, slow and the typed Calculator (Multiply, SumAsync), as
+The target serves greet, slow, the typed Calculator (Multiply, SumAsync) and Geometry (Measure, with object kwargs), as
 `dotnet run --project samples/P2PLocal.Rpc.Sample serve bob <discovery-port>` does. With --wait-for-call the script
 stays until the target calls its Python function `shout` once (the test suite uses this).
 """
@@ -31,13 +31,27 @@ def main():
         print("found %s at %s:%d in %.1f ms" % (peer.name, peer.host, peer.port, (time.monotonic() - started) * 1000))
 
         for function in node.functions(target):
-            params = ", ".join("%s: %s%s" % (p["name"], p["type"], " = ..." if p["optional"] else "")
+            params = ", ".join("%s: %s%s" % (p["name"], p["type"], (" = %r" % p["default"] if "default" in p else " = ...")
+                                              if p["optional"] else "")
                                for p in function["params"])
             print("function %s(%s) -> %s" % (function["name"], params, function["returns"]))
 
         print("dynamic: greet ->", node.request(target, "greet", name="Ann"))
         print("typed: Multiply ->", node.request(target, "Multiply", a=6, b=7))
         print("typed: SumAsync ->", node.request(target, "SumAsync", values=[1, 2, 3, 4]))
+
+        # Objects: $methods describes the [MessagePackObject] types Measure takes and returns, so invoke() builds
+        # the segment from dicts of members and hands the result back as a dict.
+        for name, described in sorted(node.describe(target, "Measure")["types"].items()):
+            print("object %s as %s: %s" % (name, described["layout"], ", ".join(
+                "%r %s: %s%s" % (m["key"], m["name"], m["type"], " (required)" if m["required"] else "")
+                for m in described["members"])))
+        segment = {"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}, "Label": "diagonal"}
+        print("objects: Measure ->", node.invoke(target, "Measure", segment=segment))
+        try:
+            node.request(target, "Measure", segment=[[0, 0]])  # by hand, one point short
+        except p2plocal.InvalidKwargsError as e:
+            print("error %d: %s" % (e.code, e.remote_message))
 
         # Pipelined: a hundred calls in flight on one connection, replies in any order.
         calls = [node.call(target, "Multiply", {"a": i, "b": 2}) for i in range(100)]

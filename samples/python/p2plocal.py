@@ -10,6 +10,8 @@ lists a peer's functions, raises each wire error as its own exception, and serve
         print(node.request("bob", "greet", name="Ann"))
         call = node.call("bob", "slow", {"ms": 60000})           # a pending call
         call.cancel()                                           # sends a cancel; the handler's token fires there
+        # [MessagePackObject] kwargs from dicts of members, by the peer's own description of them ($methods):
+        print(node.invoke("bob", "Measure", segment={"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}}))
 
 Thread-safe: any thread may call, and calls may overlap. Close the node (or leave the `with` block) to send a
 goodbye and release its sockets and threads.
@@ -27,7 +29,7 @@ __all__ = [
     "Node", "Call", "Peer", "P2PError", "PeerNotFoundError", "NameConflictError", "PeerConnectionError",
     "RemoteError", "MethodNotFoundError", "InvalidKwargsError", "PeerBusyError", "RemoteCancelledError",
     "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError",
-    "pack", "unpack", "PROTOCOL_VERSION",
+    "pack", "unpack", "encode", "decode", "build_kwargs", "PROTOCOL_VERSION",
 ]
 
 PROTOCOL_VERSION = 1                  # hello element 1
@@ -340,6 +342,130 @@ _FIXED = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q"
 _LEN = {0xD9: ">B", 0xDA: ">H", 0xDB: ">I", 0xC4: ">B", 0xC5: ">H", 0xC6: ">I", 0xDC: ">H", 0xDD: ">I",
         0xDE: ">H", 0xDF: ">I", 0xC7: ">B", 0xC8: ">H", 0xC9: ">I"}
 _FIXEXT = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+
+
+# --------------------------------------------------------------------------------------------------- objects
+# A [MessagePackObject] kwarg or result travels as an array indexed by integer keys, or a map of string keys; the
+# "types" of a function's `$methods` entry says which, with each member's key, name and type (PROTOCOL.md,
+# "Object values"). These helpers turn a dict of members into that form and back, following the type grammar of
+# "Contract fingerprints" through arrays, lists, dictionaries, nullables and tuples.
+
+_VALUE_KEYWORDS = {"bool", "byte", "sbyte", "short", "ushort", "int", "uint", "long", "ulong", "float", "double",
+                   "decimal", "char"}
+_GENERIC = "System.Collections.Generic."
+_LISTS = {_GENERIC + n for n in ("List", "IList", "IReadOnlyList", "ICollection", "IReadOnlyCollection",
+                                 "IEnumerable", "HashSet", "ISet")}
+_DICTS = {_GENERIC + n for n in ("Dictionary", "IDictionary", "IReadOnlyDictionary")}
+
+
+def _split_types(text):
+    """Splits `A, B<C, D>` at its top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "<([":
+            depth += 1
+        elif c in ">)]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _convert(type_name, value, types, to_wire):
+    if value is None:
+        return None
+    if type_name in types:
+        return (_encode_object if to_wire else _decode_object)(type_name, value, types)
+    if type_name.endswith("?"):
+        return _convert(type_name[:-1], value, types, to_wire)
+    if type_name.endswith("[]") and isinstance(value, (list, tuple)):
+        return [_convert(type_name[:-2], v, types, to_wire) for v in value]
+    if type_name.startswith("(") and type_name.endswith(")") and isinstance(value, (list, tuple)):
+        elements = _split_types(type_name[1:-1])
+        return [_convert(t, v, types, to_wire) for t, v in zip(elements, value)] + list(value[len(elements):])
+    open_at = type_name.find("<")
+    if open_at > 0 and type_name.endswith(">"):
+        generic, arguments = type_name[:open_at], _split_types(type_name[open_at + 1:-1])
+        if generic in _LISTS and len(arguments) == 1 and isinstance(value, (list, tuple, set, frozenset)):
+            return [_convert(arguments[0], v, types, to_wire) for v in value]
+        if generic in _DICTS and len(arguments) == 2 and isinstance(value, dict):
+            return {k: _convert(arguments[1], v, types, to_wire) for k, v in value.items()}
+    return value
+
+
+def _encode_object(name, value, types):
+    described = types[name]
+    members = described.get("members") or []
+    is_map = described.get("layout") == "map"
+    if isinstance(value, (list, tuple)) and not is_map:
+        return list(value)  # already in the array form
+    if not isinstance(value, dict):
+        raise TypeError("%s is built from a dict of its members, not from %s" % (name, type(value).__name__))
+    by_name = {m["name"]: m for m in members}
+    by_key = {m["key"]: m for m in members}
+    given = {}
+    for key, member_value in value.items():
+        member = by_name.get(key) or by_key.get(key)
+        if member is None:
+            raise KeyError("%s has no member %r; its members are %s" % (name, key, ", ".join(m["name"] for m in members)))
+        given[member["key"]] = _convert(member["type"], member_value, types, True)
+    for member in members:
+        if member.get("required") and given.get(member["key"]) is None:
+            raise ValueError("member %r of %s is required: it must be given and not None" % (member["name"], name))
+    if is_map:
+        return given
+    # Array form: element n is the member with key n. Members after the last one given are left out (the receiver
+    # gives them their defaults); a gap before it is sent as nil, which a member of a value type cannot take.
+    length = max(given) + 1 if given else 0
+    for member in members:
+        if member["key"] < length and member["key"] not in given and member["type"] in _VALUE_KEYWORDS:
+            raise ValueError("member %r (key %d) of %s must be given when a member after it is: nil is not a %s"
+                             % (member["name"], member["key"], name, member["type"]))
+    wire = [None] * length
+    for key, member_value in given.items():
+        wire[key] = member_value
+    return wire
+
+
+def _decode_object(name, value, types):
+    described = types[name]
+    members = described.get("members") or []
+    if described.get("layout") == "map" and isinstance(value, dict):
+        return {m["name"]: _convert(m["type"], value[m["key"]], types, False) for m in members if m["key"] in value}
+    if described.get("layout") == "array" and isinstance(value, list):
+        return {m["name"]: _convert(m["type"], value[m["key"]], types, False) for m in members
+                if isinstance(m["key"], int) and 0 <= m["key"] < len(value)}
+    return value
+
+
+def encode(type_name, value, types):
+    """`value` in the wire form of `type_name`: dicts of members (by name or key) become the array or map that
+    `types` (a `$methods` entry's "types") describes, through arrays, lists, dictionaries and nullables."""
+    return _convert(type_name, value, types or {}, True)
+
+
+def decode(type_name, value, types):
+    """The inverse of `encode`: objects of a described type become dicts keyed by member name."""
+    return _convert(type_name, value, types or {}, False)
+
+
+def build_kwargs(function, kwargs):
+    """The kwargs map for a call of `function` (a `$methods` entry): checks the kwarg names as Python checks a call,
+    and encodes each value by its parameter's type. A dynamic function takes any kwargs, unchanged."""
+    params = function.get("params") or []
+    if function.get("fingerprint") is None and not params:
+        return dict(kwargs)
+    known = {p["name"]: p for p in params}
+    for name in kwargs:
+        if name not in known:
+            raise TypeError("%s() got an unexpected keyword argument %r" % (function["name"], name))
+    missing = [p["name"] for p in params if not p.get("optional") and p["name"] not in kwargs]
+    if missing:
+        raise TypeError("%s() is missing required keyword arguments: %s" % (function["name"], ", ".join(missing)))
+    types = function.get("types") or {}
+    return {name: encode(known[name]["type"], value, types) for name, value in kwargs.items()}
 
 
 # ------------------------------------------------------------------------------------------------- discovery
@@ -754,6 +880,7 @@ class Node:
         self._peers = {}
         self._peers_changed = threading.Condition()
         self._connections = {}
+        self._listed = {}
         self._served = set()
         self._connect_lock = threading.Lock()
         self._stop = threading.Event()
@@ -825,6 +952,31 @@ class Node:
     def functions(self, target):
         """The peer's functions with their signatures: a list of dicts as `$methods` returns them."""
         return self.call(target, "$methods").result(self.request_timeout)
+
+    def describe(self, target, function):
+        """The `$methods` entry of `function` on peer `target`, asked once per peer instance (again when the
+        function is not listed: the peer may have registered it since). Raises MethodNotFoundError when absent."""
+        peer = self._resolve(target)
+        with self._connect_lock:
+            listed = self._listed.get(peer.key)
+        if listed is None or listed[0] != peer.instance_id or function not in listed[1]:
+            listed = (peer.instance_id, {f["name"]: f for f in self.functions(target)})
+            with self._connect_lock:
+                if len(self._listed) >= 256:  # a bound on what strangers' lists may hold here
+                    self._listed.clear()
+                self._listed[peer.key] = listed
+        if function not in listed[1]:
+            raise MethodNotFoundError(2, "MethodNotFound", "peer %r lists no function %r" % (target, function),
+                                      function, target)
+        return listed[1][function]
+
+    def invoke(self, target, function, /, **kwargs):
+        """Calls like `request`, but by the peer's description of `function` (see `describe`): kwarg names are
+        checked first, dicts are sent as the [MessagePackObject] types the parameters name, and an object result
+        comes back as a dict keyed by member name."""
+        described = self.describe(target, function)
+        result = self.call(target, function, build_kwargs(described, kwargs)).result(self.request_timeout)
+        return decode(described.get("returns", "object"), result, described.get("types"))
 
     def getmethods(self, target):
         """The names of the peer's functions (like p2p-local's getmethods)."""

@@ -132,5 +132,67 @@ class ConnectionTests(unittest.TestCase):
             self.node._connection_to(restarted)
 
 
+# What `$methods` says of the sample's Geometry.Measure (PROTOCOL.md, "Object values").
+MEASURE = {
+    "name": "Measure", "returns": "Geo.Measurement", "fingerprint": "0123456789abcdef", "contract": "Geo.IGeometry",
+    "params": [{"name": "segment", "type": "Geo.Segment", "optional": False},
+               {"name": "decimals", "type": "int", "optional": True, "default": 2}],
+    "types": {
+        "Geo.Point": {"layout": "array", "members": [{"name": "X", "key": 0, "type": "double", "required": False},
+                                                     {"name": "Y", "key": 1, "type": "double", "required": False}]},
+        "Geo.Segment": {"layout": "array", "members": [
+            {"name": "From", "key": 0, "type": "Geo.Point", "required": True},
+            {"name": "To", "key": 1, "type": "Geo.Point", "required": True},
+            {"name": "Label", "key": 3, "type": "string", "required": False}]},
+        "Geo.Measurement": {"layout": "map", "members": [
+            {"name": "Label", "key": "label", "type": "string", "required": True},
+            {"name": "Length", "key": "length", "type": "double", "required": False}]},
+    },
+}
+
+
+class ObjectTests(unittest.TestCase):
+    types = MEASURE["types"]
+
+    def test_a_dict_of_members_becomes_the_array_form_nested_and_by_key(self):
+        segment = {"From": {"X": 0, "Y": 0}, "To": [3, 4], "Label": "d"}
+        self.assertEqual(p.build_kwargs(MEASURE, {"segment": segment}),
+                         {"segment": [[0, 0], [3, 4], None, "d"]})  # key 2 is a gap: nil
+        self.assertEqual(p.encode("Geo.Segment", {0: {"X": 1, "Y": 2}, 1: {"X": 3}}, self.types), [[1, 2], [3]])
+
+    def test_collections_and_nullables_are_followed(self):
+        points = [{"X": 1, "Y": 2}, None]
+        self.assertEqual(p.encode("Geo.Point[]", points, self.types), [[1, 2], None])
+        self.assertEqual(p.encode("System.Collections.Generic.List<Geo.Point>", points, self.types), [[1, 2], None])
+        self.assertEqual(p.encode("System.Collections.Generic.Dictionary<string, Geo.Point[]>", {"a": [{"Y": 1, "X": 0}]},
+                                  self.types), {"a": [[0, 1]]})
+        self.assertEqual(p.encode("(int, Geo.Point)", (1, {"X": 5, "Y": 6}), self.types), [1, [5, 6]])
+
+    def test_the_map_form_and_decoding_by_member_name(self):
+        self.assertEqual(p.encode("Geo.Measurement", {"Label": "x", "length": 5.0}, self.types), {"label": "x", "length": 5.0})
+        self.assertEqual(p.decode("Geo.Measurement", {"label": "x", "length": 5.0, "newer": 1}, self.types),
+                         {"Label": "x", "Length": 5.0})
+        self.assertEqual(p.decode("Geo.Segment[]", [[[0, 0], [3, 4], None, "d", "extra"]], self.types),
+                         [{"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}, "Label": "d"}])
+
+    def test_mistakes_are_named_before_anything_is_sent(self):
+        with self.assertRaisesRegex(KeyError, "no member 'Z'"):
+            p.encode("Geo.Point", {"Z": 1}, self.types)
+        with self.assertRaisesRegex(ValueError, "member 'To' of Geo.Segment is required"):
+            p.encode("Geo.Segment", {"From": [0, 0]}, self.types)
+        with self.assertRaisesRegex(ValueError, "member 'X' .key 0. of Geo.Point must be given"):
+            p.encode("Geo.Point", {"Y": 1}, self.types)
+        with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'segments'"):
+            p.build_kwargs(MEASURE, {"segments": {}})
+        with self.assertRaisesRegex(TypeError, "missing required keyword arguments: segment"):
+            p.build_kwargs(MEASURE, {"decimals": 1})
+        with self.assertRaisesRegex(TypeError, "built from a dict"):
+            p.encode("Geo.Measurement", ["x", 1.0], self.types)
+
+    def test_dynamic_functions_take_any_kwargs_unchanged(self):
+        dynamic = {"name": "greet", "params": [], "returns": "object", "fingerprint": None}
+        self.assertEqual(p.build_kwargs(dynamic, {"name": {"X": 1}}), {"name": {"X": 1}})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -196,6 +196,6 @@ public sealed partial class Node
         var errorCode = Enum.IsDefined((ErrorCode)code) ? (ErrorCode)code : ErrorCode.HandlerFailed;
         if (message.Contains($"method \"{function}\" is not supported", StringComparison.Ordinal))
             errorCode = ErrorCode.MethodNotFound;
-        return ClientConnection.ErrorToException(errorCode, type, message, peerName, function);
+        return WireErrors.ToException(errorCode, type, message, peerName, function);
     }
 }

@@ -21,7 +21,7 @@ namespace P2PLocal.Rpc;
 /// Thread-safe: functions may be registered and requests made from any thread, at any time after
 /// <see cref="StartAsync(NodeOptions, CancellationToken)"/>. Dispose (or <see cref="Shutdown"/>) to send a goodbye and release every socket.
 /// </remarks>
-public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
+public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, IPeerHost
 {
     private static readonly KwargsWriter<IReadOnlyDictionary<string, object?>?> s_writeKwargs = KwargsCodec.WriteKwargs;
     private static readonly ResultReader<object?> s_readDynamic = KwargsCodec.ReadValue;
@@ -58,7 +58,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget
             .WithCompression(MessagePackCompression.None);
         Peers = new PeerDirectory(this, _logger, options.MaxPeers);
-        RpcMetrics.TrackPeers(Peers);
+        RpcMetrics.TrackPeers(Peers, () => Peers.Count);
         _builtIns = new BuiltInFunctions(() => Functions);
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
         LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds)
@@ -384,7 +384,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
         ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
         if (CallTelemetry.IsClientObserved)
-            return CallTelemetry.ObserveClientAsync(this, target, function, state, writeKwargs, readResult, cancellationToken);
+            return ObserveCallAsync(target, function, state, writeKwargs, readResult, cancellationToken);
         return InvokeUnobservedAsync(target, function, state, writeKwargs, readResult, cancellationToken);
     }
 
@@ -566,6 +566,34 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost
             var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;
             if (Environment.TickCount64 - connection.LastUsedTicks > idleMs)
                 connection.Close();
+        }
+    }
+
+    DateTimeOffset IPeerHost.Now => Now;
+
+    bool IPeerHost.IsDisposed => IsDisposed;
+
+    PeerInfo IPeerHost.SelfInfo => SelfInfo;
+
+    Task<bool> IPeerHost.IsAliveAsync(PeerInfo peer) => IsAliveAsync(peer);
+
+    void IPeerHost.DropConnection(string instanceId, IPEndPoint endPoint) => DropConnection(instanceId, endPoint);
+
+    async Task<bool> IPeerHost.AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken)
+    {
+        if (IsDisposed)
+            return false;
+        try
+        {
+            var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, LocalHello,
+                SerializerOptions, _options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection,
+                _tls, peer.PeerId, cancellationToken).ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
         }
     }
 

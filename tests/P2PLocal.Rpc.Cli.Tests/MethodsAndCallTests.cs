@@ -48,8 +48,31 @@ public class MethodsAndCallTests
         var result = await Cli.RunAsync(port, "methods", "bob");
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        Assert.Contains("a: int, b: int = default", result.Out);
+        Assert.Contains("a: int, b: int = 1", result.Out);
         Assert.Contains("name: string, values:", result.Out);
+    }
+
+    [Fact]
+    public async Task Methods_shows_defaults_and_how_object_kwargs_travel_in_the_table_and_the_json()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        await using var bob = await TestNetwork.StartAsync("bob", port);
+        bob.Register(new Plotter());
+
+        var table = await Cli.RunAsync(port, "methods", "bob");
+        var json = await Cli.RunAsync(port, "methods", "bob", "--json");
+
+        Assert.True(table.ExitCode == 0, table.ToString());
+        Assert.Contains("spot: P2PLocal.Rpc.Cli.Tests.Spot, color: string = \"red\"", table.Out);
+        Assert.Contains("P2PLocal.Rpc.Cli.Tests.Spot is an array: 0 X: int, 1 Name: string (required)", table.Out);
+        Assert.True(json.ExitCode == 0, json.ToString());
+        var plot = Assert.Single(json.Json().GetProperty("functions").EnumerateArray());
+        Assert.Equal("red", plot.GetProperty("kwargs")[1].GetProperty("default").GetString());
+        var spot = Assert.Single(plot.GetProperty("types").EnumerateArray());
+        Assert.Equal(("P2PLocal.Rpc.Cli.Tests.Spot", "array"), (spot.GetProperty("name").GetString(), spot.GetProperty("layout").GetString()));
+        Assert.Equal(
+            [(0, "X", "int", false), (1, "Name", "string", true)],
+            spot.GetProperty("members").EnumerateArray().Select(m => (m.GetProperty("key").GetInt32(), m.GetProperty("name").GetString(), m.GetProperty("type").GetString(), m.GetProperty("required").GetBoolean())));
     }
 
     [Fact]

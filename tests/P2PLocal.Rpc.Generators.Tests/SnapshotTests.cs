@@ -129,6 +129,41 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void Object_kwargs_and_results_are_described_for_callers() => VerifyGenerated("""
+        using System.Collections.Generic;
+        using MessagePack;
+        using P2PLocal.Rpc;
+
+        namespace Geo;
+
+        [MessagePackObject]
+        public sealed record Point([property: Key(0)] double X, [property: Key(1)] double Y);
+
+        [MessagePackObject]
+        public sealed class Segment
+        {
+            [Key(0)] public Point From { get; set; } = new(0, 0);
+            [Key(2)] public Point To { get; set; } = new(0, 0);
+            [Key(3)] public string? Label { get; set; }
+        }
+
+        [MessagePackObject(keyAsPropertyName: true)]
+        public sealed class Measurement
+        {
+            public double Length { get; set; }
+            [Key("label")] public string Name { get; set; } = "";
+        }
+
+        [P2PService]
+        public partial class Geometry
+        {
+            public Measurement Measure(Segment segment, int decimals = 2) => new();
+            public double Perimeter(List<Point> points, bool closed = true) => 0;
+            public int Count(int[] values) => values.Length;
+        }
+        """);
+
+    [Fact]
     public void Record_service() => VerifyGenerated("""
         using P2PLocal.Rpc;
 

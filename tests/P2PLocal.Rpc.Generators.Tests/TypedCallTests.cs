@@ -266,4 +266,23 @@ public sealed class TypedCallTests(ServedPair pair) : IClassFixture<ServedPair>
         Assert.DoesNotContain(functions, f => f.Name == "NotServed");
         Assert.Equal([], Assert.Single(functions, f => f.Name == "WaitForCancelAsync").Parameters);
     }
+
+    [Fact]
+    public async Task Object_types_a_function_reaches_are_described_with_their_keys_member_types_and_required_members()
+    {
+        var functions = await pair.Alice.GetFunctionsAsync("bob").Within();
+        var family = Assert.Single(functions, f => f.Name == "Family");
+        var person = Assert.Single(family.ObjectTypes); // through Person[] and List<Person>; the enum and dictionary are not objects
+        Assert.Equal("P2PLocal.Rpc.Generators.Tests.Services.Person", person.Name);
+        Assert.False(person.IsMap);
+        Assert.Equal(
+            [new ObjectMemberDescriptor("Name", "string", true) { IntKey = 0 }, new("Age", "int", false) { IntKey = 1 },
+             new("City", "string", true) { IntKey = 2 }, new("Nickname", "string", false) { IntKey = 3 }],
+            person.Members);
+        var move = Assert.Single(functions, f => f.Name == "Move");
+        Assert.Equal(["P2PLocal.Rpc.Generators.Tests.Services.Point"], move.ObjectTypes.Select(t => t.Name));
+        var forecast = Assert.Single(Assert.Single(functions, f => f.Name == "ForecastAsync").ObjectTypes);
+        Assert.Equal([new ObjectMemberDescriptor("City", "string", true) { IntKey = 0 }, new("Temperatures", "double[]", true) { IntKey = 1 }], forecast.Members);
+        Assert.Empty(Assert.Single(functions, f => f.Name == "Add").ObjectTypes);
+    }
 }

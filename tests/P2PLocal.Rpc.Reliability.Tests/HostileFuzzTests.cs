@@ -50,7 +50,7 @@ public class HostileFuzzTests(ITestOutputHelper output)
                 var kwargs = KwargsCodec.ReadKwargs(input, options);
                 var decoded = Count(kwargs);
                 var reader = new MessagePackReader(input);
-                var problem = KwargsCodec.Scan(ref reader, budget, out var elements);
+                var problem = MessagePackValues.Scan(ref reader, budget, out var elements);
                 if (problem is not null || decoded != elements || decoded > budget)
                     failures.Add($"budget {budget}: decoded {decoded} values, the scan counted {elements} ({problem}) input={Convert.ToHexString(input)}");
                 accepted++;

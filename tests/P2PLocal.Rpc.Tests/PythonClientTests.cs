@@ -15,7 +15,7 @@ public class PythonClientTests
     private static string Script => Path.Combine(AppContext.BaseDirectory, "python", "example.py");
 
     [Fact]
-    public async Task Python_client_discovers_a_node_calls_dynamic_and_typed_functions_gets_errors_and_cancels()
+    public async Task Python_client_discovers_a_node_calls_dynamic_typed_and_object_functions_gets_errors_and_cancels()
     {
         var port = TestNetwork.FreeUdpPort();
         await using var bob = await TestNetwork.StartAsync("bob", port);
@@ -27,7 +27,7 @@ public class PythonClientTests
             await Task.Delay(Timeout.Infinite, cancellationToken);
             return null;
         });
-        bob.Register(new Calculator());
+        bob.Register(new Calculator()).Register(new Geometry());
 
         using var python = StartPython(Script, "bob", port.ToString(CultureInfo.InvariantCulture), "--wait-for-call");
         var stderr = python.StandardError.ReadToEndAsync();
@@ -67,6 +67,12 @@ public class PythonClientTests
             Assert.Contains("dynamic: greet -> Hello, Ann!", output);
             Assert.Contains("typed: Multiply -> 42", output);
             Assert.Contains("typed: SumAsync -> 10", output);
+            // Objects: built from $methods' description of the [MessagePackObject] types (PROTOCOL.md, "Object values").
+            Assert.Contains("function Measure(segment: P2PLocal.Rpc.Sample.Segment, decimals: int = 2) -> P2PLocal.Rpc.Sample.Measurement", output);
+            Assert.Contains("object P2PLocal.Rpc.Sample.Segment as array: 0 From: P2PLocal.Rpc.Sample.Point (required), 1 To: P2PLocal.Rpc.Sample.Point (required), 2 Label: string", output);
+            Assert.Contains("object P2PLocal.Rpc.Sample.Measurement as map: 'label' Label: string (required), 'length' Length: double", output);
+            Assert.Contains("objects: Measure -> {'Label': 'diagonal', 'Length': 5.0}", output);
+            Assert.Contains(output, l => l.StartsWith("error 3: Kwarg 'segment' of 'Measure' is not a valid P2PLocal.Rpc.Sample.Segment: Member 'To'", StringComparison.Ordinal));
             Assert.Contains("pipelined: 100 calls, sum 9900", output);
             Assert.Contains("error 2: Node 'bob' has no function 'fly'.", output);
             Assert.Contains(output, l => l.StartsWith("error 3: Kwarg 'a' of 'Multiply' is not a valid int", StringComparison.Ordinal));

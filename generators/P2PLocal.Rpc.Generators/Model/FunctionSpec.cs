@@ -20,6 +20,7 @@ internal enum ReturnKind
 /// <param name="ReturnKind">Sync or async, with or without a value.</param>
 /// <param name="ReturnType">The declared return type.</param>
 /// <param name="ResultType">The type of the value sent back (the <c>T</c> of <c>Task&lt;T&gt;</c>), or null when nothing is.</param>
+/// <param name="ObjectTypes">The <c>[MessagePackObject]</c> types its kwargs and result reach, in ordinal order of name, described to callers in <c>$methods</c>.</param>
 /// <param name="IsIdempotent"><c>[P2PFunction(Idempotent = true)]</c>: a call to any peer may be sent again after a lost connection (issue 14).</param>
 internal sealed record FunctionSpec(
     string MethodName,
@@ -28,4 +29,5 @@ internal sealed record FunctionSpec(
     ReturnKind ReturnKind,
     TypeRef ReturnType,
     TypeRef? ResultType,
+    EquatableArray<ObjectShape> ObjectTypes = default,
     bool IsIdempotent = false);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using P2PLocal.Rpc.Cli.Output;
 using P2PLocal.Rpc.Dispatch;
 using Spectre.Console;
@@ -59,20 +60,33 @@ internal static class MethodsCommand
         {
             var kwargs = function.Dynamic
                 ? "(any: dynamic)"
-                : string.Join(", ", function.Kwargs.Select(k => $"{k.Name}: {k.Type}{(k.Optional ? " = default" : "")}"));
+                : string.Join(", ", function.Kwargs.Select(k => $"{k.Name}: {k.Type}{(k.Optional ? " = " + (k.Default?.ToJsonString() ?? "default") : "")}"));
             table.AddRow(Markup.Escape(function.Name), Markup.Escape(kwargs), Markup.Escape(function.Returns), Markup.Escape(function.Contract ?? "-"), Markup.Escape(function.Fingerprint ?? "-"));
         }
 
         console.Ansi.Write(table);
+        // The [MessagePackObject] types the functions reach, once each: how to build them by hand (PROTOCOL.md, "Object values").
+        foreach (var type in rows.SelectMany(f => f.Types ?? []).DistinctBy(t => t.Name).OrderBy(t => t.Name, StringComparer.Ordinal))
+        {
+            var members = type.Members.Select(m => $"{m.Key.ToJsonString()} {m.Name}: {m.Type}{(m.Required ? " (required)" : "")}");
+            console.WriteLine($"{type.Name} is {(type.Layout == "map" ? "a map" : "an array")}: {string.Join(", ", members)}");
+        }
+
         return ExitCodes.Ok;
     }
 
-    /// <summary>A function as JSON, with its contract's name and fingerprint when a generated service serves it (null for dynamic ones and for older nodes, whose <c>$methods</c> has no <c>contract</c> key).</summary>
+    /// <summary>
+    /// A function as JSON, with its contract's name and fingerprint when a generated service serves it (null for dynamic
+    /// ones and for older nodes, whose <c>$methods</c> has no <c>contract</c> key), its kwargs' known defaults, and the
+    /// object types it reaches (empty for older nodes).
+    /// </summary>
     internal static FunctionJson ToJson(FunctionDescriptor function) => new(
         function.Name,
-        [.. function.Parameters.Select(p => new ParameterJson(p.Name, p.Type, p.IsOptional))],
+        [.. function.Parameters.Select(p => new ParameterJson(p.Name, p.Type, p.IsOptional, JsonValues.ToJson(p.DefaultValue)))],
         function.ReturnType,
         function.Fingerprint,
         Dynamic: function.Fingerprint is null && function.Parameters.Count == 0,
-        Contract: function.Contract);
+        Contract: function.Contract,
+        Types: [.. function.ObjectTypes.Select(t => new ObjectTypeJson(t.Name, t.IsMap ? "map" : "array",
+            [.. t.Members.Select(m => new MemberJson(m.Name, m.StringKey is { } key ? JsonValue.Create(key) : JsonValue.Create(m.IntKey ?? 0), m.Type, m.IsRequired))]))]);
 }

@@ -33,9 +33,16 @@ internal sealed record PeersJson(int Schema, NetworkJson Network, IReadOnlyList<
 /// <summary>One line of <c>peers --watch --json</c>.</summary>
 internal sealed record PeerEventJson(int Schema, string Event, DateTimeOffset Time, PeerJson Peer);
 
-internal sealed record ParameterJson(string Name, string Type, bool Optional);
+internal sealed record ParameterJson(string Name, string Type, bool Optional, JsonNode? Default = null);
 
-internal sealed record FunctionJson(string Name, IReadOnlyList<ParameterJson> Kwargs, string Returns, string? Fingerprint, bool Dynamic, string? Contract = null);
+/// <summary>A member of a <c>[MessagePackObject]</c> type: its key (an integer for the array layout, a string for the map layout).</summary>
+internal sealed record MemberJson(string Name, JsonNode Key, string Type, bool Required);
+
+/// <summary>A <c>[MessagePackObject]</c> type a function reaches, as <c>$methods</c> describes it.</summary>
+internal sealed record ObjectTypeJson(string Name, string Layout, IReadOnlyList<MemberJson> Members);
+
+internal sealed record FunctionJson(string Name, IReadOnlyList<ParameterJson> Kwargs, string Returns, string? Fingerprint, bool Dynamic, string? Contract = null,
+    IReadOnlyList<ObjectTypeJson>? Types = null);
 
 internal sealed record MethodsJson(int Schema, NetworkJson Network, string Peer, string Endpoint, string Instance, IReadOnlyList<FunctionJson> Functions);
 

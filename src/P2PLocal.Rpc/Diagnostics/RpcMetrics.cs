@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using P2PLocal.Rpc.Server;
-using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc.Diagnostics;
 
@@ -42,11 +40,12 @@ internal static class RpcMetrics
     private static readonly Counter<long> s_rejectedConnections = s_meter.CreateCounter<long>("p2plocal.rejected_connections",
         "{connection}", "Incoming connections closed at once because MaxIncomingConnections were open.");
 
-    private static readonly ConcurrentDictionary<PeerDirectory, byte> s_directories = new();
+    // A count per running node's peer table (keyed by the table), so this layer needs no peer table type.
+    private static readonly ConcurrentDictionary<object, Func<int>> s_directories = new();
 
     // Observed, not counted: a directory's Count is the truth, whatever path a peer took in or out.
     internal static readonly ObservableUpDownCounter<long> KnownPeers = s_meter.CreateObservableUpDownCounter("p2plocal.known_peers",
-        static () => s_directories.Keys.Sum(static peers => (long)peers.Count), "{peer}", "Peers the running nodes of this process see (summed over nodes).");
+        static () => s_directories.Values.Sum(static count => (long)count()), "{peer}", "Peers the running nodes of this process see (summed over nodes).");
 
     private static readonly Counter<long> s_beaconsSent = s_meter.CreateCounter<long>("p2plocal.beacons.sent",
         "{beacon}", "Beacons sent, by kind (hello, alive, bye); one per destination.");
@@ -69,16 +68,18 @@ internal static class RpcMetrics
     /// <summary>Whether the server-call histogram has a listener.</summary>
     public static bool ServerDurationEnabled => ServerDuration.Enabled;
 
-    public static void ConnectionOpened(FramedConnection connection)
+    /// <summary>A connection opened; <paramref name="inbound"/>: a peer calls this node (else this node calls a peer).</summary>
+    public static void ConnectionOpened(bool inbound)
     {
         if (s_activeConnections.Enabled)
-            s_activeConnections.Add(1, Direction(connection));
+            s_activeConnections.Add(1, Direction(inbound));
     }
 
-    public static void ConnectionClosed(FramedConnection connection)
+    /// <summary>A connection counted by <see cref="ConnectionOpened"/> closed.</summary>
+    public static void ConnectionClosed(bool inbound)
     {
         if (s_activeConnections.Enabled)
-            s_activeConnections.Add(-1, Direction(connection));
+            s_activeConnections.Add(-1, Direction(inbound));
     }
 
     public static void ConnectionRejected()
@@ -88,21 +89,23 @@ internal static class RpcMetrics
     }
 
     /// <summary>Counts a running node's peers in <c>p2plocal.known_peers</c> until <see cref="UntrackPeers"/>.</summary>
-    public static void TrackPeers(PeerDirectory peers) => s_directories.TryAdd(peers, 0);
+    public static void TrackPeers(object peers, Func<int> count) => s_directories.TryAdd(peers, count);
 
     /// <summary>The node shut down: its peers no longer count.</summary>
-    public static void UntrackPeers(PeerDirectory peers) => s_directories.TryRemove(peers, out _);
+    public static void UntrackPeers(object peers) => s_directories.TryRemove(peers, out _);
 
-    public static void BeaconSent(Discovery.BeaconKind kind)
+    /// <summary>A beacon sent, by kind: <c>hello</c>, <c>alive</c>, <c>bye</c>, <c>legacy</c>.</summary>
+    public static void BeaconSent(string kind)
     {
         if (s_beaconsSent.Enabled)
-            s_beaconsSent.Add(1, new KeyValuePair<string, object?>("p2plocal.beacon.kind", KindName(kind)));
+            s_beaconsSent.Add(1, new KeyValuePair<string, object?>("p2plocal.beacon.kind", kind));
     }
 
-    public static void BeaconReceived(Discovery.BeaconKind kind)
+    /// <summary>A beacon received, by kind (see <see cref="BeaconSent"/>).</summary>
+    public static void BeaconReceived(string kind)
     {
         if (s_beaconsReceived.Enabled)
-            s_beaconsReceived.Add(1, new KeyValuePair<string, object?>("p2plocal.beacon.kind", KindName(kind)));
+            s_beaconsReceived.Add(1, new KeyValuePair<string, object?>("p2plocal.beacon.kind", kind));
     }
 
     /// <summary>A datagram dropped: <c>not_loopback</c>, <c>invalid</c> (not a beacon of this protocol), <c>error</c>.</summary>
@@ -141,14 +144,6 @@ internal static class RpcMetrics
             s_eventsDropped.Add(1, new KeyValuePair<string, object?>("p2plocal.event.side", side));
     }
 
-    private static KeyValuePair<string, object?> Direction(FramedConnection connection) =>
-        new("p2plocal.connection.direction", connection is ServerConnection ? "inbound" : "outbound");
-
-    private static string KindName(Discovery.BeaconKind kind) => kind switch
-    {
-        Discovery.BeaconKind.Hello => "hello",
-        Discovery.BeaconKind.Alive => "alive",
-        Discovery.BeaconKind.Bye => "bye",
-        _ => "legacy",
-    };
+    private static KeyValuePair<string, object?> Direction(bool inbound) =>
+        new("p2plocal.connection.direction", inbound ? "inbound" : "outbound");
 }

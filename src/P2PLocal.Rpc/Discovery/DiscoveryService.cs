@@ -171,7 +171,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
         if (beacon.InstanceId == _instanceId)
             return;
-        RpcMetrics.BeaconReceived(beacon.Kind);
+        RpcMetrics.BeaconReceived(MetricName(beacon.Kind));
 
         // Open and secure nodes ignore each other; a secure node takes only beacons sealed for its group (issue 10).
         if (_seal is null ? Security.BeaconSeal.IsSealed(datagram) : beacon.Kind == BeaconKind.Legacy)
@@ -266,7 +266,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
         {
             var bytes = beacon.ToBytes();
             _socket.SendTo(_seal is null ? bytes : _seal.Seal(bytes, _time.GetUtcNow()), destination);
-            RpcMetrics.BeaconSent(kind);
+            RpcMetrics.BeaconSent(MetricName(kind));
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -284,4 +284,13 @@ internal sealed class DiscoveryService : IAsyncDisposable
         await Task.WhenAll(_receiveLoop, _advertiseLoop).ConfigureAwait(false);
         _stop.Dispose();
     }
+
+    /// <summary>A beacon kind as the metrics name it.</summary>
+    private static string MetricName(BeaconKind kind) => kind switch
+    {
+        BeaconKind.Hello => "hello",
+        BeaconKind.Alive => "alive",
+        BeaconKind.Bye => "bye",
+        _ => "legacy",
+    };
 }

@@ -64,9 +64,10 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
         writer.WriteArrayHeader(functions.Count);
         foreach (var function in functions)
         {
-            // "contract" and "signature" came later; readers skip keys they do not know (PROTOCOL.md).
+            // "contract", "signature" and "types" came later; readers skip keys they do not know (PROTOCOL.md).
             var typed = function.Contract is not null;
-            writer.WriteMapHeader(typed ? 6 : 4);
+            var described = function.ObjectTypes.Count > 0;
+            writer.WriteMapHeader((typed ? 6 : 4) + (described ? 1 : 0));
             writer.Write("name");
             writer.Write(function.Name);
             writer.Write("params");
@@ -98,6 +99,42 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 writer.Write(function.Contract);
                 writer.Write("signature");
                 writer.Write(function.Signature);
+            }
+
+            if (described)
+            {
+                writer.Write("types");
+                WriteObjectTypes(ref writer, function.ObjectTypes);
+            }
+        }
+    }
+
+    /// <summary>Writes <c>types</c>: a map from type name to <c>{"layout": "array"|"map", "members": [...]}</c>.</summary>
+    private static void WriteObjectTypes(ref MessagePackWriter writer, IReadOnlyList<ObjectTypeDescriptor> types)
+    {
+        writer.WriteMapHeader(types.Count);
+        foreach (var type in types)
+        {
+            writer.Write(type.Name);
+            writer.WriteMapHeader(2);
+            writer.Write("layout");
+            writer.Write(type.IsMap ? "map" : "array");
+            writer.Write("members");
+            writer.WriteArrayHeader(type.Members.Count);
+            foreach (var member in type.Members)
+            {
+                writer.WriteMapHeader(4);
+                writer.Write("name");
+                writer.Write(member.Name);
+                writer.Write("key");
+                if (member.StringKey is not null)
+                    writer.Write(member.StringKey);
+                else
+                    writer.Write(member.IntKey ?? 0);
+                writer.Write("type");
+                writer.Write(member.Type);
+                writer.Write("required");
+                writer.Write(member.IsRequired);
             }
         }
     }
@@ -132,6 +169,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
             string name = "", returns = "object";
             string? fingerprint = null, contract = null, signature = null;
             var parameters = new List<ParameterDescriptor>();
+            IReadOnlyList<ObjectTypeDescriptor> objectTypes = [];
             var fields = reader.ReadMapHeader();
             for (var f = 0; f < fields; f++)
             {
@@ -142,6 +180,7 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                     case "fingerprint": fingerprint = reader.ReadString(); break;
                     case "contract": contract = reader.ReadString(); break;
                     case "signature": signature = reader.ReadString(); break;
+                    case "types" when reader.NextMessagePackType == MessagePackType.Map: objectTypes = ReadObjectTypes(ref reader); break;
                     case "params":
                         var n = reader.ReadArrayHeader();
                         for (var p = 0; p < n; p++)
@@ -151,10 +190,68 @@ internal sealed class BuiltInFunctions(Func<IReadOnlyList<FunctionDescriptor>> l
                 }
             }
 
-            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint) { Contract = contract, Signature = signature });
+            list.Add(new FunctionDescriptor(name, parameters, returns, fingerprint) { Contract = contract, Signature = signature, ObjectTypes = objectTypes });
         }
 
         return list;
+    }
+
+    /// <summary>Reads <c>types</c>; unknown keys are skipped, and a member whose key is neither an integer nor a string is left out.</summary>
+    private static List<ObjectTypeDescriptor> ReadObjectTypes(ref MessagePackReader reader)
+    {
+        var count = reader.ReadMapHeader();
+        var types = new List<ObjectTypeDescriptor>(Math.Min(count, 64));
+        for (var t = 0; t < count; t++)
+        {
+            var name = reader.ReadString() ?? "";
+            var isMap = false;
+            var members = new List<ObjectMemberDescriptor>();
+            var fields = reader.ReadMapHeader();
+            for (var f = 0; f < fields; f++)
+            {
+                switch (reader.ReadString())
+                {
+                    case "layout": isMap = reader.ReadString() == "map"; break;
+                    case "members":
+                        var n = reader.ReadArrayHeader();
+                        for (var m = 0; m < n; m++)
+                        {
+                            if (ReadMember(ref reader) is { } member)
+                                members.Add(member);
+                        }
+
+                        break;
+                    default: KwargsCodec.SkipValue(ref reader); break;
+                }
+            }
+
+            types.Add(new ObjectTypeDescriptor(name, isMap, members));
+        }
+
+        return types;
+    }
+
+    private static ObjectMemberDescriptor? ReadMember(ref MessagePackReader reader)
+    {
+        string name = "", type = "object";
+        var required = false;
+        int? intKey = null;
+        string? stringKey = null;
+        var fields = reader.ReadMapHeader();
+        for (var f = 0; f < fields; f++)
+        {
+            switch (reader.ReadString())
+            {
+                case "name": name = reader.ReadString() ?? ""; break;
+                case "type": type = reader.ReadString() ?? "object"; break;
+                case "required": required = reader.ReadBoolean(); break;
+                case "key" when reader.NextMessagePackType == MessagePackType.Integer: intKey = reader.ReadInt32(); break;
+                case "key" when reader.NextMessagePackType == MessagePackType.String: stringKey = reader.ReadString(); break;
+                default: KwargsCodec.SkipValue(ref reader); break;
+            }
+        }
+
+        return intKey is null && stringKey is null ? null : new ObjectMemberDescriptor(name, type, required) { IntKey = intKey, StringKey = stringKey };
     }
 
     private static ParameterDescriptor ReadParameter(ref MessagePackReader reader)

@@ -26,6 +26,12 @@ public sealed record FunctionDescriptor(
     public string? Signature { get; init; }
 
     /// <summary>
+    /// The <c>[MessagePackObject]</c> types its kwargs and result reach (members' types included), in ordinal order of
+    /// name, so a caller can build them; empty for a dynamic function and for types a node cannot describe.
+    /// </summary>
+    public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
+
+    /// <summary>
     /// Whether the function is marked <c>[P2PFunction(Idempotent = true)]</c> in this side's contract, so
     /// <see cref="PeerDirectory.Any{TService}"/> may send a call again after a lost connection. Not sent to peers.
     /// </summary>

@@ -162,9 +162,8 @@ public static class GeneratedKwargs
     /// <see cref="ArgumentException"/> counts: a dictionary formatter throws it for a key that repeats, and the timestamp
     /// reader for seconds or nanoseconds out of range (issue 8: a duplicate key is invalid kwargs, not a handler failure).
     /// </remarks>
-    public static bool IsReadError(Exception error) =>
-        error is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
-            or InsufficientExecutionStackException or ArgumentException;
+    /// <seealso cref="Protocol.MalformedInput.IsMalformed"/>
+    public static bool IsReadError(Exception error) => Protocol.MalformedInput.IsMalformed(error);
 
     /// <summary>
     /// Whether <paramref name="error"/> means this side has no working formatter for a type (none registered, one

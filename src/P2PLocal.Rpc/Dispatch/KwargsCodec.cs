@@ -55,7 +55,7 @@ public static class KwargsCodec
     public static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options) =>
         ReadKwargs(kwargs, options, scanned: false);
 
-    /// <summary>Reads a kwargs map; <paramref name="scanned"/> says the server already ran <see cref="Scan"/> over it.</summary>
+    /// <summary>Reads a kwargs map; <paramref name="scanned"/> says the server already ran <see cref="Protocol.MessagePackValues.Scan"/> over it.</summary>
     internal static Dictionary<string, object?> ReadKwargs(ReadOnlyMemory<byte> kwargs, MessagePackSerializerOptions options, bool scanned)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -81,8 +81,7 @@ public static class KwargsCodec
 
             return result;
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InsufficientExecutionStackException or InvalidOperationException or OverflowException
-            or ArgumentException) // a timestamp extension whose seconds or nanoseconds are out of DateTime's range
+        catch (Exception e) when (Protocol.MalformedInput.IsMalformed(e))
         {
             throw new InvalidKwargsException($"The kwargs are not valid MessagePack: {e.Message}", e);
         }
@@ -102,28 +101,11 @@ public static class KwargsCodec
     }
 
     /// <summary>
-    /// Skips one whole value without recursion, so hostile nesting cannot exhaust the stack.
+    /// Skips one whole value without recursion, so hostile nesting cannot exhaust the stack (generated formatters call
+    /// it for members they do not know; see <see cref="Protocol.MessagePackValues"/>).
     /// </summary>
     /// <exception cref="EndOfStreamException">The value is truncated.</exception>
-    public static void SkipValue(ref MessagePackReader reader) => Walk(ref reader, int.MaxValue, checkStrings: false, out _);
-
-    /// <summary>
-    /// Skips one whole value without recursion, counting its MessagePack values (a map's keys and values each count,
-    /// as does the container itself) and checking that every string is valid UTF-8. Stops early at the first problem.
-    /// </summary>
-    /// <returns>
-    /// Null when the value is within <paramref name="maxElements"/> and its strings are UTF-8; otherwise why not, as a
-    /// clause about the value ("it holds more than ...").
-    /// </returns>
-    /// <exception cref="EndOfStreamException">The value is truncated.</exception>
-    internal static string? Scan(ref MessagePackReader reader, int maxElements, out int elements) =>
-        Walk(ref reader, maxElements, checkStrings: true, out elements) switch
-        {
-            WalkResult.TooManyElements =>
-                $"it holds more than {maxElements} MessagePack values (NodeOptions.MaxKwargsElements of the node that reads it); send less, or raise that limit",
-            WalkResult.InvalidUtf8 => "a string in it is not valid UTF-8",
-            _ => null,
-        };
+    public static void SkipValue(ref MessagePackReader reader) => Protocol.MessagePackValues.Skip(ref reader);
 
     /// <summary>
     /// Throws <see cref="MessagePackSerializationException"/> when the value at <paramref name="reader"/> (which is not
@@ -143,69 +125,12 @@ public static class KwargsCodec
     {
         try
         {
-            return Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(options), out _);
+            return Protocol.MessagePackValues.Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(options), out _);
         }
         catch (EndOfStreamException e)
         {
             throw new MessagePackSerializationException($"The value is truncated: {e.Message}", e);
         }
-    }
-
-    private enum WalkResult
-    {
-        Whole,
-        TooManyElements,
-        InvalidUtf8,
-    }
-
-    private static WalkResult Walk(ref MessagePackReader reader, int maxElements, bool checkStrings, out int elements)
-    {
-        // Every value still to walk is at least one element, so a header that promises more than the budget fails at once.
-        long left = 1, counted = 0;
-        elements = 0;
-        while (left-- > 0)
-        {
-            counted++;
-            try
-            {
-                switch (reader.NextMessagePackType)
-                {
-                    case MessagePackType.Array:
-                        left += reader.ReadArrayHeader();
-                        break;
-                    case MessagePackType.Map:
-                        left += 2L * reader.ReadMapHeader();
-                        break;
-                    case MessagePackType.String when checkStrings:
-                        if (!IsUtf8(ref reader))
-                            return WalkResult.InvalidUtf8;
-                        break;
-                    default:
-                        reader.Skip();
-                        break;
-                }
-            }
-            catch (ArgumentOutOfRangeException e)
-            {
-                // MessagePackReader reads a str32/bin32/ext32 length of 2^31 or more as negative (found by B7).
-                throw new EndOfStreamException("A length header claims more bytes than the data holds.", e);
-            }
-
-            if (counted + left > maxElements)
-                return WalkResult.TooManyElements;
-        }
-
-        elements = (int)counted;
-        return WalkResult.Whole;
-    }
-
-    /// <summary>Reads a string's bytes and checks them; MessagePackReader would replace bad sequences silently.</summary>
-    private static bool IsUtf8(ref MessagePackReader reader)
-    {
-        if (reader.TryReadStringSpan(out var span))
-            return Utf8.IsValid(span);
-        var sequence = reader.ReadStringSequence();
-        return sequence is not { } bytes || (bytes.IsSingleSegment ? Utf8.IsValid(bytes.FirstSpan) : Utf8.IsValid(bytes.ToArray()));
     }
 
     private static object? ReadValueCore(ref MessagePackReader reader, MessagePackSerializerOptions options)

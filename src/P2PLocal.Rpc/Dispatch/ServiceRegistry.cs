@@ -12,10 +12,9 @@ namespace P2PLocal.Rpc.Dispatch;
 /// </summary>
 /// <remarks>Thread-safe. Not meant to be called by hand: the source generator emits the calls.</remarks>
 [EditorBrowsable(EditorBrowsableState.Never)]
-public static class ServiceRegistry
+public static partial class ServiceRegistry
 {
     private static readonly ConcurrentDictionary<Type, Func<object, IServiceDispatcher>> s_dispatchers = new();
-    private static readonly ConcurrentDictionary<Type, Func<PeerClient, object>> s_proxies = new();
 
     /// <summary>Registers how to serve instances of <typeparamref name="TService"/>. A later call for the same type wins.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="factory"/> is null.</exception>
@@ -24,15 +23,6 @@ public static class ServiceRegistry
     {
         ArgumentNullException.ThrowIfNull(factory);
         s_dispatchers[typeof(TService)] = service => factory((TService)service);
-    }
-
-    /// <summary>Registers how to build the proxy of contract <typeparamref name="TService"/>. A later call for the same type wins.</summary>
-    /// <exception cref="ArgumentNullException"><paramref name="factory"/> is null.</exception>
-    public static void AddProxy<TService>(Func<PeerClient, TService> factory)
-        where TService : class
-    {
-        ArgumentNullException.ThrowIfNull(factory);
-        s_proxies[typeof(TService)] = factory;
     }
 
     /// <summary>
@@ -68,21 +58,6 @@ public static class ServiceRegistry
         }
 
         dispatcher = null;
-        return false;
-    }
-
-    /// <summary>Builds the proxy of contract <typeparamref name="TService"/> that calls through <paramref name="client"/>.</summary>
-    public static bool TryCreateProxy<TService>(PeerClient client, [NotNullWhen(true)] out TService? proxy)
-        where TService : class
-    {
-        ArgumentNullException.ThrowIfNull(client);
-        if (TryFind(s_proxies, typeof(TService), out var factory))
-        {
-            proxy = (TService)factory(client);
-            return true;
-        }
-
-        proxy = null;
         return false;
     }
 

@@ -16,7 +16,8 @@ public class ContractMismatchException : P2PException
     public ContractMismatchException(string message, Exception? innerException) : base(message, innerException) { }
 
     /// <summary>The peer that was called.</summary>
-    public string? PeerName { get; init; }
+    /// <remarks>The same value as <see cref="P2PException.PeerName"/> (declared here too since this type shipped with it).</remarks>
+    public new string? PeerName { get => base.PeerName; init => base.PeerName = value; }
 
     /// <summary>The contract (the proxy's interface name) the caller expected.</summary>
     public string? Contract { get; init; }

@@ -16,5 +16,6 @@ public class NameConflictException : P2PException
     public NameConflictException(string message, Exception? innerException) : base(message, innerException) { }
 
     /// <summary>The contested name.</summary>
-    public string? PeerName { get; init; }
+    /// <remarks>The same value as <see cref="P2PException.PeerName"/> (declared here too since this type shipped with it).</remarks>
+    public new string? PeerName { get => base.PeerName; init => base.PeerName = value; }
 }

@@ -13,5 +13,6 @@ public class PeerNotFoundException : P2PException
     public PeerNotFoundException(string message, Exception? innerException) : base(message, innerException) { }
 
     /// <summary>The name that was asked for.</summary>
-    public string? PeerName { get; init; }
+    /// <remarks>The same value as <see cref="P2PException.PeerName"/> (declared here too since this type shipped with it).</remarks>
+    public new string? PeerName { get => base.PeerName; init => base.PeerName = value; }
 }

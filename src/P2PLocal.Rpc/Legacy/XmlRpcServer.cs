@@ -255,7 +255,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
         XmlRpcValues.WritePlain(ref writer, kwargs);
         writer.Flush();
         var scan = new MessagePackReader(kwargsBuffer.WrittenMemory);
-        if (KwargsCodec.Scan(ref scan, UntrustedInputSecurity.MaxElementsOf(host.SerializerOptions), out var elements) is { } problem)
+        if (MessagePackValues.Scan(ref scan, UntrustedInputSecurity.MaxElementsOf(host.SerializerOptions), out var elements) is { } problem)
             throw new InvalidKwargsException($"The kwargs of '{function}' are refused: {problem}.");
         if (!host.WorkInFlight.TryTake(elements, requestBytes))
         {

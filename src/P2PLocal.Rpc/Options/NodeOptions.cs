@@ -34,6 +34,52 @@ public sealed class NodeOptions
     /// <summary>The default <see cref="MaxBufferedBytesPerConnection"/>: 8 MiB, two frames of the default size.</summary>
     public const long DefaultMaxBufferedBytesPerConnection = 8 * 1024 * 1024;
 
+    /// <summary>Creates options with every default; set <see cref="Name"/> (required) and what else differs.</summary>
+    public NodeOptions()
+    {
+    }
+
+    /// <summary>
+    /// Copies every option of <paramref name="other"/>, so one can be changed and the rest kept:
+    /// <c>new NodeOptions(options) { RequestTimeout = TimeSpan.FromSeconds(5) }</c>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="other"/> is null.</exception>
+    [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
+    public NodeOptions(NodeOptions other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        Name = other.Name;
+        Protocol = other.Protocol;
+        ServicePort = other.ServicePort;
+        DiscoveryPort = other.DiscoveryPort;
+        AdvertiseInterval = other.AdvertiseInterval;
+        Scope = other.Scope;
+        RequestTimeout = other.RequestTimeout;
+        MaxFrameSize = other.MaxFrameSize;
+        MaxConcurrentRequestsPerConnection = other.MaxConcurrentRequestsPerConnection;
+        MaxIncomingConnections = other.MaxIncomingConnections;
+        MaxBufferedBytesPerConnection = other.MaxBufferedBytesPerConnection;
+        StalledConnectionTimeout = other.StalledConnectionTimeout;
+        MaxConnectionsPerAddress = other.MaxConnectionsPerAddress;
+        IdleConnectionTimeout = other.IdleConnectionTimeout;
+        HandshakeTimeout = other.HandshakeTimeout;
+        Seeds = other.Seeds;
+        ShutdownGracePeriod = other.ShutdownGracePeriod;
+        ConnectTimeout = other.ConnectTimeout;
+        SerializerOptions = other.SerializerOptions;
+        MaxKwargsElements = other.MaxKwargsElements;
+        MaxKwargsElementsInFlight = other.MaxKwargsElementsInFlight;
+        MaxRequestBytesInFlight = other.MaxRequestBytesInFlight;
+        MaxPeers = other.MaxPeers;
+        MaxPeerAdvertiseInterval = other.MaxPeerAdvertiseInterval;
+        Security = other.Security;
+        LoggerFactory = other.LoggerFactory;
+        TimeProvider = other.TimeProvider;
+        AllowDuplicateName = other.AllowDuplicateName;
+        NameCheckWindow = other.NameCheckWindow;
+        LegacyInterop = other.LegacyInterop;
+    }
+
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
     public required string Name { get; init; }
 

@@ -87,7 +87,7 @@ public sealed partial class PeerDirectory
             {
                 try
                 {
-                    await Task.Delay(wait, _node.Options.TimeProvider, closing).ConfigureAwait(false);
+                    await Task.Delay(wait, _host.Options.TimeProvider, closing).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -118,7 +118,7 @@ public sealed partial class PeerDirectory
             lock (_gate)
             {
                 ApplyCheckLocked(key, peer, hints, there, moved, events);
-                if (_checks.TryGetValue(key, out var waiting) && waiting.MovedTo is not null && IsRejectedLocked(MoveKey(key, waiting.MovedTo), _node.Now))
+                if (_checks.TryGetValue(key, out var waiting) && waiting.MovedTo is not null && IsRejectedLocked(MoveKey(key, waiting.MovedTo), _host.Now))
                     waiting.MovedTo = null; // just found wrong: not worth another connection
                 again = waiting is { Any: true } && _peers.ContainsKey(key) && !closing.IsCancellationRequested;
                 if (!again)
@@ -136,7 +136,7 @@ public sealed partial class PeerDirectory
     {
         if (!_peers.TryGetValue(key, out var current) || !current.EndPoint.Equals(checkedPeer.EndPoint))
             return; // it left, expired or moved while we checked
-        var now = _node.Now;
+        var now = _host.Now;
         if (there)
         {
             if (_foundAlive.Count >= _maxPeers)
@@ -157,7 +157,7 @@ public sealed partial class PeerDirectory
         else if (moved && hints.MovedTo is { } to)
         {
             _peers[key] = current with { EndPoint = to, LastSeen = now };
-            events.Add(() => _node.DropConnection(current.InstanceId, to));
+            events.Add(() => _host.DropConnection(current.InstanceId, to));
             _logger.PeerMoved(current.Name, current.InstanceId, current.EndPoint, to);
         }
         else if (hints.MovedTo is { } nowhere)
@@ -171,21 +171,8 @@ public sealed partial class PeerDirectory
     /// Whether a node of the peer's instance answers at <paramref name="endPoint"/> now, on a connection of its own: the
     /// pooled one may predate the hint, and stays open while a leaving node drains.
     /// </summary>
-    private async Task<bool> AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken)
+    private Task<bool> AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken)
     {
-        if (_node.IsDisposed)
-            return false;
-        try
-        {
-            var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, _node.LocalHello,
-                _node.SerializerOptions, _node.Options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection,
-                _node.Tls, peer.PeerId, cancellationToken).ConfigureAwait(false);
-            await connection.DisposeAsync().ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return false;
-        }
+        return _host.AnswersAtAsync(peer, endPoint, cancellationToken);
     }
 }

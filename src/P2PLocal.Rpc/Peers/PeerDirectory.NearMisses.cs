@@ -44,7 +44,7 @@ public sealed partial class PeerDirectory
     internal bool IsCheckingClaimOn(string name)
     {
         lock (_gate)
-            return _candidates.Values.Any(c => c.Name == name);
+            return CandidatesOnLocked(name).Any();
     }
 
     /// <summary>Remembers a name beaconed on another protocol (bounded), so a wait that times out can point at it.</summary>
@@ -62,13 +62,13 @@ public sealed partial class PeerDirectory
 
     private string DescribeMissing(string name, TimeSpan timeout)
     {
-        var options = _node.Options;
+        var options = _host.Options;
         var text = new StringBuilder()
-            .Append("Node '").Append(_node.Name).Append("' saw no peer named '").Append(name).Append("' within ")
+            .Append("Node '").Append(_host.Name).Append("' saw no peer named '").Append(name).Append("' within ")
             .Append(timeout.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)).Append(" s on protocol '")
             .Append(options.Protocol).Append("', discovery port ").Append(options.DiscoveryPort).Append(" (")
             .Append(options.Scope == DiscoveryScope.Loopback ? "loopback scope" : "LAN scope").Append(").");
-        if (name == _node.Name)
+        if (name == _host.Name)
             text.Append(" That is this node's own name: a node is not its own peer.");
 
         List<string> misses;
@@ -81,7 +81,7 @@ public sealed partial class PeerDirectory
                 .. _otherProtocols.Where(o => string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase))
                     .Select(o => $"'{o.Name}' on protocol '{o.Protocol}'"),
             ];
-            if (_peers.Values.Count(p => p.Name == name) > 1)
+            if (_peers.Named(name).Length > 1)
                 misses.Add($"'{name}' claimed by two live nodes (a name conflict)");
         }
 

@@ -25,7 +25,7 @@ public sealed partial class PeerDirectory
     /// </summary>
     private void StartVerificationsLocked(PeerInfo holder, List<Action> events)
     {
-        foreach (var contender in _candidates.Values.Where(c => c.Name == holder.Name).ToList())
+        foreach (var contender in CandidatesOnLocked(holder.Name).ToList())
             StartVerificationLocked(holder, contender, events);
     }
 
@@ -53,7 +53,7 @@ public sealed partial class PeerDirectory
         if (_rejected.Count >= _maxPeers)
             _rejected.Clear();
         var interval = claimant.AdvertiseInterval > TimeSpan.Zero ? ExpiryOf(claimant) : s_maxRejection;
-        _rejected[key] = _node.Now + (interval < s_maxRejection ? interval : s_maxRejection);
+        _rejected[key] = _host.Now + (interval < s_maxRejection ? interval : s_maxRejection);
     }
 
     private bool IsRejectedLocked(string key, DateTimeOffset now)
@@ -81,7 +81,7 @@ public sealed partial class PeerDirectory
                 RejectLocked(Key(contender), contender);
                 _logger.SpoofedClaimIgnored(contender.Name, contender.EndPoint, contender.InstanceId, holder.EndPoint);
             }
-            else if (holder.InstanceId == _node.InstanceId)
+            else if (holder.InstanceId == _host.InstanceId)
             {
                 // Another live node answers under this node's own name.
                 _peers[Key(contender)] = contender;

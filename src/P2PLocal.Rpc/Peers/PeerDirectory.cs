@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Diagnostics.CodeAnalysis;
-using P2PLocal.Rpc.Dispatch;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Diagnostics;
@@ -29,17 +28,17 @@ public sealed record NameConflict(string Name, PeerInfo Existing, PeerInfo Conte
 public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 {
     private readonly object _gate = new();
-    private readonly Dictionary<string, PeerInfo> _peers = new(StringComparer.Ordinal);
+    private readonly PeerTable _peers = new();
     private readonly Dictionary<string, PeerInfo> _candidates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<TaskCompletionSource<PeerInfo>>> _waiters = new(StringComparer.Ordinal);
-    private readonly Node _node;
+    private readonly IPeerHost _host;
     private readonly ILogger _logger;
     private readonly int _maxPeers;
     private bool _warnedFull;
 
-    internal PeerDirectory(Node node, ILogger logger, int maxPeers)
+    internal PeerDirectory(IPeerHost host, ILogger logger, int maxPeers)
     {
-        _node = node;
+        _host = host;
         _logger = logger;
         _maxPeers = maxPeers;
     }
@@ -67,15 +66,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     public bool TryGet(string name, [MaybeNullWhen(false)] out PeerInfo peer)
     {
         ArgumentNullException.ThrowIfNull(name);
-        lock (_gate)
-            return TryGetLocked(name, out peer, out _);
-    }
-
-    /// <summary>Returns a handle for calling the peer <paramref name="name"/> (resolved at each call).</summary>
-    public PeerClient Client(string name)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        return new PeerClient(_node, name);
+        return TryGetNamed(name, out peer, out _);
     }
 
     /// <summary>Completes as soon as a peer of that name is seen (at once if it already is).</summary>
@@ -87,10 +78,10 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
         TaskCompletionSource<PeerInfo> waiter;
         lock (_gate)
         {
-            if (TryGetLocked(name, out var peer, out _))
+            if (TryGetNamed(name, out var peer, out _))
                 return Task.FromResult(peer);
-            if (_node.IsDisposed)
-                return Task.FromException<PeerInfo>(new ObjectDisposedException(nameof(Node)));
+            if (_host.IsDisposed)
+                return Task.FromException<PeerInfo>(new ObjectDisposedException("Node"));
             waiter = new TaskCompletionSource<PeerInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
             if (!_waiters.TryGetValue(name, out var list))
                 _waiters[name] = list = [];
@@ -130,44 +121,32 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     /// <exception cref="NameConflictException">Two live peers claim the name.</exception>
     internal PeerInfo Resolve(string name)
     {
-        lock (_gate)
+        // No lock and no scan: one read of the name index (PeerTable), which discovery keeps current.
+        if (TryGetNamed(name, out var peer, out var claimants))
+            return peer;
+        if (claimants > 1)
         {
-            if (TryGetLocked(name, out var peer, out var claimants))
-                return peer;
-            if (claimants > 1)
-            {
-                var where = ClaimantEndPoints(name);
-                throw new NameConflictException($"Two live nodes claim the name '{name}' ({where}); calls to it are refused until one leaves.") { PeerName = name };
-            }
+            var where = ClaimantEndPoints(name);
+            throw new NameConflictException($"Two live nodes claim the name '{name}' ({where}); calls to it are refused until one leaves.") { PeerName = name };
         }
 
-        throw new PeerNotFoundException($"No peer named '{name}' is known to node '{_node.Name}'. Wait for it with Peers.WaitForAsync, or check its protocol and discovery port.") { PeerName = name };
+        throw new PeerNotFoundException($"No peer named '{name}' is known to node '{_host.Name}'. Wait for it with Peers.WaitForAsync, or check its protocol and discovery port.") { PeerName = name };
     }
 
     /// <summary>The live instances, other than this node, that use this node's own name.</summary>
-    internal PeerInfo[] ClaimsOn(string name)
+    internal PeerInfo[] ClaimsOn(string name) => _peers.Named(name);
+
+    /// <summary>The one live peer of that name; false with the number of claimants otherwise (lock-free).</summary>
+    private bool TryGetNamed(string name, [MaybeNullWhen(false)] out PeerInfo peer, out int claimants)
     {
-        lock (_gate)
-            return [.. _peers.Values.Where(p => p.Name == name)];
+        var named = _peers.Named(name);
+        claimants = named.Length;
+        peer = claimants == 1 ? named[0] : null;
+        return peer is not null;
     }
 
-    private bool TryGetLocked(string name, [MaybeNullWhen(false)] out PeerInfo peer, out int claimants)
-    {
-        peer = null;
-        claimants = 0;
-        foreach (var candidate in _peers.Values)
-        {
-            if (candidate.Name != name)
-                continue;
-            claimants++;
-            peer = candidate;
-        }
-
-        if (claimants == 1 && peer is not null)
-            return true;
-        peer = null;
-        return false;
-    }
+    /// <summary>The candidates (claims being checked) on <paramref name="name"/>; under the lock.</summary>
+    private IEnumerable<PeerInfo> CandidatesOnLocked(string name) => _candidates.Values.Where(c => c.Name == name);
 
     /// <summary>Takes in one beacon of this node's protocol from another instance.</summary>
     internal void Observe(Beacon beacon, IPEndPoint serviceEndPoint, DateTimeOffset now, TimeSpan defaultInterval)
@@ -212,15 +191,15 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
                     AdvertiseInterval = beacon.Kind == BeaconKind.Legacy ? defaultInterval : BelievableInterval(beacon.Interval),
                     PeerId = beacon.PeerId,
                 };
-                var holder = _peers.Values.FirstOrDefault(p => p.Name == peer.Name);
-                if (peer.Name == _node.Name)
+                var holder = _peers.Named(peer.Name).FirstOrDefault();
+                if (peer.Name == _host.Name)
                 {
                     // A claim on this node's own name: it counts (and may silence this node's calls) only once a node
                     // at the claimed endpoint answers as the claimed instance. This node is the holder, and it is alive.
                     if (!IsRejectedLocked(key, now))
                     {
                         _candidates[key] = peer;
-                        StartVerificationLocked(_node.SelfInfo, peer, events);
+                        StartVerificationLocked(_host.SelfInfo, peer, events);
                     }
                 }
                 else if (holder is null)
@@ -280,7 +259,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     {
         try
         {
-            return await _node.IsAliveAsync(peer).ConfigureAwait(false);
+            return await _host.IsAliveAsync(peer).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -291,12 +270,12 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     /// <summary>After the holder of a name went, the newest waiting candidate takes the name.</summary>
     private void PromoteCandidatesLocked(string name, List<Action> events)
     {
-        if (name == _node.Name)
+        if (name == _host.Name)
             return; // claims on this node's own name are each under verification against this node (see Observe)
-        var waiting = _candidates.Values.Where(c => c.Name == name).OrderByDescending(c => c.StartedAt).ToList();
+        var waiting = CandidatesOnLocked(name).OrderByDescending(c => c.StartedAt).ToList();
         foreach (var candidate in waiting)
             _candidates.Remove(Key(candidate));
-        if (waiting.Count > 0 && !_peers.Values.Any(p => p.Name == name))
+        if (waiting.Count > 0 && _peers.Named(name).Length == 0)
             AddLocked(Key(waiting[0]), waiting[0], events);
     }
 
@@ -346,7 +325,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     /// <summary>A beacon's claimed interval, cut to <see cref="NodeOptions.MaxPeerAdvertiseInterval"/> (or this node's own interval, if longer).</summary>
     private TimeSpan BelievableInterval(TimeSpan claimed)
     {
-        var options = _node.Options;
+        var options = _host.Options;
         var cap = options.MaxPeerAdvertiseInterval > options.AdvertiseInterval ? options.MaxPeerAdvertiseInterval : options.AdvertiseInterval;
         return claimed < cap ? claimed : cap;
     }
@@ -383,7 +362,7 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
 
         _closing.Cancel(); // outside the lock: the checks it stops take the lock as they end
         foreach (var waiter in waiters)
-            waiter.TrySetException(new ObjectDisposedException(nameof(Node), "The node shut down before the peer was seen."));
+            waiter.TrySetException(new ObjectDisposedException("Node", "The node shut down before the peer was seen."));
     }
 
     private static string Key(PeerInfo peer) => peer.IsLegacy ? "legacy|" + peer.EndPoint : peer.InstanceId;

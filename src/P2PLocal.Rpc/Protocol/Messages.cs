@@ -228,7 +228,7 @@ internal static class Messages
         }
 
         for (var i = next; i < count; i++)
-            Dispatch.KwargsCodec.SkipValue(ref reader); // iterative: extra elements may nest arbitrarily
+            MessagePackValues.Skip(ref reader); // iterative: extra elements may nest arbitrarily
         return hello;
     }
 
@@ -269,7 +269,7 @@ internal static class Messages
             return;
         if (reader.NextMessagePackType != MessagePackType.Map)
             throw new InvalidDataException($"A request's fifth element (extras) must be a map, not {reader.NextMessagePackType}.");
-        Dispatch.KwargsCodec.SkipValue(ref reader);
+        MessagePackValues.Skip(ref reader);
     }
 
     /// <summary>

@@ -61,10 +61,10 @@ internal static class RequestExtras
                 else if (key == TraceStateKey && reader.NextMessagePackType == MessagePackType.String)
                     traceState = reader.ReadString();
                 else
-                    Dispatch.KwargsCodec.SkipValue(ref reader);
+                    MessagePackValues.Skip(ref reader);
             }
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException)
+        catch (Exception e) when (MalformedInput.IsMalformed(e))
         {
             return false;
         }
@@ -93,7 +93,7 @@ internal static class RequestExtras
                 acceptsEvents |= feature.SequenceEqual(Events.EventMessages.FeatureUtf8);
             }
             else
-                Dispatch.KwargsCodec.SkipValue(ref reader);
+                MessagePackValues.Skip(ref reader);
         }
 
         return acceptsExtras;

@@ -19,7 +19,7 @@ public sealed partial class PeerDirectory
     private readonly ConcurrentDictionary<string, long> _anyAvoidUntil = new(StringComparer.Ordinal);
     private int _anyTurn;
 
-    internal Node Node => _node;
+    internal Node Node => Owner;
 
     /// <summary>
     /// Returns a proxy of contract <typeparamref name="TService"/> whose calls go to <b>any</b> live peer that serves
@@ -39,7 +39,7 @@ public sealed partial class PeerDirectory
     public TService Any<TService>()
         where TService : class
     {
-        var client = new PeerClient(_node, $"any peer serving {typeof(TService)}", new AnyPeerRouter(this));
+        var client = new PeerClient(Owner, $"any peer serving {typeof(TService)}", new AnyPeerRouter(this));
         if (ServiceRegistry.TryCreateProxy<TService>(client, out var proxy))
             return proxy;
         throw NoProxy(typeof(TService));
@@ -80,7 +80,7 @@ public sealed partial class PeerDirectory
         s_contracts.GetOrAdd(typeof(TService), static (type, directory) =>
         {
             var router = new AnyPeerRouter(directory);
-            if (!ServiceRegistry.TryCreateProxy<TService>(new PeerClient(directory._node, $"any peer serving {type}", router), out _) || router.Contract is null)
+            if (!ServiceRegistry.TryCreateProxy<TService>(new PeerClient(directory.Owner, $"any peer serving {type}", router), out _) || router.Contract is null)
                 throw NoProxy(type);
             return ContractShape.Of(router.Contract);
         }, this);
@@ -141,7 +141,7 @@ public sealed partial class PeerDirectory
             return false;
         verdict = entry.Verdict;
         // A peer that serves the contract stays judged for its instance's life; a "no" or a failed check is asked again later.
-        return verdict is { AllServed: true } || Environment.TickCount64 - entry.Ticks < (long)_node.Options.AdvertiseInterval.TotalMilliseconds;
+        return verdict is { AllServed: true } || Environment.TickCount64 - entry.Ticks < (long)Owner.Options.AdvertiseInterval.TotalMilliseconds;
     }
 
     /// <summary>How <paramref name="peer"/> serves <paramref name="contract"/>: cached, or asked once (concurrent askers share the answer).</summary>
@@ -163,7 +163,7 @@ public sealed partial class PeerDirectory
         ContractVerdict? verdict = null;
         try
         {
-            var served = await _node.GetFunctionsAsync(peer.Name, CancellationToken.None).ConfigureAwait(false);
+            var served = await Owner.GetFunctionsAsync(peer.Name, CancellationToken.None).ConfigureAwait(false);
             // The name may have moved to a new instance meanwhile: then this answer is not that instance's.
             if (TryGet(peer.Name, out var now) && now.InstanceId == peer.InstanceId)
             {
@@ -206,7 +206,7 @@ public sealed partial class PeerDirectory
     /// <summary>The peer could not take a call (unreachable, leaving): prefer others for one beacon interval.</summary>
     internal void AvoidForAWhile(string instanceId)
     {
-        _anyAvoidUntil[instanceId] = Environment.TickCount64 + (long)_node.Options.AdvertiseInterval.TotalMilliseconds;
+        _anyAvoidUntil[instanceId] = Environment.TickCount64 + (long)Owner.Options.AdvertiseInterval.TotalMilliseconds;
         if (_anyAvoidUntil.Count > 4 * _maxPeers)
         {
             var now = Environment.TickCount64;

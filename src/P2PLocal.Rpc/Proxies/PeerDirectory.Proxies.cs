@@ -8,6 +8,17 @@ public sealed partial class PeerDirectory
     // (peer instance, contract fingerprint) pairs a proxy has checked, so each peer instance is asked once per contract.
     private readonly ConcurrentDictionary<(string InstanceId, string Fingerprint), ContractVerdict> _verifiedContracts = new();
 
+    /// <summary>The node whose peers these are: proxies call through it.</summary>
+    private Node Owner => (Node)_host;
+
+    /// <summary>Returns a handle for calling the peer <paramref name="name"/> (resolved at each call).</summary>
+    public PeerClient Client(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return new PeerClient(Owner, name);
+    }
+
+
     /// <summary>
     /// Returns the generated typed proxy of contract <typeparamref name="TService"/> for the peer <paramref name="name"/>.
     /// Cheap: the peer is resolved at each call, so a restarted peer is picked up; the first call to each peer

@@ -147,7 +147,7 @@ internal sealed class TlsChannel : IDisposable
                 ? new PeerBusyException($"Peer '{peerName}' at {endPoint} refused the connection: {message}")
                 : new PeerConnectionException($"Peer '{peerName}' at {endPoint} refused the connection: {type}: {message}");
         }
-        catch (Exception e) when (e is MessagePack.MessagePackSerializationException or EndOfStreamException or InvalidDataException or ArgumentException or OverflowException)
+        catch (Exception e) when (Protocol.MalformedInput.IsMalformed(e))
         {
             return null;
         }

@@ -210,7 +210,7 @@ internal sealed partial class ServerConnection : FramedConnection
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     // Before any work is queued: the kwargs value is whole, within the decode budget, and UTF-8 (issue 8).
-                    var problem = KwargsCodec.Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
+                    var problem = MessagePackValues.Scan(ref reader, UntrustedInputSecurity.MaxElementsOf(_host.SerializerOptions), out var elements);
                     if (problem is not null)
                     {
                         SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), $"The kwargs of '{function}' are refused: {problem}.");
@@ -302,7 +302,7 @@ internal sealed partial class ServerConnection : FramedConnection
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            dispatcher = CallTelemetry.ObserveServer(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
+            dispatcher = ObservedDispatcher.Wrap(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
             work.Start(id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts);
             _running.Add(id, work);
         }
@@ -439,27 +439,15 @@ internal sealed partial class ServerConnection : FramedConnection
                 owner.TrySend(response);
                 response = null;
             }
-            catch (OperationCanceledException) when (cts.IsCancellationRequested)
-            {
-                owner.BeginReply(id, this);
-                owner.SendError(id, ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled.", holdsSlot: true);
-            }
-            catch (FrameTooLargeException e)
-            {
-                RpcMetrics.RequestRefused("too_large");
-                owner.BeginReply(id, this);
-                owner.SendError(id, ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {e.Message}", holdsSlot: true);
-            }
-            catch (InvalidKwargsException e)
-            {
-                owner.BeginReply(id, this);
-                owner.SendError(id, ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), e.Message, holdsSlot: true);
-            }
             catch (Exception e)
             {
-                owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
+                var (code, type, message) = WireErrors.FromException(e, function, cts.Token);
+                if (code == ErrorCode.FrameTooLarge)
+                    RpcMetrics.RequestRefused("too_large");
+                else if (code == ErrorCode.HandlerFailed)
+                    owner._host.Logger.RequestFailed(function, owner.Peer?.Name, e);
                 owner.BeginReply(id, this);
-                owner.SendError(id, ErrorCode.HandlerFailed, e.GetType().FullName ?? e.GetType().Name, e.Message, holdsSlot: true);
+                owner.SendError(id, code, type, message, holdsSlot: true);
             }
             finally
             {

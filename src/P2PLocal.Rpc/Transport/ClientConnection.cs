@@ -274,26 +274,14 @@ internal sealed partial class ClientConnection : FramedConnection
                 return readResult(ref reader, _options);
             (code, type, message) = Messages.ReadError(ref reader, count);
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or ArgumentException or OverflowException or InsufficientExecutionStackException)
+        catch (Exception e) when (MalformedInput.IsMalformed(e))
         {
             // A malformed reply (MessagePackReader throws ArgumentOutOfRangeException for a 32-bit length >= 2^31).
             throw new P2PException($"Peer '{_peerName}' sent a reply to '{function}' that cannot be read: {e.Message}", e);
         }
 
-        throw ErrorToException(code, type, message, _peerName, function);
+        throw WireErrors.ToException(code, type, message, _peerName, function);
     }
-
-    /// <summary>The exception a caller sees for an error reply (also used for the faults of legacy XML-RPC peers).</summary>
-    internal static Exception ErrorToException(ErrorCode code, string type, string message, string peerName, string function) => code switch
-    {
-        ErrorCode.MethodNotFound => new MethodNotFoundException(message) { Function = function },
-        ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message },
-        ErrorCode.Busy => new PeerBusyException(message),
-        ErrorCode.FrameTooLarge => new FrameTooLargeException(message),
-        ErrorCode.ShuttingDown => new PeerShuttingDownException($"Peer '{peerName}' is shutting down."),
-        ErrorCode.Canceled => new OperationCanceledException($"Peer '{peerName}' cancelled '{function}'."),
-        _ => new RemoteException($"'{peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message },
-    };
 
     /// <summary>Forgets a request the caller gave up on and tells the peer to cancel it.</summary>
     /// <remarks>The call already completed with the timeout or cancellation, so a reply that races in finds no taker and is disposed.</remarks>

@@ -73,7 +73,7 @@ internal abstract class FramedConnection
         _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
         RemoteAddress = (socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
-        RpcMetrics.ConnectionOpened(this);
+        RpcMetrics.ConnectionOpened(inbound: this is not ClientConnection);
     }
 
     /// <summary>The largest frame this side accepts.</summary>
@@ -601,7 +601,7 @@ internal abstract class FramedConnection
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
             return;
-        RpcMetrics.ConnectionClosed(this);
+        RpcMetrics.ConnectionClosed(inbound: this is not ClientConnection);
         lock (_sendGate)
             DisposeQueued(_queued);
         _writeSignal.Stop();
