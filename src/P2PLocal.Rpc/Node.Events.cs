@@ -1,5 +1,6 @@
 using MessagePack;
 using P2PLocal.Rpc.Events;
+using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
@@ -12,7 +13,7 @@ public sealed partial class Node
 
     private EventHub EventHub => LazyInitializer.EnsureInitialized(ref _eventHub, () => new EventHub(this, _options.Events, _logger));
 
-    EventHub? IRequestHost.Events => EventHub;
+    IEventSink? IRequestHost.Events => EventHub;
 
     /// <summary>
     /// Publishes <paramref name="value"/> on <paramref name="topic"/> to every live peer that subscribes to it. Peers

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using P2PLocal.Rpc.Events;
+using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 
 namespace P2PLocal.Rpc.Tests;

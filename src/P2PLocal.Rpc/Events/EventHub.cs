@@ -4,6 +4,7 @@ using MessagePack;
 using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Server;
 using P2PLocal.Rpc.Transport;
 
@@ -20,7 +21,7 @@ internal delegate Task EventHandlerCall(ReadOnlyMemory<byte> value, PeerInfo sen
 /// </summary>
 /// <remarks>Thread-safe. Handlers of one publisher's events run one at a time, in the order published; handlers of
 /// different publishers may run at the same time.</remarks>
-internal sealed class EventHub
+internal sealed class EventHub : IEventSink
 {
     private readonly Node _node;
     private readonly EventOptions _options;
@@ -28,6 +29,7 @@ internal sealed class EventHub
     private readonly object _gate = new();
     private readonly Dictionary<string, List<Subscription>> _byTopic = new(StringComparer.Ordinal);
     private readonly HashSet<ServerConnection> _listeners = [];
+    private readonly ConcurrentDictionary<ServerConnection, EventInbox> _inboxes = new();
     private readonly ConcurrentDictionary<string, EventLink> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Action _countSent;
@@ -108,7 +110,8 @@ internal sealed class EventHub
     {
         lock (_gate)
             _listeners.Remove(connection);
-        connection.EventInbox?.Complete();
+        if (_inboxes.TryRemove(connection, out var inbox))
+            inbox.Complete();
     }
 
     private void AnnounceLocked()
@@ -155,7 +158,15 @@ internal sealed class EventHub
         }
 
         Interlocked.Increment(ref _received);
-        var inbox = connection.EventInbox ??= new EventInbox(this, connection, SenderOf(connection), _options.MaxQueuedEventsPerPeer);
+        // Created with the caller's first wanted event; only its read loop gets here, so there is no race to create it.
+        if (!_inboxes.TryGetValue(connection, out var inbox))
+        {
+            inbox = new EventInbox(this, connection, SenderOf(connection), _options.MaxQueuedEventsPerPeer);
+            _inboxes[connection] = inbox;
+            if (connection.IsClosed && _inboxes.TryRemove(connection, out _))
+                inbox.Complete(); // closed meanwhile: Detach ran before the inbox existed
+        }
+
         if (frameLength > _options.MaxEventSize || !inbox.TryQueue(topic, value.ToArray()))
             DroppedByReceiver();
         return true;
@@ -241,10 +252,11 @@ internal sealed class EventHub
             link.Stop();
         _links.Clear();
         lock (_gate)
-        {
-            foreach (var listener in _listeners)
-                listener.EventInbox?.Complete();
             _listeners.Clear();
+        foreach (var (connection, inbox) in _inboxes)
+        {
+            if (_inboxes.TryRemove(connection, out _))
+                inbox.Complete();
         }
     }
 
@@ -283,7 +295,7 @@ internal sealed class EventHub
     }
 
     /// <summary>The events of one publisher (one incoming connection), handled one at a time in arrival order.</summary>
-    internal sealed class EventInbox
+    private sealed class EventInbox
     {
         private readonly EventHub _hub;
         private readonly ServerConnection _connection;

@@ -78,6 +78,7 @@ public sealed class NodeOptions
         AllowDuplicateName = other.AllowDuplicateName;
         NameCheckWindow = other.NameCheckWindow;
         LegacyInterop = other.LegacyInterop;
+        Events = other.Events;
     }
 
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>

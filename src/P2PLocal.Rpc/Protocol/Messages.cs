@@ -193,7 +193,7 @@ internal static class Messages
         if (count < 2)
             throw new MessagePackSerializationException($"A message needs at least 2 elements; got {count}.");
         var kind = reader.ReadInt32();
-        if (kind is < 0 or > (int)MessageKind.Hello && !Events.EventMessages.IsEventKind(kind))
+        if (kind is < 0 or > (int)MessageKind.Hello && !EventMessages.IsEventKind(kind))
             throw new MessagePackSerializationException($"Unknown message kind {kind}.");
         return (MessageKind)kind;
     }

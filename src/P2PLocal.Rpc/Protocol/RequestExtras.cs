@@ -90,7 +90,7 @@ internal static class RequestExtras
             if (reader.NextMessagePackType == MessagePackType.String && reader.TryReadStringSpan(out var feature))
             {
                 acceptsExtras |= feature.SequenceEqual("extras"u8);
-                acceptsEvents |= feature.SequenceEqual(Events.EventMessages.FeatureUtf8);
+                acceptsEvents |= feature.SequenceEqual(EventMessages.FeatureUtf8);
             }
             else
                 MessagePackValues.Skip(ref reader);
@@ -104,6 +104,6 @@ internal static class RequestExtras
     {
         writer.WriteArrayHeader(2);
         writer.Write(Feature);
-        writer.Write(Events.EventMessages.Feature);
+        writer.Write(EventMessages.Feature);
     }
 }

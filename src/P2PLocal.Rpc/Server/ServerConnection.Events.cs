@@ -1,14 +1,11 @@
 using MessagePack;
-using P2PLocal.Rpc.Events;
+using P2PLocal.Rpc.Protocol;
 
 namespace P2PLocal.Rpc.Server;
 
 /// <summary>The subscribing side of events (issue 14): events that arrive from the caller.</summary>
 internal sealed partial class ServerConnection
 {
-    /// <summary>The caller's events waiting for this node's handlers; created with the first one.</summary>
-    public EventHub.EventInbox? EventInbox { get; set; }
-
     /// <summary>The largest frame the caller takes, which bounds the topics it is told of.</summary>
     public int EventFrameLimit => MaxSendFrameSize;
 
@@ -29,10 +26,10 @@ internal sealed partial class ServerConnection
     {
         var topic = EventMessages.ReadEventTopic(ref reader, count);
         var start = (int)reader.Consumed;
-        Dispatch.KwargsCodec.SkipValue(ref reader);
+        MessagePackValues.Skip(ref reader);
         var end = (int)reader.Consumed;
         for (var i = 3; i < count; i++)
-            Dispatch.KwargsCodec.SkipValue(ref reader); // elements a newer sender may add
+            MessagePackValues.Skip(ref reader); // elements a newer sender may add
         if (reader.Consumed != frame.Length)
             throw new InvalidDataException("Bytes follow the event.");
         if (topic is null || _host.Events is not { } events)

@@ -33,7 +33,7 @@ internal interface IRequestHost
     IReadOnlyList<FunctionDescriptor> Functions { get; }
 
     /// <summary>The node's events (issue 14); null where events are not served.</summary>
-    Events.EventHub? Events => null;
+    IEventSink? Events => null;
 }
 
 /// <summary>

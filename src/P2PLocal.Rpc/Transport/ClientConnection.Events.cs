@@ -1,5 +1,5 @@
 using MessagePack;
-using P2PLocal.Rpc.Events;
+using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Framing;
 
 namespace P2PLocal.Rpc.Transport;

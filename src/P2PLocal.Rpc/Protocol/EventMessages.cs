@@ -1,8 +1,7 @@
 using System.Text;
 using MessagePack;
-using P2PLocal.Rpc.Protocol;
 
-namespace P2PLocal.Rpc.Events;
+namespace P2PLocal.Rpc.Protocol;
 
 /// <summary>
 /// The event messages of PROTOCOL.md, "Events" (issue 14): <c>[8, [topic, ...]]</c> subscriptions, server to caller,
@@ -49,7 +48,7 @@ internal static class EventMessages
         {
             if (reader.NextMessagePackType != MessagePackType.String)
             {
-                Dispatch.KwargsCodec.SkipValue(ref reader);
+                MessagePackValues.Skip(ref reader);
                 continue;
             }
 
@@ -59,7 +58,7 @@ internal static class EventMessages
         }
 
         for (var i = 2; i < count; i++)
-            Dispatch.KwargsCodec.SkipValue(ref reader);
+            MessagePackValues.Skip(ref reader);
         return topics;
     }
 
