@@ -19,6 +19,7 @@ public sealed partial class ServiceGenerator
         private const string Dispatch = "global::P2PLocal.Rpc.Dispatch";
         private const string Kwargs = Dispatch + ".GeneratedKwargs";
         private const string Results = Dispatch + ".GeneratedResults";
+        private const string Streams = Dispatch + ".GeneratedStreams";
         private const string ValueTask = "global::System.Threading.Tasks.ValueTask";
         private const string Writer = "global::MessagePack.MessagePackWriter";
         private const string Options = "global::MessagePack.MessagePackSerializerOptions";
@@ -113,7 +114,7 @@ public sealed partial class ServiceGenerator
             {
                 var parameters = SentKwargs(function).Select(p =>
                     $"new({Quote(p.Name)}, {Quote(p.Type.Name)}, {(p.IsOptional ? "true" : "false")})" + (IsConstant(p.DefaultValue) ? $" {{ DefaultValue = {p.DefaultValue} }}" : ""));
-                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.ResultType?.Name ?? "void")}, Fingerprint)");
+                w.WriteLine($"new({Quote(function.WireName)}, {(function.Parameters.Any(p => p.IsSent) ? $"new {Dispatch}.ParameterDescriptor[] {{ {string.Join(", ", parameters)} }}" : $"global::System.Array.Empty<{Dispatch}.ParameterDescriptor>()")}, {Quote(function.WireResult)}, Fingerprint)");
                 var types = function.ObjectTypes.Count == 0
                     ? ""
                     : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(Field))} }}";
@@ -191,6 +192,8 @@ public sealed partial class ServiceGenerator
         {
             var kwargs = SentKwargs(function).ToList();
             w.OpenBlock($"private {ValueTask} {method}({Dispatch}.FunctionCall call)");
+            if (function.ReturnKind == ReturnKind.Stream)
+                w.WriteLine($"{Streams}.EnsureStream(call); // before the function runs: a request for one result is refused");
             w.WriteLine($"const string function = {Quote(function.WireName)};");
             if (kwargs.Count > 0)
             {
@@ -267,6 +270,9 @@ public sealed partial class ServiceGenerator
                 case ReturnKind.Value:
                     w.WriteLine($"return {Results}.Write<{function.ResultType!.FullyQualifiedName}>(call, {invocation});");
                     break;
+                case ReturnKind.Stream:
+                    w.WriteLine($"return {Streams}.WriteAsync<{function.ResultType!.FullyQualifiedName}>(call, {invocation});");
+                    break;
                 case ReturnKind.Task or ReturnKind.ValueTask:
                     w.WriteLine($"return {Results}.WriteNilAsync(call, {invocation});");
                     break;
@@ -329,6 +335,7 @@ public sealed partial class ServiceGenerator
                 {
                     ReturnKind.Void or ReturnKind.Value => $"this._client.Invoke({wire}, {state}, {writer}, {reader}{token})",
                     ReturnKind.Task or ReturnKind.TaskOfT => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token}).AsTask()",
+                    ReturnKind.Stream => $"this._client.InvokeStream({wire}, {state}, {writer}, {reader}{token})",
                     _ => $"this._client.InvokeAsync({wire}, {state}, {writer}, {reader}{token})",
                 };
                 w.WriteLine();

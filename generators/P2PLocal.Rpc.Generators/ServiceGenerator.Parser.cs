@@ -21,6 +21,7 @@ public sealed partial class ServiceGenerator
         private const string FunctionAttribute = "P2PLocal.Rpc.P2PFunctionAttribute";
         private const string IgnoreAttribute = "P2PLocal.Rpc.P2PIgnoreAttribute";
         private const string CallContextType = "P2PLocal.Rpc.CallContext";
+        private const string EnumeratorCancellationAttribute = "System.Runtime.CompilerServices.EnumeratorCancellationAttribute";
 
         private static readonly SymbolDisplayFormat s_codeFormat = SymbolDisplayFormat.FullyQualifiedFormat
             .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
@@ -198,10 +199,13 @@ public sealed partial class ServiceGenerator
 
             var (kind, result) = Classify(method);
             var reached = new Dictionary<string, FormatterSpec>(StringComparer.Ordinal);
-            if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)) || IsAsyncStream(method.ReturnType))
+            var streamProblem = StreamProblem(method.ReturnType, kind, result);
+            if (streamProblem is not null)
+                Report(diagnostics, DiagnosticDescriptors.UnsupportedStream, where, method.Name, method.ReturnType.ToDisplayString(), streamProblem);
+            else if (method.ReturnsByRef || method.ReturnsByRefReadonly || (result is not null && !IsSerializable(result)))
                 Report(diagnostics, DiagnosticDescriptors.UnsupportedReturnType, where, method.Name, method.ReturnType.ToDisplayString());
             else if (result is not null)
-                parse.Check(result, $"result of '{method.Name}'", where, reached);
+                parse.Check(result, kind == ReturnKind.Stream ? $"items of '{method.Name}'" : $"result of '{method.Name}'", where, reached);
 
             var parameters = new List<ParameterSpec>();
             var tokens = 0;
@@ -224,7 +228,9 @@ public sealed partial class ServiceGenerator
                 var isContext = parameter.Type.ToDisplayString(s_wireFormat) == CallContextType;
                 if (isToken && ++tokens == 2)
                     Report(diagnostics, DiagnosticDescriptors.TooManyCancellationTokens, at, method.Name);
-                if (!isToken && !isContext && !IsSerializable(parameter.Type))
+                if (IsAsyncStream(parameter.Type))
+                    Report(diagnostics, DiagnosticDescriptors.StreamParameter, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
+                else if (!isToken && !isContext && !IsSerializable(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
                 else if (!isToken && !isContext)
                     parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at, reached);
@@ -239,6 +245,8 @@ public sealed partial class ServiceGenerator
                     isContext));
             }
 
+            if (kind == ReturnKind.Stream && streamProblem is null)
+                CheckStreamToken(method, diagnostics, where);
             if (diagnostics.Count > before)
                 return null;
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
@@ -262,7 +270,39 @@ public sealed partial class ServiceGenerator
                 }
             }
 
+            if (method.ReturnType is INamedTypeSymbol { MetadataName: "IAsyncEnumerable`1" } stream && IsAsyncStream(stream))
+                return (ReturnKind.Stream, stream.TypeArguments[0]);
             return (ReturnKind.Value, method.ReturnType);
+        }
+
+        /// <summary>Why a function's result is a stream this version cannot serve (null when it is not a stream, or is one it can).</summary>
+        private static string? StreamProblem(ITypeSymbol returnType, ReturnKind kind, ITypeSymbol? result)
+        {
+            if (kind == ReturnKind.Stream)
+            {
+                if (result is not null && (IsAsyncStream(result) || IsTask(result)))
+                    return "streams items that are themselves streams or tasks";
+                return result is not null && !IsSerializable(result) ? "streams items that cannot be serialized" : null;
+            }
+
+            if (IsAsyncStream(returnType))
+                return "is an enumerator, which cannot be sent; return the IAsyncEnumerable<T> it enumerates";
+            if (kind is ReturnKind.TaskOfT or ReturnKind.ValueTaskOfT && result is not null && IsAsyncStream(result))
+                return "is a task of a stream; return the stream itself (an async iterator can await before its first item)";
+            return null;
+        }
+
+        private static bool IsTask(ITypeSymbol type) =>
+            type is INamedTypeSymbol { Name: "Task" or "ValueTask" } named && named.ContainingNamespace?.ToDisplayString() == "System.Threading.Tasks";
+
+        /// <summary>A stream hears the caller's cancel through its token, which an async iterator must mark [EnumeratorCancellation].</summary>
+        private static void CheckStreamToken(IMethodSymbol method, List<DiagnosticInfo> diagnostics, LocationInfo? where)
+        {
+            var token = method.Parameters.FirstOrDefault(p => p.Type.ToDisplayString() == "System.Threading.CancellationToken");
+            if (token is null)
+                Report(diagnostics, DiagnosticDescriptors.StreamWithoutToken, where, method.Name, method.IsAsync ? " marked [EnumeratorCancellation]" : "");
+            else if (method.IsAsync && !HasAttribute(token, EnumeratorCancellationAttribute))
+                Report(diagnostics, DiagnosticDescriptors.StreamWithoutToken, At(token), method.Name, $" ('{token.Name}' needs [EnumeratorCancellation])");
         }
 
         private static bool IsAsyncStream(ITypeSymbol type) =>
@@ -328,7 +368,7 @@ public sealed partial class ServiceGenerator
             text.Append(function.WireName).Append('(');
             foreach (var parameter in function.Parameters.Where(p => p.IsSent))
                 text.Append(parameter.Name).Append(':').Append(parameter.Type.Name).Append(parameter.IsOptional ? "=," : ",");
-            return text.Append(")->").Append(function.ResultType?.Name ?? "void").Append(';').ToString();
+            return text.Append(")->").Append(function.WireResult).Append(';').ToString();
         }
 
         private static TypeRef Type(ITypeSymbol type) => new(type.ToDisplayString(s_wireFormat), type.ToDisplayString(s_codeFormat));

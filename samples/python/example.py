@@ -36,6 +36,16 @@ def main():
                                for p in function["params"])
             print("function %s(%s) -> %s" % (function["name"], params, function["returns"]))
 
+        # Each contract's fingerprint, computed here from the signatures the node sent, must be the one it reports.
+        contracts = {}
+        for function in node.functions(target):
+            if function.get("contract"):
+                contracts.setdefault(function["contract"], []).append(function)
+        for contract, functions in sorted(contracts.items()):
+            computed, reported = p2plocal.fingerprint(functions), functions[0]["fingerprint"]
+            print("contract %s: fingerprint %s %s" % (contract, computed, "matches" if computed == reported else
+                                                         "differs from the reported " + reported))
+
         print("dynamic: greet ->", node.request(target, "greet", name="Ann"))
         print("typed: Multiply ->", node.request(target, "Multiply", a=6, b=7))
         print("typed: SumAsync ->", node.request(target, "SumAsync", values=[1, 2, 3, 4]))

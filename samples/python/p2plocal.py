@@ -29,7 +29,7 @@ __all__ = [
     "Node", "Call", "Peer", "P2PError", "PeerNotFoundError", "NameConflictError", "PeerConnectionError",
     "RemoteError", "MethodNotFoundError", "InvalidKwargsError", "PeerBusyError", "RemoteCancelledError",
     "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError",
-    "pack", "unpack", "encode", "decode", "build_kwargs", "PROTOCOL_VERSION",
+    "pack", "unpack", "encode", "decode", "build_kwargs", "fingerprint", "PROTOCOL_VERSION",
 ]
 
 PROTOCOL_VERSION = 1                  # hello element 1
@@ -449,6 +449,17 @@ def encode(type_name, value, types):
 def decode(type_name, value, types):
     """The inverse of `encode`: objects of a described type become dicts keyed by member name."""
     return _convert(type_name, value, types or {}, False)
+
+
+def fingerprint(functions):
+    """The contract fingerprint (PROTOCOL.md, "Contract fingerprints") of one contract's `$methods` entries: their
+    `signature`s in ordinal order of name, hashed with 64-bit FNV-1a, one round per UTF-16 code unit."""
+    ordered = sorted(functions, key=lambda f: f["name"].encode("utf-16-be"))  # ordinal by UTF-16 code unit
+    text = "".join(f["signature"] for f in ordered).encode("utf-16-le")
+    h = 0xCBF29CE484222325
+    for i in range(0, len(text), 2):
+        h = ((h ^ (text[i] | text[i + 1] << 8)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
 
 
 def build_kwargs(function, kwargs):

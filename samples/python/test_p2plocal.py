@@ -189,6 +189,17 @@ class ObjectTests(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "built from a dict"):
             p.encode("Geo.Measurement", ["x", 1.0], self.types)
 
+    def test_the_fingerprint_of_the_example_in_the_spec(self):
+        greet = {"name": "Greet", "signature": "Greet(name:string,)->string;"}
+        add = {"name": "AddAsync", "signature": "AddAsync(a:int,b:int=,)->int;"}
+        self.assertEqual(p.fingerprint([greet, add]), "e55b282aaf7bdb2d")
+        self.assertEqual(p.fingerprint([add, greet]), "e55b282aaf7bdb2d")
+        # One round per UTF-16 code unit, not per UTF-8 byte (which gives 65faa93a27c3bc8c); ContractShapeTests pins
+        # the same value for the C# generator.
+        unicode = [{"name": "Zähle", "signature": "Zähle()->int;"},
+                   {"name": "Grüße", "signature": "Grüße(名前:string,)->string;"}]
+        self.assertEqual(p.fingerprint(unicode), "bcb0d1801eb697f0")
+
     def test_dynamic_functions_take_any_kwargs_unchanged(self):
         dynamic = {"name": "greet", "params": [], "returns": "object", "fingerprint": None}
         self.assertEqual(p.build_kwargs(dynamic, {"name": {"X": 1}}), {"name": {"X": 1}})

@@ -43,6 +43,9 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.MaxConcurrentRequestsPerConnection"/>
     public int MaxConcurrentRequestsPerConnection { get; set; } = s_defaults.MaxConcurrentRequestsPerConnection;
 
+    /// <inheritdoc cref="NodeOptions.StreamWindow"/>
+    public int StreamWindow { get; set; } = s_defaults.StreamWindow;
+
     /// <inheritdoc cref="NodeOptions.MaxIncomingConnections"/>
     public int MaxIncomingConnections { get; set; } = s_defaults.MaxIncomingConnections;
 
@@ -153,6 +156,7 @@ public sealed class P2PNodeOptions
             RequestTimeout = RequestTimeout,
             MaxFrameSize = MaxFrameSize,
             MaxConcurrentRequestsPerConnection = MaxConcurrentRequestsPerConnection,
+            StreamWindow = StreamWindow,
             MaxIncomingConnections = MaxIncomingConnections,
             IdleConnectionTimeout = IdleConnectionTimeout,
             HandshakeTimeout = HandshakeTimeout,

@@ -392,6 +392,18 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     internal ValueTask<TResult> InvokeUnobservedAsync<TState, TResult>(string target, string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
+        var peer = ResolveCallee(target, function);
+        if (peer.IsLegacy)
+            return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
+
+        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
+            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
+        return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
+    }
+
+    /// <summary>The checks every call makes before it goes out, and the peer it goes to.</summary>
+    private PeerInfo ResolveCallee(string target, string function)
+    {
         ArgumentException.ThrowIfNullOrEmpty(target);
         ArgumentException.ThrowIfNullOrEmpty(function);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
@@ -400,13 +412,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
         if (string.Equals(target, Name, StringComparison.Ordinal))
             throw new PeerNotFoundException($"'{target}' is this node's own name: a node does not call itself over the network. Call the service object directly, or call another node.") { PeerName = target };
         ThrowIfOwnNameContested();
-        var peer = Peers.Resolve(target);
-        if (peer.IsLegacy)
-            return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
-
-        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
-            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
-        return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
+        return Peers.Resolve(target);
     }
 
     private async ValueTask<TResult> ConnectAndInvokeAsync<TState, TResult>(PeerInfo peer, string function, TState state,

@@ -4,7 +4,7 @@ using P2PLocal.Rpc;
 using P2PLocal.Rpc.Benchmarks;
 using P2PLocal.Rpc.Benchmarks.Arms;
 
-// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--rounds N]
+// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--no-streams] [--rounds N]
 if (Option("--serve-bob") is { } bobPort)
 {
     await AllocationSplit.ServeBobAsync(int.Parse(bobPort, CultureInfo.InvariantCulture));
@@ -93,6 +93,14 @@ if (!args.Contains("--no-split"))
     Console.WriteLine(string.Join("  ", split.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key}: client {s.Value.Client:#,0} B server {s.Value.Server:#,0} B"))));
 }
 
+string? streamNote = null;
+if (!args.Contains("--no-streams"))
+{
+    Console.Write("streams         ");
+    streamNote = StreamBench.Describe(await StreamBench.RunAsync(settings));
+    Console.WriteLine(streamNote);
+}
+
 string? firstCallNote = null;
 if (!args.Contains("--no-first-call"))
 {
@@ -120,6 +128,7 @@ string[] notes =
     "Every in-flight loop greets its own name and checks its reply, so no arm can score by mixing up replies. The allocation split runs bob (and a typed bob) in a child process.",
     "`secure-typed` and `secure-dynamic` are the typed and dynamic arms with `NodeSecurity.SharedKey`: the same frames inside TLS 1.3 (SslStream, mutual authentication).",
     .. (firstCallNote is null ? Array.Empty<string>() : [firstCallNote]),
+    .. (streamNote is null ? Array.Empty<string>() : [streamNote]),
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
 var markdown = Report.Markdown(results, discovery, split, settings, command, notes);

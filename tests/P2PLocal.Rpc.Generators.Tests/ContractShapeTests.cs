@@ -77,6 +77,20 @@ public sealed class ContractShapeTests
     }
 
     [Fact]
+    public void The_fingerprint_hashes_UTF16_code_units_as_PROTOCOL_md_says_and_the_Python_client_computes_it()
+    {
+        var (result, _) = GeneratorHarness.Run("""
+            using P2PLocal.Rpc;
+            [P2PService] public partial class Unicode { public string Grüße(string 名前) => 名前; public int Zähle() => 1; }
+            """);
+        var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+
+        Assert.Contains("Signature = \"Grüße(名前:string,)->string;\"", text, StringComparison.Ordinal);
+        // samples/python/test_p2plocal.py pins the same value; one round per UTF-8 byte would give 65faa93a27c3bc8c.
+        Assert.Contains("public const string Fingerprint = \"bcb0d1801eb697f0\";", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_fingerprint_ignores_declaration_order_and_nullable_marks_but_not_kwarg_names()
     {
         static string FingerprintOf(string members)

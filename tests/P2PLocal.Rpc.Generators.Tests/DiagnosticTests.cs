@@ -28,7 +28,7 @@ public sealed class DiagnosticTests
         { "P2P006", "[P2PService] public partial class Delegates { public void Run(Func<int> callback) { } }", "callback" },
         { "P2P006", "[P2PService] public unsafe partial class Pointers { public void Run(int* where) { } }", "where" },
         { "P2P006", "[P2PService] public partial class DelegateArrays { public void Run(Action[] callbacks) { } }", "callbacks" },
-        { "P2P007", "[P2PService] public partial class Streams { public async IAsyncEnumerable<int> Count() { yield return 1; await Task.Yield(); } }", "Count" },
+        { "P2P007", "[P2PService] public partial class Tasks { public Task<Task<int>> Nested() => null!; }", "Nested" },
         { "P2P007", "[P2PService] public partial class Lambdas { public Task<Func<int>> Make() => null!; }", "Make" },
         { "P2P008", "[P2PService] public partial class Generic { public T Echo<T>(T value) => value; }", "Echo" },
         { "P2P009", "[P2PService] public partial class Overloads { public int Add(int a) => a; public int Add(int a, int b) => a + b; }", "Overloads" },
@@ -38,6 +38,15 @@ public sealed class DiagnosticTests
         { "P2P012", "[P2PService] public partial class Tokens { public Task Run(CancellationToken a, CancellationToken b) => Task.CompletedTask; }", "b" },
         { "P2P013", "[P2PService] public interface IWithProperty { int Count { get; } int Add(int a); }", "Count" },
         { "P2P013", "[P2PService] public interface IWithEvent { event EventHandler Changed; void Run(); }", "Changed" },
+        { "P2P016", "[P2PService] public partial class NoToken { public async IAsyncEnumerable<int> Count() { yield return 1; await Task.Yield(); } }", "Count" },
+        { "P2P016", "[P2PService] public partial class Unmarked { public async IAsyncEnumerable<int> Count(CancellationToken ct = default) { yield return 1; await Task.Yield(); } }", "ct" },
+        { "P2P016", "[P2PService] public interface IStreamsNoToken { IAsyncEnumerable<int> Count(int n); }", "Count" },
+        { "P2P017", "[P2PService] public partial class StreamIn { public int Sum(IAsyncEnumerable<int> values) => 0; }", "values" },
+        { "P2P017", "[P2PService] public interface IStreamIn { Task<int> Sum(IAsyncEnumerator<int> values); }", "values" },
+        { "P2P018", "[P2PService] public interface ITaskOfStream { Task<IAsyncEnumerable<int>> Count(CancellationToken ct); }", "Count" },
+        { "P2P018", "[P2PService] public interface IEnumerator { IAsyncEnumerator<int> Count(CancellationToken ct); }", "Count" },
+        { "P2P018", "[P2PService] public interface IStreamOfStreams { IAsyncEnumerable<IAsyncEnumerable<int>> Count(CancellationToken ct); }", "Count" },
+        { "P2P018", "[P2PService] public interface IStreamOfDelegates { IAsyncEnumerable<Func<int>> Count(CancellationToken ct); }", "Count" },
     };
 
     [Theory]

@@ -43,6 +43,38 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void Streaming_functions() => VerifyGenerated("""
+        using System.Collections.Generic;
+        using System.Runtime.CompilerServices;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using P2PLocal.Rpc;
+
+        namespace Demo;
+
+        [P2PService]
+        public partial class Ticker
+        {
+            public async IAsyncEnumerable<int> Count(int from, int count = 10, [EnumeratorCancellation] CancellationToken ct = default)
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    await Task.Yield();
+                    yield return from + i;
+                }
+            }
+
+            public IAsyncEnumerable<string?> Lines(CallContext caller, CancellationToken cancellationToken) => Empty();
+
+            private static async IAsyncEnumerable<string?> Empty()
+            {
+                await Task.Yield();
+                yield break;
+            }
+        }
+        """);
+
+    [Fact]
     public void Idempotent_function_is_marked_in_the_contract() => VerifyGenerated("""
         using System.Threading.Tasks;
         using P2PLocal.Rpc;

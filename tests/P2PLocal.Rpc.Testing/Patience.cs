@@ -40,6 +40,19 @@ public static class Patience
         }
     }
 
+    /// <summary>Waits until <paramref name="condition"/> holds, checking every 10 ms, for at most <see cref="Limit"/>.</summary>
+    /// <exception cref="PatienceExceededException">It did not hold within <see cref="Limit"/>.</exception>
+    public static async Task Until(Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > Limit)
+                throw new PatienceExceededException(Limit);
+            await Task.Delay(10);
+        }
+    }
+
     /// <summary>
     /// Asserts that <paramref name="call"/> fails with the library's request timeout: a <see cref="TimeoutException"/>
     /// whose message names the function and the configured timeout, after about <paramref name="requestTimeout"/>

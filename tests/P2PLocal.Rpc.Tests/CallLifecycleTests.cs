@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using MessagePack;
@@ -147,13 +146,13 @@ public class CallLifecycleTests
         var requestsSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var fakePeer = Task.Run(async () =>
         {
-            using var socket = await listener.AcceptAsync();
-            await ReadFrameAsync(socket); // hello
-            await socket.SendAsync(Frame((ref MessagePackWriter w) => Messages.WriteHello(ref w, new Hello(1, "bob", "b0b", 1 << 20))), SocketFlags.None);
+            using var wire = new WireSocket(await listener.AcceptAsync());
+            await wire.ReadAsync(); // hello
+            await wire.SendAsync((ref MessagePackWriter w) => Messages.WriteHello(ref w, new Hello(1, "bob", "b0b", 1 << 20)));
             for (var i = 0; i < 3; i++)
-                await ReadFrameAsync(socket);
+                await wire.ReadAsync();
             requestsSeen.TrySetResult();
-            socket.Shutdown(SocketShutdown.Both);
+            wire.Socket.Shutdown(SocketShutdown.Both);
         });
 
         var options = MessagePackSerializerOptions.Standard;
@@ -176,26 +175,6 @@ public class CallLifecycleTests
         {
             await connection.DisposeAsync();
             await fakePeer.Within();
-        }
-    }
-
-    private static byte[] Frame(WireFrames.WriteMessage write) => WireFrames.Frame(write);
-
-    private static async Task ReadFrameAsync(Socket socket)
-    {
-        var prefix = new byte[4];
-        await ReadExactlyAsync(socket, prefix);
-        await ReadExactlyAsync(socket, new byte[BinaryPrimitives.ReadInt32BigEndian(prefix)]);
-    }
-
-    private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer)
-    {
-        while (buffer.Length > 0)
-        {
-            var read = await socket.ReceiveAsync(buffer, SocketFlags.None);
-            if (read == 0)
-                throw new EndOfStreamException();
-            buffer = buffer[read..];
         }
     }
 }

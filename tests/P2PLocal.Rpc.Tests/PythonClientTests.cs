@@ -64,6 +64,9 @@ public class PythonClientTests
             Assert.Contains(output, l => l.StartsWith("found bob at 127.0.0.1:", StringComparison.Ordinal));
             Assert.Contains("function Multiply(a: int, b: int) -> int", output);
             Assert.Contains("function greet() -> object", output);
+            // The fingerprint, computed in Python from PROTOCOL.md and the signatures the node sent, is the node's own.
+            Assert.Contains($"contract P2PLocal.Rpc.Sample.ICalculator: fingerprint {Fingerprint<ICalculator>(bob)} matches", output);
+            Assert.Contains($"contract P2PLocal.Rpc.Sample.IGeometry: fingerprint {Fingerprint<IGeometry>(bob)} matches", output);
             Assert.Contains("dynamic: greet -> Hello, Ann!", output);
             Assert.Contains("typed: Multiply -> 42", output);
             Assert.Contains("typed: SumAsync -> 10", output);
@@ -101,6 +104,9 @@ public class PythonClientTests
         Assert.True(python.ExitCode == 0, $"python3 -m unittest test_p2plocal failed:\n{await stdout}\n{stderr}");
         Assert.Contains("OK", stderr, StringComparison.Ordinal);
     }
+
+    private static string Fingerprint<TContract>(Node node) =>
+        node.Functions.First(f => f.Contract == typeof(TContract).FullName).Fingerprint!;
 
     private static Process StartPython(params string[] args)
     {

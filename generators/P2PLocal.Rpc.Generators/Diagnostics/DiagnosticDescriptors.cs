@@ -48,7 +48,7 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor UnsupportedReturnType = Create(
         "P2P007", "Return type cannot be sent",
-        "Change the return type of '{0}': '{1}' cannot be sent back (use void, a serializable type, Task, Task<T>, ValueTask or ValueTask<T>; no ref returns, ref structs, pointers, delegates or async streams)",
+        "Change the return type of '{0}': '{1}' cannot be sent back (use void, a serializable type, Task, Task<T>, ValueTask, ValueTask<T> or IAsyncEnumerable<T>; no ref returns, ref structs, pointers or delegates)",
         "A function's result is sent back as one MessagePack value once the method completes.");
 
     public static readonly DiagnosticDescriptor GenericMethod = Create(
@@ -91,11 +91,26 @@ internal static class DiagnosticDescriptors
         "Member '{0}' of [MessagePackObject] type '{1}' (reached by the {2}) has no [Key]; add [Key(n)] or [IgnoreMember], or declare [MessagePackObject(keyAsPropertyName: true)]",
         "A [MessagePackObject] type is written as an array indexed by [Key] (or a map keyed by member names with keyAsPropertyName: true); MessagePack refuses a public member without a key at call time.");
 
+    public static readonly DiagnosticDescriptor StreamWithoutToken = Create(
+        "P2P016", "Streaming function needs a cancellation token",
+        "Give '{0}' a CancellationToken parameter{1}: the caller's cancel and its reading pace reach a stream only through its token",
+        "A function returning IAsyncEnumerable<T> streams its items; when the caller stops reading or cancels, the producer is told through the request's token. An async iterator method must mark that parameter [EnumeratorCancellation] so the token also reaches the enumerator.");
+
+    public static readonly DiagnosticDescriptor StreamParameter = Create(
+        "P2P017", "Function parameters cannot be streams",
+        "Change parameter '{0}' of '{1}': '{2}' is a stream, and only results can stream; pass an array or list, or call once per item",
+        "Streams go one way, from the serving node to the caller, as the result of a function returning IAsyncEnumerable<T>. A caller cannot stream kwargs.");
+
+    public static readonly DiagnosticDescriptor UnsupportedStream = Create(
+        "P2P018", "Unsupported stream shape",
+        "Change the return type of '{0}': '{1}' {2}; return IAsyncEnumerable<T> of a serializable T directly",
+        "A streaming function returns IAsyncEnumerable<T> itself (not a task of one, not an IAsyncEnumerator<T>), and each item is one MessagePack value, so T cannot be a stream, a task or a type MessagePack cannot write.");
+
     public static IEnumerable<DiagnosticDescriptor> All => new[]
     {
         NotPartial, Nested, Generic, NotAccessible, RefParameter, UnsupportedParameterType, UnsupportedReturnType,
         GenericMethod, OverloadCollision, DuplicateWireName, InvalidWireName, TooManyCancellationTokens, UnsupportedMember,
-        UnserializableType, MissingKey,
+        UnserializableType, MissingKey, StreamWithoutToken, StreamParameter, UnsupportedStream,
     };
 
     private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = All.ToDictionary(d => d.Id);

@@ -11,8 +11,9 @@ namespace P2PLocal.Rpc.Dispatch;
 public readonly struct FunctionCall
 {
     internal FunctionCall(string function, ReadOnlyMemory<byte> kwargs, IBufferWriter<byte> result,
-        MessagePackSerializerOptions options, CallContext context, CancellationToken cancellationToken)
+        MessagePackSerializerOptions options, CallContext context, CancellationToken cancellationToken, IStreamSink? stream = null)
     {
+        Stream = stream;
         Function = function;
         Kwargs = kwargs;
         Result = result;
@@ -41,6 +42,12 @@ public readonly struct FunctionCall
 
     /// <summary>Fires when the caller cancels, its timeout passes, or the node shuts down.</summary>
     public CancellationToken CancellationToken { get; }
+
+    /// <summary>Where the items of a stream request go (see <see cref="GeneratedStreams"/>); null for a request of one result.</summary>
+    internal IStreamSink? Stream { get; }
+
+    /// <summary>True when the caller asked for a stream of items (a stream request), false when it waits for one result.</summary>
+    public bool IsStream => Stream is not null;
 }
 
 /// <summary>

@@ -32,6 +32,13 @@ public sealed record FunctionDescriptor(
     public IReadOnlyList<ObjectTypeDescriptor> ObjectTypes { get; init; } = [];
 
     /// <summary>
+    /// True when the function streams its results (a <c>[P2PService]</c> method returning <see cref="IAsyncEnumerable{T}"/>,
+    /// or <see cref="Node.RegisterStream(string, Func{IReadOnlyDictionary{string, object}, CancellationToken, IAsyncEnumerable{object}})"/>):
+    /// its <see cref="ReturnType"/> is <c>stream&lt;T&gt;</c>, and callers read it with <see cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>.
+    /// </summary>
+    public bool IsStream => ReturnType.StartsWith(GeneratedStreams.ResultPrefix, StringComparison.Ordinal) && ReturnType.EndsWith('>');
+
+    /// <summary>
     /// Whether the function is marked <c>[P2PFunction(Idempotent = true)]</c> in this side's contract, so
     /// <see cref="PeerDirectory.Any{TService}"/> may send a call again after a lost connection. Not sent to peers.
     /// </summary>

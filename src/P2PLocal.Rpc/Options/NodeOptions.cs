@@ -57,6 +57,7 @@ public sealed class NodeOptions
         RequestTimeout = other.RequestTimeout;
         MaxFrameSize = other.MaxFrameSize;
         MaxConcurrentRequestsPerConnection = other.MaxConcurrentRequestsPerConnection;
+        StreamWindow = other.StreamWindow;
         MaxIncomingConnections = other.MaxIncomingConnections;
         MaxBufferedBytesPerConnection = other.MaxBufferedBytesPerConnection;
         StalledConnectionTimeout = other.StalledConnectionTimeout;
@@ -107,6 +108,17 @@ public sealed class NodeOptions
 
     /// <summary>How many requests one incoming connection may have running at once; more are rejected with <see cref="PeerBusyException"/> on the caller. Default 1024.</summary>
     public int MaxConcurrentRequestsPerConnection { get; init; } = 1024;
+
+    /// <summary>
+    /// The flow-control window of streamed results (issue 14), in items: as a caller, how many items a peer may send
+    /// ahead of this node's reading (they wait here, received); as a server, the most this node sends ahead of a
+    /// caller's reading, whatever window the caller asks for. Default 64; 1 to 16384. A stream holds at most a window
+    /// of items on each side, and every byte of them stays under <see cref="MaxBufferedBytesPerConnection"/>.
+    /// </summary>
+    public int StreamWindow { get; init; } = 64;
+
+    /// <summary>The bounds of <see cref="StreamWindow"/>.</summary>
+    internal const int MinStreamWindow = 1, MaxStreamWindow = 16384;
 
     /// <summary>How many incoming connections the node keeps open at once; further ones are refused. Default 1024.</summary>
     public int MaxIncomingConnections { get; init; } = 1024;
@@ -260,6 +272,8 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxFrameSize), MaxFrameSize, "Frames of at least 1 KiB are needed.");
         if (MaxConcurrentRequestsPerConnection < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentRequestsPerConnection), MaxConcurrentRequestsPerConnection, "At least one request must be allowed.");
+        if (StreamWindow is < MinStreamWindow or > MaxStreamWindow)
+            throw new ArgumentOutOfRangeException(nameof(StreamWindow), StreamWindow, $"A stream window is {MinStreamWindow} to {MaxStreamWindow} items.");
         if (NameCheckWindow < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(NameCheckWindow), NameCheckWindow, "The window must not be negative.");
         if (MaxKwargsElements < 1)

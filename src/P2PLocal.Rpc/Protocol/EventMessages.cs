@@ -12,8 +12,6 @@ internal static class EventMessages
     /// <summary>The hello feature that offers kinds 8 and 9.</summary>
     public const string Feature = "events";
 
-    public static ReadOnlySpan<byte> FeatureUtf8 => "events"u8;
-
     /// <summary>Whether <paramref name="kind"/> is one of the event message kinds.</summary>
     public static bool IsEventKind(int kind) => kind is (int)MessageKind.Subscriptions or (int)MessageKind.Event;
 

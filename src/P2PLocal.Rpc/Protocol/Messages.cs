@@ -11,6 +11,9 @@ internal enum MessageKind
     Error = 2,
     Cancel = 3,
     Hello = 4,
+    StreamItem = 5,
+    StreamCredit = 6,
+    StreamRequest = 7,
 
     /// <summary>Server to caller: the topics the server's node subscribes to (issue 14; Events/EventMessages.cs).</summary>
     Subscriptions = 8,
@@ -45,6 +48,9 @@ internal readonly record struct Hello(int Version, string Name, string InstanceI
 {
     /// <summary>Whether the sender's hello lists the <c>extras</c> feature (element 6): requests to it may have 5 elements.</summary>
     public bool AcceptsExtras { get; init; }
+
+    /// <summary>Whether the sender's hello lists the <c>stream</c> feature: it takes stream requests (kinds 5-7, see <see cref="StreamMessages"/>).</summary>
+    public bool AcceptsStreams { get; init; }
 
     /// <summary>Whether the sender's hello lists the <c>events</c> feature: it sends and takes subscriptions and events (issue 14).</summary>
     public bool AcceptsEvents { get; init; }
@@ -193,7 +199,8 @@ internal static class Messages
         if (count < 2)
             throw new MessagePackSerializationException($"A message needs at least 2 elements; got {count}.");
         var kind = reader.ReadInt32();
-        if (kind is < 0 or > (int)MessageKind.Hello && !EventMessages.IsEventKind(kind))
+        // Kinds this side does not know are refused by the connection that reads them (it closes), never ignored.
+        if (kind < 0)
             throw new MessagePackSerializationException($"Unknown message kind {kind}.");
         return (MessageKind)kind;
     }
@@ -223,7 +230,9 @@ internal static class Messages
 
         if (count > 6 && next == 6 && reader.NextMessagePackType == MessagePackType.Array)
         {
-            hello = hello with { AcceptsExtras = RequestExtras.ReadFeatures(ref reader, out var acceptsEvents), AcceptsEvents = acceptsEvents };
+            var features = RequestExtras.ReadFeatures(ref reader);
+            hello = hello with { AcceptsExtras = features.Contains(RequestExtras.Feature), AcceptsStreams = features.Contains(StreamMessages.Feature),
+                AcceptsEvents = features.Contains(EventMessages.Feature) };
             next = 7;
         }
 

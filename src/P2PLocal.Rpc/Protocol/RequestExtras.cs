@@ -74,36 +74,37 @@ internal static class RequestExtras
         return traceParent is not null && ActivityContext.TryParse(traceParent, traceState, isRemote: true, out context);
     }
 
-    /// <summary>Reads the hello's <c>features</c> array; true when it lists <see cref="Feature"/>. Unknown features are skipped.</summary>
-    public static bool ReadFeatures(ref MessagePackReader reader) => ReadFeatures(ref reader, out _);
-
-    /// <inheritdoc cref="ReadFeatures(ref MessagePackReader)"/>
-    /// <param name="reader">The reader, at the features array.</param>
-    /// <param name="acceptsEvents">Whether the list has <c>events</c> (issue 14).</param>
-    public static bool ReadFeatures(ref MessagePackReader reader, out bool acceptsEvents)
+    /// <summary>
+    /// Reads the hello's <c>features</c> array: the names this version knows (see <see cref="Features"/>) that it lists.
+    /// Unknown features and non-string elements are skipped.
+    /// </summary>
+    public static IReadOnlyCollection<string> ReadFeatures(ref MessagePackReader reader)
     {
-        var acceptsExtras = false;
-        acceptsEvents = false;
+        var listed = new HashSet<string>(StringComparer.Ordinal);
         var count = reader.ReadArrayHeader();
         for (var i = 0; i < count; i++)
         {
             if (reader.NextMessagePackType == MessagePackType.String && reader.TryReadStringSpan(out var feature))
             {
-                acceptsExtras |= feature.SequenceEqual("extras"u8);
-                acceptsEvents |= feature.SequenceEqual(EventMessages.FeatureUtf8);
+                // Only known names are kept, so a stranger's list costs no memory (the hello is at most 16 KiB anyway).
+                if (feature.Length <= 64 && Array.IndexOf(Features, System.Text.Encoding.UTF8.GetString(feature)) is >= 0 and var known)
+                    listed.Add(Features[known]);
             }
             else
                 MessagePackValues.Skip(ref reader);
         }
 
-        return acceptsExtras;
+        return listed;
     }
 
-    /// <summary>Writes this version's features: <c>["extras", "events"]</c>.</summary>
+    /// <summary>What this version offers in its hello, in this order: <c>["extras", "stream", "events"]</c>.</summary>
+    public static readonly string[] Features = [Feature, StreamMessages.Feature, EventMessages.Feature];
+
+    /// <summary>Writes this version's features (<see cref="Features"/>).</summary>
     public static void WriteFeatures(ref MessagePackWriter writer)
     {
-        writer.WriteArrayHeader(2);
-        writer.Write(Feature);
-        writer.Write(EventMessages.Feature);
+        writer.WriteArrayHeader(Features.Length);
+        foreach (var feature in Features)
+            writer.Write(feature);
     }
 }

@@ -29,6 +29,7 @@ internal static class WireErrors
         OperationCanceledException when cancellationToken.IsCancellationRequested => (ErrorCode.Canceled, nameof(OperationCanceledException), "The request was cancelled."),
         FrameTooLargeException => (ErrorCode.FrameTooLarge, nameof(FrameTooLargeException), $"The result of '{function}' is too large: {failure.Message}"),
         InvalidKwargsException => (ErrorCode.InvalidKwargs, nameof(InvalidKwargsException), failure.Message),
+        StreamShapeException => (ErrorCode.MethodNotFound, "MethodNotFound", failure.Message),
         _ => (ErrorCode.HandlerFailed, failure.GetType().FullName ?? failure.GetType().Name, failure.Message),
     };
 

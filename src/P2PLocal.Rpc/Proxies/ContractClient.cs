@@ -97,6 +97,36 @@ public sealed class ContractClient
     public void Invoke<TState>(string function, TState state, KwargsWriter<TState> writeKwargs, CancellationToken cancellationToken = default) =>
         Invoke(function, state, writeKwargs, s_skipResult, cancellationToken);
 
+    /// <summary>
+    /// Checks the contract (first call per peer instance, when the enumeration starts), then streams like
+    /// <see cref="PeerClient.InvokeStream"/>.
+    /// </summary>
+    /// <exception cref="ContractMismatchException">The peer serves <paramref name="function"/> differently (or not at all).</exception>
+    /// <inheritdoc cref="PeerClient.InvokeStream"/>
+    public IAsyncEnumerable<TItem> InvokeStream<TState, TItem>(string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TItem> readItem, CancellationToken cancellationToken = default)
+    {
+        var verdict = CurrentVerdict();
+        if (verdict is { AllServed: true })
+            return Client.InvokeStream(function, state, writeKwargs, readItem, cancellationToken);
+        return CheckThenStreamAsync(function, verdict, state, writeKwargs, readItem, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<TItem> CheckThenStreamAsync<TState, TItem>(string function, ContractVerdict? verdict, TState state,
+        KwargsWriter<TState> writeKwargs, ResultReader<TItem> readItem, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var judged = verdict?.For(function);
+        if (judged is null || judged.Problem is not null)
+        {
+            judged = (await VerifyAsync(cancellationToken).ConfigureAwait(false)).For(function);
+            if (judged.Problem is not null)
+                throw Mismatch(function, judged.Problem, null);
+        }
+
+        await foreach (var item in Client.InvokeStream(function, state, writeKwargs, readItem, cancellationToken).ConfigureAwait(false))
+            yield return item;
+    }
+
     private async ValueTask<TResult> CheckThenInvokeAsync<TState, TResult>(string function, ContractVerdict? verdict, TState state,
         KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {

@@ -36,6 +36,16 @@ public sealed class PeerClient
         Node.InvokeAsync(PeerName, function, state, writeKwargs, readResult, cancellationToken);
 
     /// <summary>
+    /// Calls a function of the peer that streams its results, with kwargs written by <paramref name="writeKwargs"/>; each
+    /// item is read by <paramref name="readItem"/>. Nothing is sent until the enumeration starts (see
+    /// <see cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>).
+    /// </summary>
+    /// <inheritdoc cref="Node.RequestStreamAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)"/>
+    public IAsyncEnumerable<TItem> InvokeStream<TState, TItem>(string function, TState state, KwargsWriter<TState> writeKwargs,
+        ResultReader<TItem> readItem, CancellationToken cancellationToken = default) =>
+        Node.InvokeStream(PeerName, function, state, writeKwargs, readItem, cancellationToken);
+
+    /// <summary>
     /// The blocking form of <see cref="InvokeAsync"/>, for proxies of synchronous methods. It blocks the calling
     /// thread; prefer the async form on UI or request threads.
     /// </summary>

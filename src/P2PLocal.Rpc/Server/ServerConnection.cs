@@ -167,7 +167,7 @@ internal sealed partial class ServerConnection : FramedConnection
     public long LastUsefulTicks { get; private set; }
 
     /// <summary>Only this request is running: write its reply at once (see <see cref="FramedConnection.SendInline"/>).</summary>
-    protected override bool SendInline => RunningCount <= 1;
+    protected override bool SendInline => RunningCount <= 1 && !IsStreaming; // items batch in the write loop (ServerConnection.Streams.cs)
 
     protected override void OnFrame(ReceivedFrame frame)
     {
@@ -206,7 +206,9 @@ internal sealed partial class ServerConnection : FramedConnection
             switch (kind)
             {
                 case MessageKind.Request:
-                    var id = Messages.ReadRequestId(ref reader, count);
+                case MessageKind.StreamRequest: // ServerConnection.Streams.cs
+                    var streamed = kind == MessageKind.StreamRequest;
+                    var id = streamed ? StreamMessages.ReadRequestId(ref reader, count) : Messages.ReadRequestId(ref reader, count);
                     var function = ReadFunctionName(ref reader);
                     var kwargsStart = (int)reader.Consumed;
                     // Before any work is queued: the kwargs value is whole, within the decode budget, and UTF-8 (issue 8).
@@ -218,10 +220,14 @@ internal sealed partial class ServerConnection : FramedConnection
                     }
 
                     var kwargsEnd = (int)reader.Consumed;
-                    Messages.SkipRequestExtras(ref reader, count);
+                    var window = streamed ? StreamMessages.ReadWindow(ref reader) : 0;
+                    Messages.SkipRequestExtras(ref reader, streamed ? count - 1 : count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd, elements);
+                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd, elements, window);
+                    return;
+                case MessageKind.StreamCredit:
+                    OnCredit(ref reader, count, frame.Length);
                     return;
                 case MessageKind.Cancel:
                     var cancelId = Messages.ReadCancelId(ref reader, count);
@@ -253,7 +259,8 @@ internal sealed partial class ServerConnection : FramedConnection
     }
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements)
+    /// <remarks>A <paramref name="window"/> above 0 makes it a stream request (ServerConnection.Streams.cs).</remarks>
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements, uint window = 0)
     {
         if (_draining)
         {
@@ -267,6 +274,12 @@ internal sealed partial class ServerConnection : FramedConnection
         {
             RpcMetrics.RequestRefused("method_not_found");
             SendError(id, ErrorCode.MethodNotFound, "MethodNotFound", $"Node '{_host.LocalHello.Name}' has no function '{function}'.");
+            return false;
+        }
+
+        if (window > 0 && !StreamsOf(dispatcher, function))
+        {
+            SendError(id, ErrorCode.MethodNotFound, "MethodNotFound", $"Node '{_host.LocalHello.Name}' has a function '{function}', but it returns one result, not a stream: call it with RequestAsync.");
             return false;
         }
 
@@ -304,6 +317,7 @@ internal sealed partial class ServerConnection : FramedConnection
                 work = new RequestWork(this);
             dispatcher = ObservedDispatcher.Wrap(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
             work.Start(id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts);
+            work.Stream = window > 0 ? StartStream(id, window) : null;
             _running.Add(id, work);
         }
 
@@ -408,6 +422,9 @@ internal sealed partial class ServerConnection : FramedConnection
 
         public CancellationTokenSource Cancellation { get; private set; } = null!;
 
+        /// <summary>Where a stream request's items go (null for a plain request); set by the read loop before the work is queued.</summary>
+        public ItemSink? Stream { get; set; }
+
         public void Start(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements, IServiceDispatcher dispatcher, CancellationTokenSource cancellation)
         {
             _kwargsEnd = kwargsEnd;
@@ -426,12 +443,12 @@ internal sealed partial class ServerConnection : FramedConnection
         private async Task RunAsync()
         {
             // Copy the fields: once Complete pools this item, the read loop may start it again.
-            var (id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts) = (_id, _function, _frame, _kwargsStart, _kwargsEnd, _elements, _dispatcher, Cancellation);
+            var (id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts, stream) = (_id, _function, _frame, _kwargsStart, _kwargsEnd, _elements, _dispatcher, Cancellation, Stream);
             var response = new FrameBuffer(256);
             try
             {
                 WriteResultHeader(response, id);
-                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner._context, cts.Token);
+                var call = new FunctionCall(function, frame.Payload[kwargsStart..kwargsEnd], response, owner._host.SerializerOptions, owner._context, cts.Token, stream);
                 await dispatcher.InvokeAsync(call).ConfigureAwait(false);
                 response.Complete(owner.MaxSendFrameSize);
                 response.HoldsRequestSlot = true;
@@ -456,6 +473,9 @@ internal sealed partial class ServerConnection : FramedConnection
                 frame.Dispose();
                 _frame = default;
                 _dispatcher = null!;
+                Stream = null;
+                if (stream is not null)
+                    owner.EndStream();
                 cts.Dispose();
                 owner.Complete(this, id, frame.Length);
             }

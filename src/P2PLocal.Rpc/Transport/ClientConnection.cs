@@ -43,7 +43,7 @@ internal sealed partial class ClientConnection : FramedConnection
         get
         {
             lock (_pendingGate)
-                return _pending.Count;
+                return _pending.Count + StreamCount; // a stream is pending until it ends
         }
     }
 
@@ -234,15 +234,21 @@ internal sealed partial class ClientConnection : FramedConnection
         pending.Dispose();
     }
 
-    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs)
+    /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
+    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, int window = 0)
     {
         var frame = new FrameBuffer();
         try
         {
             var writer = new MessagePackWriter(frame);
             var traced = RequestExtras.TraceContextFor(PeerHello);
-            Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            if (window > 0)
+                StreamMessages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
+            else
+                Messages.WriteRequestHeader(ref writer, id, function, withExtras: traced is not null);
             writeKwargs(ref writer, state, _options);
+            if (window > 0)
+                StreamMessages.WriteWindow(ref writer, window);
             if (traced is not null)
                 RequestExtras.Write(ref writer, traced);
             writer.Flush();
@@ -339,7 +345,7 @@ internal sealed partial class ClientConnection : FramedConnection
                 return;
             }
 
-            if (kind is not (MessageKind.Result or MessageKind.Error))
+            if (kind is not (MessageKind.Result or MessageKind.Error or MessageKind.StreamItem))
                 throw new InvalidDataException($"A server does not send {kind} messages.");
             id = reader.ReadUInt32();
         }
@@ -349,12 +355,20 @@ internal sealed partial class ClientConnection : FramedConnection
             throw;
         }
 
+        if (kind == MessageKind.StreamItem)
+        {
+            OnStreamItem(id, frame);
+            return;
+        }
+
         lock (_pendingGate)
         {
             if (_pending.Remove(id, out var pending) && pending.TrySetResult(frame))
                 return;
         }
 
+        if (TryEndStream(id, frame))
+            return;
         frame.Dispose(); // the caller already gave up on it
     }
 
@@ -379,6 +393,7 @@ internal sealed partial class ClientConnection : FramedConnection
             foreach (var (_, pending) in _pending)
                 pending.TrySetException(ConnectionLost(reason));
             _pending.Clear();
+            FailStreams(reason);
             while (_pool.TryPop(out var pooled))
                 pooled.Dispose();
         }
