@@ -23,7 +23,7 @@ public sealed partial class Node
         ClientConnection connection;
         try
         {
-            connection = await GetConnectionAsync(peer, cancellationToken).ConfigureAwait(false);
+            connection = await _pool.GetAsync(AddressOf(peer), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is PeerConnectionException or PeerAuthenticationException && !cancellationToken.IsCancellationRequested)
         {

@@ -133,6 +133,6 @@ public sealed partial class Node
     internal Task<ClientConnection> GetEventConnectionAsync(PeerInfo peer, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        return GetConnectionAsync(peer, cancellationToken);
+        return _pool.GetAsync(AddressOf(peer), cancellationToken);
     }
 }

@@ -82,7 +82,7 @@ public sealed partial class Node
         var peer = ResolveCallee(target, function);
         if (peer.IsLegacy)
             throw new NotSupportedException($"Peer '{peer.Name}' is a Python p2p-local node (XML-RPC), which cannot stream results; '{function}' was not sent.");
-        var connection = await GetConnectionAsync(peer, cancellationToken).ConfigureAwait(false);
+        var connection = await _pool.GetAsync(AddressOf(peer), cancellationToken).ConfigureAwait(false);
         using var stream = await connection.OpenStreamAsync(function, state, writeKwargs, _options.StreamWindow, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         while (await stream.NextAsync(_options.RequestTimeout, cancellationToken).ConfigureAwait(false) is { } frame)
             yield return stream.Read(frame, readItem);

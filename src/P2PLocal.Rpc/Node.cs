@@ -37,7 +37,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     private readonly string _instanceId = Guid.NewGuid().ToString("N")[..16];
     private readonly DateTimeOffset _startedAt;
     private readonly object _registrationGate = new();
-    private readonly ConcurrentDictionary<string, Task<ClientConnection>> _clients = new(StringComparer.Ordinal);
+    private readonly ConnectionPool _pool;
     private readonly BuiltInFunctions _builtIns;
     private Dictionary<string, IServiceDispatcher> _functions = new(StringComparer.Ordinal);
     private ConnectionListener? _listener;
@@ -71,6 +71,9 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
             _tls = new Security.TlsChannel(options.Security, identity);
             _seal = new Security.BeaconSeal(options.Security, identity);
         }
+
+        // An endpoint that answers as another instance: that peer restarted, and its old entry is gone.
+        _pool = new ConnectionPool(LocalHello, SerializerOptions, options, _tls, _logger, restarted => Peers.Forget(restarted.InstanceId));
     }
 
     /// <summary>
@@ -228,8 +231,9 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
         // Real time, not the discovery clock: this waits for packets, and a test's fake clock must not stall start.
         await Task.Delay(_options.NameCheckWindow, cancellationToken).ConfigureAwait(false);
         // A check that began inside the window may still be connecting: give it up to a connect timeout.
-        var deadline = Environment.TickCount64 + (long)_options.ConnectTimeout.TotalMilliseconds + 1000;
-        while (Peers.IsCheckingClaimOn(Name) && Peers.ClaimsOn(Name).Length == 0 && Environment.TickCount64 < deadline)
+        var checking = TimeProvider.System.GetTimestamp();
+        var limit = _options.ConnectTimeout + TimeSpan.FromSeconds(1);
+        while (Peers.IsCheckingClaimOn(Name) && Peers.ClaimsOn(Name).Length == 0 && TimeProvider.System.GetElapsedTime(checking) < limit)
             await Task.Delay(20, cancellationToken).ConfigureAwait(false);
         var claim = Peers.ClaimsOn(Name).FirstOrDefault();
         if (claim is not null)
@@ -396,8 +400,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
         if (peer.IsLegacy)
             return InvokeLegacyAsync(peer, function, state, writeKwargs, readResult, cancellationToken); // Legacy/Node.Legacy.cs (issue 13)
 
-        if (_clients.TryGetValue(peer.InstanceId, out var ready) && ready.IsCompletedSuccessfully && !ready.Result.IsClosed)
-            return ready.Result.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
+        if (_pool.TryGetOpen(peer.InstanceId, out var connection))
+            return connection.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken);
         return ConnectAndInvokeAsync(peer, function, state, writeKwargs, readResult, cancellationToken);
     }
 
@@ -418,84 +422,12 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     private async ValueTask<TResult> ConnectAndInvokeAsync<TState, TResult>(PeerInfo peer, string function, TState state,
         KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult, CancellationToken cancellationToken)
     {
-        var connection = await GetConnectionAsync(peer, cancellationToken).ConfigureAwait(false);
+        var connection = await _pool.GetAsync(AddressOf(peer), cancellationToken).ConfigureAwait(false);
         return await connection.InvokeAsync(function, state, writeKwargs, readResult, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Returns the open connection to a peer instance, opening one (once, shared by concurrent callers) if needed.</summary>
-    private async Task<ClientConnection> GetConnectionAsync(PeerInfo peer, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            // One connect per peer instance: a factory that lost a GetOrAdd race would open a connection nobody tracks.
-            if (!_clients.TryGetValue(peer.InstanceId, out var connecting))
-            {
-                var opening = new TaskCompletionSource<ClientConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
-                connecting = _clients.GetOrAdd(peer.InstanceId, opening.Task);
-                if (connecting == opening.Task)
-                    _ = ConnectIntoAsync(peer, opening);
-            }
-
-            try
-            {
-                var connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
-                if (!connection.IsClosed)
-                    return connection;
-            }
-            catch (Exception e) when (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException && !cancellationToken.IsCancellationRequested)
-            {
-                _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
-                throw;
-            }
-
-            // The connection closed since it was opened: drop it and open another.
-            _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
-            ObjectDisposedException.ThrowIf(IsDisposed, this);
-        }
-    }
-
-    private async Task ConnectIntoAsync(PeerInfo peer, TaskCompletionSource<ClientConnection> opening)
-    {
-        try
-        {
-            opening.TrySetResult(await ConnectAsync(peer).ConfigureAwait(false));
-        }
-        catch (Exception e)
-        {
-            opening.TrySetException(e);
-        }
-    }
-
-    private async Task<ClientConnection> ConnectAsync(PeerInfo peer)
-    {
-        try
-        {
-            var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, LocalHello, SerializerOptions,
-                _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, CancellationToken.None).ConfigureAwait(false);
-            _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
-            // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
-            _ = connection.Closed.ContinueWith(closed => { ForgetClient(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            if (IsDisposed)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-                throw new ObjectDisposedException(nameof(Node));
-            }
-
-            return connection;
-        }
-        catch (PeerRestartedException)
-        {
-            Peers.Forget(peer);
-            throw;
-        }
-    }
-
-    private void ForgetClient(string instanceId, ClientConnection connection)
-    {
-        if (_clients.TryGetValue(instanceId, out var entry) && entry.IsCompletedSuccessfully && entry.Result == connection)
-            _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, entry));
-    }
+    /// <summary>What the connection pool needs of a peer table entry.</summary>
+    private static PeerAddress AddressOf(PeerInfo peer) => new(peer.Name, peer.InstanceId, peer.EndPoint, peer.PeerId);
 
     /// <summary>Whether a peer instance still serves at its endpoint (used when another instance claims its name).</summary>
     internal async Task<bool> IsAliveAsync(PeerInfo peer)
@@ -519,7 +451,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
 
         try
         {
-            var connection = await GetConnectionAsync(peer, CancellationToken.None).ConfigureAwait(false);
+            var connection = await _pool.GetAsync(AddressOf(peer), CancellationToken.None).ConfigureAwait(false);
             return !connection.IsClosed;
         }
         catch (Exception e) when (e is PeerConnectionException or PeerAuthenticationException)
@@ -536,13 +468,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     /// Closes the pooled connection to a peer instance unless it goes to <paramref name="endPoint"/>: the peer was found
     /// at a new endpoint, and calls follow the peer table, never a connection opened before the move.
     /// </summary>
-    internal void DropConnection(string instanceId, IPEndPoint endPoint)
-    {
-        if (_clients.TryGetValue(instanceId, out var connecting) && connecting.IsCompletedSuccessfully
-            && connecting.Result.RemoteEndPoint != endPoint.ToString()
-            && _clients.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(instanceId, connecting)))
-            connecting.Result.Close();
-    }
+    internal void DropConnection(string instanceId, IPEndPoint endPoint) => _pool.Drop(instanceId, endPoint);
 
     private void ThrowIfOwnNameContested()
     {
@@ -560,20 +486,11 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     private void ReapConnections()
     {
         _listener?.Reap(_options.HandshakeTimeout, _options.IdleConnectionTimeout, _options.StalledConnectionTimeout);
-        // Close our idle outgoing connections before the peer's reaper does, so a call never races that close.
-        // The peer's idle timeout (from its hello) counts when it is shorter than ours.
-        var ownIdleMs = _options.IdleConnectionTimeout.TotalMilliseconds;
-        foreach (var (_, connecting) in _clients)
-        {
-            if (!connecting.IsCompletedSuccessfully || connecting.Result.CloseIfStalled(_options.StalledConnectionTimeout)
-                || connecting.Result is not { PendingCount: 0 } connection)
-                continue;
-            var peerIdleMs = connection.PeerHello.IdleTimeoutMs;
-            var idleMs = (peerIdleMs > 0 ? Math.Min(ownIdleMs, peerIdleMs) : ownIdleMs) / 2;
-            if (Environment.TickCount64 - connection.LastUsedTicks > idleMs)
-                connection.Close();
-        }
+        _pool.Reap();
     }
+
+    /// <summary>The node's outgoing connections (for tests).</summary>
+    internal ConnectionPool Pool => _pool;
 
     DateTimeOffset IPeerHost.Now => Now;
 
@@ -585,23 +502,8 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
 
     void IPeerHost.DropConnection(string instanceId, IPEndPoint endPoint) => DropConnection(instanceId, endPoint);
 
-    async Task<bool> IPeerHost.AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken)
-    {
-        if (IsDisposed)
-            return false;
-        try
-        {
-            var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, LocalHello,
-                SerializerOptions, _options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection,
-                _tls, peer.PeerId, cancellationToken).ConfigureAwait(false);
-            await connection.DisposeAsync().ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return false;
-        }
-    }
+    Task<bool> IPeerHost.AnswersAtAsync(PeerInfo peer, IPEndPoint endPoint, CancellationToken cancellationToken) =>
+        _pool.AnswersAtAsync(AddressOf(peer), endPoint, cancellationToken);
 
     Hello IRequestHost.LocalHello => LocalHello;
 
@@ -637,18 +539,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
         RpcMetrics.UntrackPeers(Peers);
         Peers.Close();
         await draining.ConfigureAwait(false);
-        foreach (var (_, connecting) in _clients)
-        {
-            try
-            {
-                await (await connecting.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is P2PException or ObjectDisposedException or OperationCanceledException)
-            {
-            }
-        }
-
-        _clients.Clear();
+        await _pool.DisposeAsync().ConfigureAwait(false);
         _tls?.Dispose();
         _logger.NodeStopped(Name);
     }

@@ -114,19 +114,7 @@ public class ExtrasWireTests
         return features;
     }
 
-    internal delegate void WriteMessage(ref MessagePackWriter writer);
-
-    internal static async Task WriteFrameAsync(Stream stream, WriteMessage write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        var frame = new byte[4 + buffer.WrittenCount];
-        BinaryPrimitives.WriteInt32BigEndian(frame, buffer.WrittenCount);
-        buffer.WrittenSpan.CopyTo(frame.AsSpan(4));
-        await stream.WriteAsync(frame);
-    }
+    internal static async Task WriteFrameAsync(Stream stream, WriteMessage write) => await stream.WriteAsync(WireFrames.Frame(write));
 
     internal static async Task<ReadOnlySequence<byte>> ReadFrameAsync(Stream stream)
     {

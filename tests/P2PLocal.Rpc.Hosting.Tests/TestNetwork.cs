@@ -7,13 +7,7 @@ namespace P2PLocal.Rpc.Hosting.Tests;
 /// <summary>Loopback-scope nodes and hosts, each test on its own port (<see cref="LoopbackPorts"/>; waits: <see cref="Patience"/>).</summary>
 public static class TestNetwork
 {
-    public static NodeOptions Options(string name, int discoveryPort) => new()
-    {
-        Name = name,
-        DiscoveryPort = discoveryPort,
-        Scope = DiscoveryScope.Loopback,
-        ShutdownGracePeriod = TimeSpan.FromSeconds(2),
-    };
+    public static NodeOptions Options(string name, int discoveryPort) => LoopbackNodes.Options(name, discoveryPort);
 
     public static Task<Node> StartNodeAsync(string name, int discoveryPort) => Node.StartAsync(Options(name, discoveryPort));
 

@@ -216,12 +216,7 @@ public class BadFrameTests(ITestOutputHelper output)
         output.WriteLine($"B2 caller closed its idle connection {closedAfter} ms after its last call (victim's idle timeout 3000 ms, caller's {caller.Options.IdleConnectionTimeout.TotalSeconds} s); the victim never had to reap it");
     }
 
-    private static List<Transport.ClientConnection> OutgoingConnections(Node node)
-    {
-        var clients = (System.Collections.Concurrent.ConcurrentDictionary<string, Task<Transport.ClientConnection>>)typeof(Node)
-            .GetField("_clients", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(node)!;
-        return [.. clients.Values.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result)];
-    }
+    private static List<Transport.ClientConnection> OutgoingConnections(Node node) => [.. node.Pool.Connections];
 
     private static byte[] Prefix(int length)
     {

@@ -75,12 +75,7 @@ public class HostileConnectionTests(ITestOutputHelper output)
         return [.. listener.Connections];
     }
 
-    private static List<Transport.ClientConnection> Outgoing(Node node)
-    {
-        var clients = (System.Collections.Concurrent.ConcurrentDictionary<string, Task<Transport.ClientConnection>>)typeof(Node)
-            .GetField("_clients", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(node)!;
-        return [.. clients.Values.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result)];
-    }
+    private static List<Transport.ClientConnection> Outgoing(Node node) => [.. node.Pool.Connections];
 
     /// <summary>
     /// Watches the "hog" connection from the node's side (reading its socket would make it an honest reader) until the

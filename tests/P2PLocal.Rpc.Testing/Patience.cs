@@ -75,5 +75,12 @@ public static class Patience
 }
 
 /// <summary>The test harness's own patience ran out: the awaited work never finished. Deliberately not a <see cref="TimeoutException"/>.</summary>
-public sealed class PatienceExceededException(TimeSpan patience)
-    : Exception($"The test gave up after its {patience.TotalSeconds:0} s safety net: the awaited task never finished.");
+public sealed class PatienceExceededException(TimeSpan patience, string what)
+    : Exception($"The test gave up after its {patience.TotalSeconds:0} s safety net: {what}")
+{
+    /// <summary>The awaited task never finished within <paramref name="patience"/>.</summary>
+    public PatienceExceededException(TimeSpan patience)
+        : this(patience, "the awaited task never finished.")
+    {
+    }
+}

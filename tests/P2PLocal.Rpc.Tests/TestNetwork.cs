@@ -12,14 +12,8 @@ public static class TestNetwork
     /// <summary>A UDP port that is free now: the OS picks it, so parallel tests and processes do not collide.</summary>
     public static int FreeUdpPort() => P2PLocal.Rpc.Testing.LoopbackPorts.FreeUdpPort();
 
-    public static NodeOptions Options(string name, int discoveryPort, TimeSpan? interval = null) => new()
-    {
-        Name = name,
-        DiscoveryPort = discoveryPort,
-        Scope = DiscoveryScope.Loopback,
-        AdvertiseInterval = interval ?? TimeSpan.FromSeconds(3),
-        ShutdownGracePeriod = TimeSpan.FromSeconds(2),
-    };
+    public static NodeOptions Options(string name, int discoveryPort, TimeSpan? interval = null) =>
+        P2PLocal.Rpc.Testing.LoopbackNodes.Options(name, discoveryPort, interval);
 
     public static Task<Node> StartAsync(string name, int discoveryPort, TimeSpan? interval = null) =>
         Node.StartAsync(Options(name, discoveryPort, interval));

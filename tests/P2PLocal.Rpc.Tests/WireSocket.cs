@@ -8,8 +8,6 @@ namespace P2PLocal.Rpc.Tests;
 /// <summary>One TCP connection that speaks the frames of PROTOCOL.md by hand, for tests that play a peer or a stranger.</summary>
 public sealed class WireSocket(Socket socket) : IDisposable
 {
-    public delegate void Write(ref MessagePackWriter writer);
-
     public Socket Socket => socket;
 
     public static async Task<WireSocket> ConnectAsync(IPEndPoint endPoint)
@@ -30,17 +28,7 @@ public sealed class WireSocket(Socket socket) : IDisposable
         return await ReadAsync().Within();
     }
 
-    public async Task SendAsync(Write write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        var frame = new byte[4 + buffer.WrittenCount];
-        BinaryPrimitives.WriteInt32BigEndian(frame, buffer.WrittenCount);
-        buffer.WrittenSpan.CopyTo(frame.AsSpan(4));
-        await socket.SendAsync(frame, SocketFlags.None);
-    }
+    public async Task SendAsync(WriteMessage write) => await socket.SendAsync(WireFrames.Frame(write), SocketFlags.None);
 
     /// <summary>The next frame's payload; null when the other side closed.</summary>
     public async Task<byte[]?> TryReadAsync()

@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 using P2PLocal.Rpc.Diagnostics;
-using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc;
 

@@ -331,12 +331,16 @@ public sealed partial class PeerDirectory : IEnumerable<PeerInfo>
     }
 
     /// <summary>Forgets a peer at once (its connection proved it is another instance now).</summary>
-    internal void Forget(PeerInfo peer)
+    internal void Forget(PeerInfo peer) => Forget(Key(peer));
+
+    /// <inheritdoc cref="Forget(PeerInfo)"/>
+    /// <param name="key">The peer's key: its instance id (or <c>legacy|endpoint</c> for a legacy peer).</param>
+    internal void Forget(string key)
     {
         var events = new List<Action>();
         lock (_gate)
         {
-            if (_peers.Remove(Key(peer), out var gone))
+            if (_peers.Remove(key, out var gone))
             {
                 events.Add(() => Left?.Invoke(this, gone));
                 _logger.PeerLeft(gone.Name, gone.EndPoint);

@@ -12,15 +12,15 @@ namespace P2PLocal.Rpc.Protocol;
 /// The first completion wins; later ones return false so the caller of <see cref="TrySetResult"/> can return the
 /// frame to the pool. Continuations always run on a thread-pool thread, never on the read loop that completes the call.
 /// <see cref="Disarm"/> must run before the call goes back to the pool: it waits out a running cancellation
-/// callback, and a timer callback that may already be queued finds its timer retired and does nothing.
+/// callback. A timer callback that was already queued when the timer was stopped carries no use of its own (the timer
+/// is reused, so as not to allocate per call), so the current use's deadline stands for its generation: the callback
+/// completes the call only if it is armed and that deadline, on the node's clock, has passed. A callback of an earlier
+/// use lands before the current deadline and re-arms the timer for the rest, so no safety margin is needed.
 /// </remarks>
 internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPoolWorkItem
 {
-    private static readonly TimerCallback s_onTimeout = static state => ((TimerBox)state!).Owner.OnTimeout((TimerBox)state);
+    private static readonly TimerCallback s_onTimeout = static state => ((PendingCall)state!).OnTimeout();
     private static readonly Action<object?, CancellationToken> s_onCanceled = static (state, token) => ((PendingCall)state!).TrySetException(new OperationCanceledException(token));
-
-    /// <summary>A callback this close to its deadline may already be queued when the timer is stopped.</summary>
-    private const long QueuedCallbackSlackMs = 100;
 
     // Completion is queued to the thread pool's global queue (Execute), where any idle thread takes it; with
     // RunContinuationsAsynchronously the continuation would sit in the read loop's local queue until stolen.
@@ -28,12 +28,15 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
     private ReceivedFrame _result;
     private Exception? _error;
     private readonly object _timerGate = new();
-    private Timer? _timer;
-    private TimerBox? _timerBox;
+    private readonly TimeProvider _clock;
+    private ITimer? _timer;
     private bool _timerArmed;
-    private long _deadline;
+    private long _deadline; // a timestamp of _clock
     private CancellationTokenRegistration _cancellation;
     private int _completed;
+
+    /// <summary>A call whose timeouts run on <paramref name="clock"/> (the node's <see cref="TimeProvider"/>).</summary>
+    public PendingCall(TimeProvider clock) => _clock = clock;
 
     /// <summary>The awaitable for the current use.</summary>
     public ValueTask<ReceivedFrame> Task => new(this, _core.Version);
@@ -55,13 +58,8 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
             lock (_timerGate)
             {
                 // One timer per pooled call, re-armed with Change: no allocation per use.
-                if (_timer is null)
-                {
-                    _timerBox = new TimerBox(this);
-                    _timer = new Timer(s_onTimeout, _timerBox, Timeout.Infinite, Timeout.Infinite);
-                }
-
-                _deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+                _timer ??= _clock.CreateTimer(s_onTimeout, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _deadline = _clock.GetTimestamp() + (long)(timeout.TotalSeconds * _clock.TimestampFrequency);
                 _timerArmed = true;
                 _timer.Change(timeout, Timeout.InfiniteTimeSpan);
             }
@@ -81,49 +79,40 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
             if (!_timerArmed)
                 return;
             _timerArmed = false;
-            _timer!.Change(Timeout.Infinite, Timeout.Infinite);
-            if (Environment.TickCount64 >= _deadline - QueuedCallbackSlackMs)
-            {
-                // Its callback may be queued already: retire this timer so that callback cannot reach a later use.
-                _timer.Dispose();
-                _timer = null;
-                _timerBox = null;
-            }
+            _timer!.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
 
-    private void OnTimeout(TimerBox box)
+    private void OnTimeout()
     {
         lock (_timerGate)
         {
-            if (box != _timerBox || !_timerArmed)
+            if (!_timerArmed)
+                return; // disarmed: the callback of a finished use
+            var left = _deadline - _clock.GetTimestamp();
+            if (left > 0)
+            {
+                // The current use is not due: this is a callback queued for an earlier use (or an early tick).
+                // Re-arm for the rest of this use's timeout rather than fire it early.
+                _timer!.Change(TimeSpan.FromSeconds((double)left / _clock.TimestampFrequency), Timeout.InfiniteTimeSpan);
                 return;
+            }
+
             _timerArmed = false;
         }
 
         TrySetException(new TimeoutException());
     }
 
-    private sealed class TimerBox(PendingCall owner)
-    {
-        public PendingCall Owner { get; } = owner;
-    }
+    public bool TrySetResult(ReceivedFrame frame) => TryComplete(frame, null);
 
-    public bool TrySetResult(ReceivedFrame frame)
+    public bool TrySetException(Exception error) => TryComplete(default, error);
+
+    private bool TryComplete(ReceivedFrame frame, Exception? error)
     {
         if (Interlocked.Exchange(ref _completed, 1) != 0)
             return false;
         _result = frame;
-        _error = null;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        return true;
-    }
-
-    public bool TrySetException(Exception error)
-    {
-        if (Interlocked.Exchange(ref _completed, 1) != 0)
-            return false;
-        _result = default;
         _error = error;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
@@ -144,7 +133,6 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
         {
             _timer?.Dispose();
             _timer = null;
-            _timerBox = null;
         }
     }
 

@@ -55,13 +55,7 @@ public sealed class ContractClient
     /// <see cref="PeerClient.InvokeAsync"/>. Only calls to a function the peer serves differently fail.
     /// </summary>
     /// <exception cref="ContractMismatchException">The peer serves <paramref name="function"/> differently (or not at all).</exception>
-    /// <exception cref="PeerNotFoundException">No peer of that name is known.</exception>
-    /// <exception cref="MethodNotFoundException">The peer has no such function.</exception>
-    /// <exception cref="InvalidKwargsException">The peer rejected the kwargs.</exception>
-    /// <exception cref="RemoteException">The remote handler threw.</exception>
-    /// <exception cref="PeerConnectionException">The peer could not be reached or the connection dropped.</exception>
-    /// <exception cref="TimeoutException"><see cref="NodeOptions.RequestTimeout"/> passed.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the remote handler's token fires too.</exception>
+    /// <inheritdoc cref="PeerClient.InvokeAsync" path="/exception"/>
     public ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken = default)
     {

@@ -24,13 +24,7 @@ public sealed class PeerClient
     public string PeerName { get; }
 
     /// <summary>Calls <paramref name="function"/> on the peer with kwargs written by <paramref name="writeKwargs"/>.</summary>
-    /// <exception cref="PeerNotFoundException">No peer of that name is known.</exception>
-    /// <exception cref="MethodNotFoundException">The peer has no such function.</exception>
-    /// <exception cref="InvalidKwargsException">The peer rejected the kwargs.</exception>
-    /// <exception cref="RemoteException">The remote handler threw.</exception>
-    /// <exception cref="PeerConnectionException">The peer could not be reached or the connection dropped.</exception>
-    /// <exception cref="TimeoutException"><see cref="NodeOptions.RequestTimeout"/> passed.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the remote handler's token fires too.</exception>
+    /// <inheritdoc cref="Node.RequestAsync(string, string, IReadOnlyDictionary{string, object}, CancellationToken)" path="/exception"/>
     public ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken = default) =>
         Node.InvokeAsync(PeerName, function, state, writeKwargs, readResult, cancellationToken);
@@ -49,6 +43,7 @@ public sealed class PeerClient
     /// The blocking form of <see cref="InvokeAsync"/>, for proxies of synchronous methods. It blocks the calling
     /// thread; prefer the async form on UI or request threads.
     /// </summary>
+    /// <inheritdoc cref="InvokeAsync" path="/exception"/>
     public TResult Invoke<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs, ResultReader<TResult> readResult)
     {
         var pending = InvokeAsync(function, state, writeKwargs, readResult);

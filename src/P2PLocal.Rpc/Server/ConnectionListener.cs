@@ -204,7 +204,7 @@ internal sealed class ConnectionListener
         }
         else
         {
-            var idleMs = Environment.TickCount64 - evicted.LastUsefulTicks;
+            var idleMs = (long)evicted.Clock.GetElapsedTime(evicted.LastUsefulTicks).TotalMilliseconds;
             _host.Logger.LeastUsefulConnectionEvicted(evicted.RemoteEndPoint, evicted.Peer?.Name, idleMs, _maxConnections);
             evicted.Close(new TimeoutException($"Evicted: no request for {idleMs} ms while the connection limit was reached."));
         }
@@ -274,12 +274,11 @@ internal sealed class ConnectionListener
     /// </summary>
     public void Reap(TimeSpan handshakeTimeout, TimeSpan idleTimeout, TimeSpan stallTimeout)
     {
-        var now = Environment.TickCount64;
         foreach (var connection in _connections.Keys)
         {
-            if (connection.Peer is null && TimeSpan.FromMilliseconds(now - connection.LastFrameTicks) > handshakeTimeout)
+            if (connection.Peer is null && connection.Clock.GetElapsedTime(connection.LastFrameTicks) > handshakeTimeout)
                 connection.Close(new TimeoutException("No hello in time."));
-            else if (connection.RunningCount == 0 && TimeSpan.FromMilliseconds(now - connection.LastUsefulTicks) > idleTimeout)
+            else if (connection.RunningCount == 0 && connection.Clock.GetElapsedTime(connection.LastUsefulTicks) > idleTimeout)
                 connection.Close(new TimeoutException("Idle."));
             else
                 connection.CloseIfStalled(stallTimeout);

@@ -72,10 +72,11 @@ internal sealed partial class ServerConnection : FramedConnection
     private CallContext _context = null!;
 
     public ServerConnection(Socket socket, IRequestHost host, int maxFrameSize)
-        : base(socket, OpenStream(socket, host), maxFrameSize, host.Options.MaxBufferedBytesPerConnection)
+        : base(socket, OpenStream(socket, host), maxFrameSize, host.Options.MaxBufferedBytesPerConnection, host.Options.TimeProvider)
     {
         _host = host;
         _remoteEndPoint = socket.RemoteEndPoint as System.Net.IPEndPoint;
+        OpenedTicks = LastFrameTicks;
         LastUsefulTicks = OpenedTicks;
         StartLoops();
     }
@@ -156,11 +157,11 @@ internal sealed partial class ServerConnection : FramedConnection
 
     public int RunningCount => Volatile.Read(ref _runningCount);
 
-    /// <summary>When the connection was accepted (<see cref="Environment.TickCount64"/>).</summary>
-    public long OpenedTicks { get; } = Environment.TickCount64;
+    /// <summary>When the connection was accepted (a timestamp of <see cref="FramedConnection.Clock"/>).</summary>
+    public long OpenedTicks { get; }
 
     /// <summary>
-    /// When the caller last did something useful (<see cref="Environment.TickCount64"/>): its hello, or a request for a
+    /// When the caller last did something useful (a timestamp of <see cref="FramedConnection.Clock"/>): its hello, or a request for a
     /// function this node serves. Cancels and refused requests do not count, so tiny frames cannot keep a slot
     /// "active" (issue 8); eviction and idle reaping go by this.
     /// </summary>

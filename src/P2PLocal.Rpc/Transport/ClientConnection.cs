@@ -30,9 +30,10 @@ internal sealed partial class ClientConnection : FramedConnection
     private SemaphoreSlim? _sendAdmission;
     private int _maxSendFrameSize;
 
-    private ClientConnection(Socket socket, Stream stream, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes)
-        : base(socket, stream, maxFrameSize, maxBufferedBytes)
+    private ClientConnection(Socket socket, Stream stream, string peerName, int maxFrameSize, MessagePackSerializerOptions options, long maxBufferedBytes, TimeProvider clock)
+        : base(socket, stream, maxFrameSize, maxBufferedBytes, clock)
     {
+        LastUsedTicks = Clock.GetTimestamp();
         _peerName = peerName;
         _options = options;
         _maxSendFrameSize = maxFrameSize;
@@ -47,8 +48,8 @@ internal sealed partial class ClientConnection : FramedConnection
         }
     }
 
-    /// <summary>When a call was last made (<see cref="Environment.TickCount64"/>).</summary>
-    public long LastUsedTicks { get; private set; } = Environment.TickCount64;
+    /// <summary>When a call was last made (a timestamp of <see cref="FramedConnection.Clock"/>).</summary>
+    public long LastUsedTicks { get; private set; }
 
     /// <summary>The peer's hello.</summary>
     public Hello PeerHello { get; private set; }
@@ -77,9 +78,16 @@ internal sealed partial class ClientConnection : FramedConnection
     /// peer must be trusted and, when <paramref name="expectedPeerId"/> is given, be that id; else
     /// <see cref="PeerAuthenticationException"/>.
     /// </remarks>
+    public static Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
+        Security.TlsChannel? tls, string? expectedPeerId, CancellationToken cancellationToken) =>
+        ConnectAsync(endPoint, peerName, expectedInstance, localHello, options, timeout, maxBufferedBytes, tls, expectedPeerId, TimeProvider.System, cancellationToken);
+
+    /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, long, Security.TlsChannel?, string?, CancellationToken)"/>
+    /// <remarks>Request timeouts and idle times run on <paramref name="clock"/> (the node's <see cref="NodeOptions.TimeProvider"/>).</remarks>
     public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
         Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
-        Security.TlsChannel? tls, string? expectedPeerId, CancellationToken cancellationToken)
+        Security.TlsChannel? tls, string? expectedPeerId, TimeProvider clock, CancellationToken cancellationToken)
     {
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
@@ -94,12 +102,12 @@ internal sealed partial class ClientConnection : FramedConnection
                 stream = new NetworkStream(socket, ownsSocket: true);
             else
                 (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes) { PeerId = peerId, MaxPeerTopics = localHello.MaxPeerTopics };
+            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes, clock) { PeerId = peerId, MaxPeerTopics = localHello.MaxPeerTopics };
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
             if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
-                throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.");
+                throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.") { PeerName = peerName };
             connection.PeerHello = hello;
             connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
             return connection;
@@ -114,7 +122,7 @@ internal sealed partial class ClientConnection : FramedConnection
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
             var why = e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds:0} ms" : e.Message;
-            throw new PeerConnectionException($"Cannot connect to peer '{peerName}' at {endPoint}: {why}", e);
+            throw new PeerConnectionException($"Cannot connect to peer '{peerName}' at {endPoint}: {why}", e) { PeerName = peerName };
         }
     }
 
@@ -124,7 +132,7 @@ internal sealed partial class ClientConnection : FramedConnection
         ResultReader<TResult> readResult, TimeSpan timeout, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        LastUsedTicks = Environment.TickCount64;
+        LastUsedTicks = Clock.GetTimestamp();
         // The peer is not reading: wait for room, one caller at a time, so waking callers cannot overshoot the limit.
         var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
         var id = (uint)Interlocked.Increment(ref _nextId);
@@ -187,14 +195,14 @@ internal sealed partial class ClientConnection : FramedConnection
     private async Task<SemaphoreSlim> WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
+        var started = Clock.GetTimestamp();
+        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
         if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
             throw NotRead();
         try
         {
             while (IsOverBufferLimit && !IsClosed)
-                await WaitForRoomAsync().WaitAsync(Left(), cancellationToken).ConfigureAwait(false);
+                await WaitForRoomAsync().WaitAsync(Left(), Clock, cancellationToken).ConfigureAwait(false);
             return gate;
         }
         catch (Exception e)
@@ -214,7 +222,7 @@ internal sealed partial class ClientConnection : FramedConnection
         PendingCall? pending = null;
         lock (_pendingGate)
             _pool.TryPop(out pending);
-        pending ??= new PendingCall();
+        pending ??= new PendingCall(Clock);
         pending.Reset();
         return pending;
     }
@@ -315,7 +323,7 @@ internal sealed partial class ClientConnection : FramedConnection
                 }
                 catch (BadHelloException e)
                 {
-                    _hello.TrySetException(new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} sent a hello this node cannot accept: {e.Message}"));
+                    _hello.TrySetException(new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} sent a hello this node cannot accept: {e.Message}") { PeerName = _peerName });
                     throw;
                 }
 
@@ -330,10 +338,10 @@ internal sealed partial class ClientConnection : FramedConnection
                 reader.ReadUInt32();
                 var (code, type, message) = Messages.ReadError(ref reader, count);
                 _hello.TrySetException(code == ErrorCode.Busy
-                    ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}")
+                    ? new PeerBusyException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {message}") { PeerName = _peerName }
                     : type == Messages.AuthenticationRequiredType
-                    ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}")
-                    : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}"));
+                    ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}") { PeerName = _peerName }
+                    : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}") { PeerName = _peerName });
                 frame.Dispose();
                 return;
             }
@@ -378,7 +386,7 @@ internal sealed partial class ClientConnection : FramedConnection
         // close before its hello.
         _hello.TrySetException(PeerId is not null && !_hello.Task.IsCompleted
             ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} closed the TLS connection before its hello: it does not trust this node " +
-                "(another network key, or this node's id is not pinned there). Give both nodes the same NodeSecurity.", reason)
+                "(another network key, or this node's id is not pinned there). Give both nodes the same NodeSecurity.", reason) { PeerName = _peerName }
             : ConnectionLost(reason));
         FailPending(reason);
     }
@@ -400,5 +408,5 @@ internal sealed partial class ClientConnection : FramedConnection
     }
 
     private PeerConnectionException ConnectionLost(Exception? reason) =>
-        new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason);
+        new($"The connection to peer '{_peerName}' at {RemoteEndPoint} was lost before the reply came.", reason) { PeerName = _peerName };
 }

@@ -61,9 +61,12 @@ internal abstract class FramedConnection
     /// <summary>
     /// Frames over <paramref name="stream"/> (a <see cref="NetworkStream"/>, or an <see cref="System.Net.Security.SslStream"/>
     /// over one, issue 10), which owns <paramref name="socket"/>; the socket is kept to shut it down on close.
+    /// Idle and stall times are read on <paramref name="clock"/> (the node's <see cref="TimeProvider"/>; the system clock when null).
     /// </summary>
-    protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes)
+    protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes, TimeProvider? clock = null)
     {
+        Clock = clock ?? TimeProvider.System;
+        LastFrameTicks = Clock.GetTimestamp();
         _socket = socket;
         _socket.NoDelay = true;
         _stream = stream;
@@ -78,6 +81,9 @@ internal abstract class FramedConnection
 
     /// <summary>The largest frame this side accepts.</summary>
     protected int MaxReceiveFrameSize { get; }
+
+    /// <summary>The clock of every time this connection keeps (its timestamps are <see cref="TimeProvider.GetTimestamp"/> values).</summary>
+    public TimeProvider Clock { get; }
 
     public string RemoteEndPoint { get; }
 
@@ -101,7 +107,7 @@ internal abstract class FramedConnection
     public bool IsStalled(TimeSpan timeout)
     {
         var since = Volatile.Read(ref _overLimitSince);
-        return since != 0 && QueuedSendBytes > 0 && IsOverBufferLimit && Environment.TickCount64 - since > timeout.TotalMilliseconds;
+        return since != 0 && QueuedSendBytes > 0 && IsOverBufferLimit && Clock.GetElapsedTime(since) > timeout;
     }
 
     /// <summary>Closes the connection when it <see cref="IsStalled"/>, with a reason that says so; returns whether it did.</summary>
@@ -133,7 +139,7 @@ internal abstract class FramedConnection
     private void MarkOverLimit()
     {
         if (Volatile.Read(ref _overLimitSince) == 0)
-            Interlocked.CompareExchange(ref _overLimitSince, Environment.TickCount64, 0);
+            Interlocked.CompareExchange(ref _overLimitSince, Clock.GetTimestamp(), 0);
     }
 
     private void OnBufferReleased()
@@ -182,8 +188,8 @@ internal abstract class FramedConnection
 
     public bool IsClosed => Volatile.Read(ref _closing) != 0;
 
-    /// <summary>When the last whole frame arrived (<see cref="Environment.TickCount64"/>), for idle reaping.</summary>
-    public long LastFrameTicks { get; private set; } = Environment.TickCount64;
+    /// <summary>When the last whole frame arrived (a timestamp of <see cref="Clock"/>), for idle reaping.</summary>
+    public long LastFrameTicks { get; private set; }
 
     protected void StartLoops() => _loops = Task.WhenAll(Task.Run(ReadLoopAsync), Task.Run(WriteLoopAsync));
 
@@ -365,7 +371,7 @@ internal abstract class FramedConnection
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
-                        LastFrameTicks = Environment.TickCount64;
+                        LastFrameTicks = Clock.GetTimestamp();
                         RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                         if (IsOverBufferLimit)

@@ -27,7 +27,7 @@ public sealed class FakePeer : IDisposable
 
     public async Task<RawPeer> AcceptWithHelloAsync()
     {
-        var peer = RawPeer.Accepted(await _listener.AcceptAsync().WaitAsync(Net.Patience));
+        var peer = RawPeer.Accepted(await _listener.AcceptAsync().Within());
         Assert.NotNull(await peer.ReadFrameAsync());
         await peer.SendFrameAsync(Net.Pack(b => b.Array(5).Number(4).Number(1).Str("fake").Str(_instance).Number(4 * 1024 * 1024)));
         return peer;

@@ -103,7 +103,7 @@ public sealed class HostProcess : IAsyncDisposable
         {
         }
 
-        throw new TimeoutException($"The test host gave no expected line. stderr: {Stderr}");
+        throw new PatienceExceededException(Net.Patience, $"the test host gave no expected line. stderr: {Stderr}");
     }
 
     public string Stderr => _host.Stderr;

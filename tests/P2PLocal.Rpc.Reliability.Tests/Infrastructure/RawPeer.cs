@@ -46,13 +46,7 @@ public sealed class RawPeer : IDisposable
     public static byte[] Request(uint id, string function, byte[] kwargs) =>
         Net.Pack(b => b.Array(4).Number(0).Number(id).Str(function).Raw(kwargs));
 
-    public static byte[] Frame(byte[] payload)
-    {
-        var frame = new byte[4 + payload.Length];
-        BinaryPrimitives.WriteInt32BigEndian(frame, payload.Length);
-        payload.CopyTo(frame, 4);
-        return frame;
-    }
+    public static byte[] Frame(byte[] payload) => WireFrames.Frame(payload);
 
     public Task SendFrameAsync(byte[] payload) => SendAsync(Frame(payload));
 

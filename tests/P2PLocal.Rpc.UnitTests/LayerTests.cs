@@ -1,14 +1,11 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using MessagePack;
 using P2PLocal.Rpc.Discovery;
 using P2PLocal.Rpc.Dispatch;
-using P2PLocal.Rpc.Framing;
 
-namespace P2PLocal.Rpc.Tests;
+namespace P2PLocal.Rpc.UnitTests;
 
 public class BeaconTests
 {
@@ -113,70 +110,6 @@ public class BeaconTargetTests
         var target = Assert.Single(BeaconTargets.ForLoopback(7000));
         Assert.Equal(new IPEndPoint(IPAddress.Parse("127.255.255.255"), 7000), target.Destination);
         Assert.Equal(IPAddress.Loopback, target.Advertised);
-    }
-}
-
-public class FramingTests
-{
-    [Fact]
-    public async Task Frames_split_across_reads_are_reassembled_in_order()
-    {
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0)); // all written before any read
-        var payloads = new[] { "one"u8.ToArray(), new byte[70_000], "three"u8.ToArray() };
-        foreach (var payload in payloads)
-        {
-            var prefix = new byte[4];
-            BinaryPrimitives.WriteInt32BigEndian(prefix, payload.Length);
-            var bytes = prefix.Concat(payload).ToArray();
-            // Dribble the bytes in 7-byte writes.
-            for (var i = 0; i < bytes.Length; i += 7)
-                await pipe.Writer.WriteAsync(bytes.AsMemory(i, Math.Min(7, bytes.Length - i)));
-        }
-
-        await pipe.Writer.CompleteAsync();
-
-        var received = new List<byte[]>();
-        while (true)
-        {
-            var result = await pipe.Reader.ReadAsync();
-            var buffer = result.Buffer;
-            while (FrameDecoder.TryReadFrame(ref buffer, 1 << 20, out var frame))
-            {
-                using (frame)
-                    received.Add(frame.Payload.ToArray());
-            }
-
-            pipe.Reader.AdvanceTo(buffer.Start, buffer.End);
-            if (result.IsCompleted)
-                break;
-        }
-
-        Assert.Equal(payloads, received);
-    }
-
-    [Theory]
-    [InlineData(0)]
-    [InlineData(-1)]
-    [InlineData(1025)]
-    public void Bad_lengths_are_rejected(int length)
-    {
-        var bytes = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(bytes, length);
-        var sequence = new ReadOnlySequence<byte>(bytes);
-
-        Assert.Throws<InvalidDataException>(() => FrameDecoder.TryReadFrame(ref sequence, 1024, out _));
-    }
-
-    [Fact]
-    public void FrameBuffer_refuses_payloads_above_the_limit()
-    {
-        using var frame = new FrameBuffer();
-        frame.GetSpan(2000);
-        frame.Advance(2000);
-        Assert.Throws<FrameTooLargeException>(() => frame.Complete(1999));
-        frame.Complete(2000);
-        Assert.Equal(2004, frame.Frame.Length);
-        Assert.Equal(2000, BinaryPrimitives.ReadInt32BigEndian(frame.Frame.Span));
     }
 }
 

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace P2PLocal.Rpc.Tests;
+
+/// <summary>
+/// One clock (issue 9): request timeouts and idle reaping run on <see cref="NodeOptions.TimeProvider"/>, so a fake
+/// clock drives them. Nothing here waits for real time to pass; the waits are safety nets for events.
+/// </summary>
+public sealed class ClockTests
+{
+    private static FakeTimeProvider NewClock() => new(DateTimeOffset.UnixEpoch.AddYears(56));
+
+    [Fact]
+    public async Task ARequestTimesOutOnTheNodesClock()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var clock = NewClock();
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var bob = await TestNetwork.StartAsync("bob", port);
+        bob.Register("hang", async (_, cancellationToken) =>
+        {
+            running.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return null;
+        });
+        await using var alice = await Node.StartAsync(new NodeOptions(TestNetwork.Options("alice", port))
+        {
+            TimeProvider = clock,
+            RequestTimeout = TimeSpan.FromMinutes(10), // far beyond the test's patience: only the fake clock can get there
+        });
+        await alice.Peers.WaitForAsync("bob").WaitAsync(TestNetwork.Patience);
+
+        var call = alice.RequestAsync("bob", "hang");
+        await running.Task.WaitAsync(TestNetwork.Patience);
+        clock.Advance(TimeSpan.FromMinutes(9));
+        Assert.False(call.IsCompleted, "The request timed out before RequestTimeout passed on the node's clock.");
+
+        clock.Advance(TimeSpan.FromMinutes(1));
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => call.WaitAsync(TestNetwork.Patience));
+        Assert.Contains("did not answer 'hang' within 600000 ms", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnIdleConnectionClosesOnTheNodesClock()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var clock = NewClock();
+        // Bob (real clock) keeps connections for long, so only alice's reaper, on the fake clock, can close this one.
+        await using var bob = await Node.StartAsync(new NodeOptions(TestNetwork.Options("bob", port)) { IdleConnectionTimeout = TimeSpan.FromMinutes(30) });
+        bob.Register("ping", _ => "pong");
+        await using var alice = await Node.StartAsync(new NodeOptions(TestNetwork.Options("alice", port))
+        {
+            TimeProvider = clock,
+            IdleConnectionTimeout = TimeSpan.FromMinutes(10), // outgoing connections close after half of it, 5 min: only on the fake clock
+        });
+        var peer = await alice.Peers.WaitForAsync("bob").WaitAsync(TestNetwork.Patience);
+        Assert.Equal("pong", await alice.RequestAsync("bob", "ping").WaitAsync(TestNetwork.Patience));
+        Assert.True(alice.Pool.TryGetOpen(peer.InstanceId, out var connection));
+
+        clock.Advance(TimeSpan.FromMinutes(4)); // the reaper runs (every 250 ms) but the connection is not idle long enough
+        Assert.False(connection.IsClosed, "The connection closed before half the idle timeout passed on the node's clock.");
+
+        clock.Advance(TimeSpan.FromMinutes(2));
+        await connection.Closed.WaitAsync(TestNetwork.Patience);
+        Assert.False(alice.Pool.TryGetOpen(peer.InstanceId, out _));
+    }
+}
