@@ -184,12 +184,15 @@ public sealed partial class ServiceGenerator
             }
 
             var wireName = method.Name;
+            var runsInline = false;
             var idempotent = false;
             var rename = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == FunctionAttribute);
             foreach (var argument in rename?.NamedArguments ?? Enumerable.Empty<KeyValuePair<string, TypedConstant>>())
             {
                 if (argument.Key == "Name" && argument.Value.Value is string name)
                     wireName = name;
+                else if (argument.Key == "Inline" && argument.Value.Value is bool inline)
+                    runsInline = inline;
                 else if (argument.Key == "Idempotent" && argument.Value.Value is bool isIdempotent)
                     idempotent = isIdempotent;
             }
@@ -252,6 +255,7 @@ public sealed partial class ServiceGenerator
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
                 result is null ? null : Type(result),
                 reached.Values.Where(f => f.Shape is not null).Select(f => f.Shape!).OrderBy(s => s.Name, StringComparer.Ordinal).ToEquatableArray(),
+                runsInline,
                 idempotent);
         }
 

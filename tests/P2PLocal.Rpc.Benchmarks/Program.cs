@@ -23,6 +23,43 @@ if (Option("--load") is { } loaded)
     return 0;
 }
 
+if (Option("--ceiling") is { } ceilingRounds)
+{
+    // Issue 16: typed arms against the raw pipelined ceiling, interleaved; --arms picks the arms (raw-pipelined first).
+    var names = Option("--arms")?.Split(',') ?? ["raw-pipelined", "typed", "typed-inline"];
+    var arms = names.Select(n => AllArms().Select(f => f()).First(a => a.Name == n)).ToList();
+    var slice = TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "300", CultureInfo.InvariantCulture));
+    var loadBefore = Report.LoadAverage();
+    var figures = await Ceiling.RunAsync(arms, [64, 256], int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice);
+    var ceilingText = Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage());
+    Console.Write(ceilingText);
+    foreach (var arm in arms)
+        await arm.DisposeAsync();
+    if (Option("--out") is { } ceilingOut)
+        Sections.Write(Path.Combine(ceilingOut, "benchmarks.md"), "ceiling", "## Against the raw pipelined ceiling (issue 16)\n\n" +
+            $"`dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- --ceiling {ceilingRounds} --arms {string.Join(',', names)}`. " + ceilingText);
+    return 0;
+}
+
+if (args.Contains("--growth"))
+{
+    var growthOut = Option("--out") ?? Path.Combine(FindRepoRoot(), "docs");
+    var growth = await Growth.RunAsync(TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "1000", CultureInfo.InvariantCulture)), args.Contains("--peers-only"));
+    if (args.Contains("--peers-only"))
+        return 0;
+    Sections.Write(Path.Combine(growthOut, "benchmarks.md"), "growth", GrowthReport.Markdown(growth));
+    try
+    {
+        GrowthReport.Plot(growth, Path.Combine(growthOut, "benchmarks-growth.png"));
+    }
+    catch (Exception e) when (e is TypeInitializationException or DllNotFoundException)
+    {
+        Console.Error.WriteLine($"The plot could not be drawn (SkiaSharp native assets?): {e.Message}");
+    }
+
+    return 0;
+}
+
 if (Option("--alloc-profile") is { } profiled)
 {
     await using (var profiledArm = AllArms().Select(f => f()).First(a => a.Name == profiled))
@@ -120,7 +157,7 @@ string[] notes =
     "`N in flight`: N loops each keep one call outstanding for a fixed time after a warm-up. `raw` gives each loop its own connection; every other arm shares one connection (one channel for gRPC).",
     "`alloc B/call`: `GC.GetTotalAllocatedBytes(true)` delta over the sequential batch divided by the calls. Client and server run in this process, so the figure is **both sides together** (plus anything else the process allocated meanwhile, which is negligible over the batch).",
     "`wire B/call`: TCP payload bytes sent plus received by the caller's socket, from the kernel's per-socket counters (`ss -ti`, Linux), over 1000 calls; TCP/IP headers are not counted. n/a where `ss` is missing.",
-    "`raw` does no serialization for Greet (UTF-8 name in, `Hello, ` + name out) and echoes the 1 KB payload's bytes (the client serializes it with MessagePack). `raw-pipelined` completes each call on the thread pool, as a library must.",
+    "`raw` does no serialization for Greet (UTF-8 name in, `Hello, ` + name out) and echoes the 1 KB payload's bytes (the client serializes it with MessagePack). `raw-pipelined` is the ceiling: one connection, no thread hop anywhere (the server answers all frames of one read with one send; the client resumes each caller on its read loop and sends the requests they queue with one send per read).",
     "`dynamic` is `node.RequestAsync(\"bob\", \"Greet\", new Dictionary<string, object?> { [\"name\"] = name })`; its 1 KB echo sends the payload as a kwarg and reads the result with `RequestAsync<Payload>`. `streamjsonrpc` is `JsonRpc.InvokeAsync<T>` with `MessagePackFormatter` and `LengthHeaderMessageHandler`. `grpc` converts the payload to and from its protobuf message on the client.",
     "Discovery: loopback scope, a fresh UDP discovery port per run; nodes announce on start, so no beacon interval is waited for.",
     "`typed` awaits the generated proxy's async method (`await Peers.Get<IGreeter>(\"bob\").GreetAsync(name)`, wire name `Greet`), so the in-flight loops do not block pool threads; every P2P arm sends the same request bytes.",
@@ -132,7 +169,8 @@ string[] notes =
 ];
 var command = "dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks" + (quick ? " -- --quick" : "");
 var markdown = Report.Markdown(results, discovery, split, settings, command, notes);
-await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.md"), markdown);
+var reportPath = Path.Combine(outDir, "benchmarks.md");
+await File.WriteAllTextAsync(reportPath, markdown + Sections.Carried(reportPath));
 try
 {
     Report.Plot(results, Path.Combine(outDir, "benchmarks.png"));

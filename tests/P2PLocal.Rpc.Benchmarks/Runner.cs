@@ -155,7 +155,7 @@ public static class Runner
         return calls / elapsed.TotalSeconds;
     }
 
-    private static async Task<(long Calls, TimeSpan Elapsed)> RunLoopsAsync(ICaller[] callers, TimeSpan duration)
+    internal static async Task<(long Calls, TimeSpan Elapsed)> RunLoopsAsync(ICaller[] callers, TimeSpan duration)
     {
         var stop = 0;
         long calls = 0;

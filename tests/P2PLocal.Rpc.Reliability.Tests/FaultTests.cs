@@ -61,9 +61,10 @@ public class FaultTests(ITestOutputHelper output)
 
             output.WriteLine($"F1 {pending} pending calls; process gone {exited} ms after kill; all failed with PeerConnectionException, the last {worst} ms after the kill (target 1000 ms): \"{errors[0]!.Message}\"");
             output.WriteLine($"F1 restarted callee (new port {callee.ServicePort}) seen {seenAfter} ms after its start; the next call reached the new instance");
-            // Target 1 s (issue 5), typically met by far (docs/reliability.md F1). The test allows 2 s: a loaded 2-core
-            // machine can delay the process exit notice itself, and a regression to timeouts (30 s) still fails (issue 17).
-            Assert.InRange(worst, 0, 2000);
+            // Target 1 s (issue 5), typically met by far (docs/reliability.md F1). The test allows 2 s after the process
+            // is reported gone: at load 80 on 2 cores the kill itself took 2.2 s to land (the calls failed 2.1 s after the
+            // kill, before the exit notice), and a regression to timeouts (30 s) still fails (issue 17).
+            Assert.InRange(worst, 0, exited + 2000);
         }
         finally
         {

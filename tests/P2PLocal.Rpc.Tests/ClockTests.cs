@@ -64,4 +64,37 @@ public sealed class ClockTests
         await connection.Closed.WaitAsync(TestNetwork.Patience);
         Assert.False(alice.Pool.TryGetOpen(peer.InstanceId, out _));
     }
+
+    [Fact]
+    public async Task AStreamCountsAsUseOnTheNodesClock()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var clock = NewClock();
+        await using var bob = await Node.StartAsync(new NodeOptions(TestNetwork.Options("bob", port)) { IdleConnectionTimeout = TimeSpan.FromMinutes(30) });
+        bob.RegisterStream("count", (_, cancellationToken) => Count(3, cancellationToken));
+        await using var alice = await Node.StartAsync(new NodeOptions(TestNetwork.Options("alice", port))
+        {
+            TimeProvider = clock,
+            IdleConnectionTimeout = TimeSpan.FromMinutes(10),
+        });
+        var peer = await alice.Peers.WaitForAsync("bob").WaitAsync(TestNetwork.Patience);
+        var items = new List<object?>();
+        await foreach (var item in alice.RequestStreamAsync("bob", "count").WithCancellation(CancellationToken.None))
+            items.Add(item);
+        Assert.Equal(3, items.Count);
+        Assert.True(alice.Pool.TryGetOpen(peer.InstanceId, out var connection));
+
+        clock.Advance(TimeSpan.FromMinutes(1)); // well inside the 5 min the pool allows: a stream's use is stamped on the same clock
+        Assert.False(connection.IsClosed, "The stream's connection was reaped as idle: its last use was not stamped on the node's clock.");
+    }
+
+    private static async IAsyncEnumerable<object?> Count(int n, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await Task.Yield();
+            yield return (long)i;
+        }
+    }
 }

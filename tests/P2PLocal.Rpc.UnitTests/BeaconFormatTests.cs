@@ -147,6 +147,9 @@ public class BeaconFormatTests
         var error = Assert.Throws<ArgumentException>(() => Beacon.ThrowIfTooLong(new string('p', 1000), "bob", "instance", TimeSpan.FromSeconds(1), s_started));
         Assert.StartsWith("The name 'bob' (3 bytes in UTF-8)", error.Message, StringComparison.Ordinal);
         Assert.Contains("the name may be at most 0 bytes", error.Message, StringComparison.Ordinal);
+        var forty = new string('n', 40);
+        Assert.StartsWith($"The name '{forty}' (40 bytes", Assert.Throws<ArgumentException>(() => Beacon.ThrowIfTooLong(new string('p', 1000), forty, "i", TimeSpan.FromSeconds(1), s_started)).Message, StringComparison.Ordinal);
+        Assert.StartsWith($"The name '{forty}...' (41 bytes", Assert.Throws<ArgumentException>(() => Beacon.ThrowIfTooLong(new string('p', 1000), forty + "n", "i", TimeSpan.FromSeconds(1), s_started)).Message, StringComparison.Ordinal);
 
         var wide = Assert.Throws<ArgumentException>(() => Beacon.ThrowIfTooLong("itecnet", new string('\u20ac', 400), "instance", TimeSpan.FromSeconds(1), s_started));
         Assert.Contains("(1200 bytes in UTF-8)", wide.Message, StringComparison.Ordinal);

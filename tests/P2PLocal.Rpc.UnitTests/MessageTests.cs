@@ -94,8 +94,13 @@ public class MessageTests
         Assert.True(mixed.AcceptsExtras);
         Assert.Equal(1, mixed.IdleTimeoutMs);
 
-        var none = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extra"); w.Write("extrass"); }));
+        var none = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(3); w.Write("extra"); w.Write("extrass"); w.Write(new string('s', 65)); }));
         Assert.False(none.AcceptsExtras);
+        Assert.False(none.AcceptsStreams);
+
+        var streams = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(1); w.Write("stream"); }));
+        Assert.True(streams.AcceptsStreams);
+        Assert.False(streams.AcceptsExtras);
 
         var twice = ReadHello(HelloBytes(7, rest: (ref MessagePackWriter w) => { w.Write(1L); w.WriteArrayHeader(2); w.Write("extras"); w.Write("extras"); }));
         Assert.True(twice.AcceptsExtras); // listed twice is still listed
@@ -149,7 +154,9 @@ public class MessageTests
     [InlineData(2, nameof(MessageKind.Error))]
     [InlineData(3, nameof(MessageKind.Cancel))]
     [InlineData(4, nameof(MessageKind.Hello))]
-    public void Kinds_0_to_4_are_read(int kind, string expected)
+    [InlineData(7, nameof(MessageKind.StreamRequest))]
+    [InlineData(99, "99")] // unknown kinds are read; the connection that reads one refuses it
+    public void Kinds_are_read_as_sent(int kind, string expected)
     {
         var reader = new MessagePackReader(Pack((ref MessagePackWriter w) => { w.WriteArrayHeader(2); w.Write(kind); w.Write(9); }));
         Assert.Equal(expected, Messages.ReadKind(ref reader, out var count).ToString());

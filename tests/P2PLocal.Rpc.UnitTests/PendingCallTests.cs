@@ -109,7 +109,7 @@ public class PendingCallTests
         var call = new PendingCall(TimeProvider.System);
         for (var use = 0; use < 3; use++)
         {
-            call.Arm(TimeSpan.FromMilliseconds(1), CancellationToken.None); // disarmed inside the slack: the timer is retired
+            call.Arm(TimeSpan.FromMilliseconds(1), CancellationToken.None); // disarmed at its deadline: its callback may be queued
             await Assert.ThrowsAsync<TimeoutException>(() => Completion(call));
             call.Disarm();
             call.Reset();
@@ -119,6 +119,65 @@ public class PendingCallTests
         await Assert.ThrowsAsync<TimeoutException>(() => Completion(call));
         call.Disarm();
         call.Dispose();
+        call.Dispose();
+    }
+
+    /// <summary>A clock whose time and timer callbacks the test moves by hand, to deliver a callback late (issue 9).</summary>
+    private sealed class HandClock : TimeProvider
+    {
+        public long Now { get; set; }
+
+        public HandTimer? Timer { get; private set; }
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Now;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            Timer = new HandTimer(callback, state);
+    }
+
+    private sealed class HandTimer(TimerCallback callback, object? state) : ITimer
+    {
+        public TimeSpan Due { get; private set; } = Timeout.InfiniteTimeSpan;
+
+        public void Fire() => callback(state);
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            Due = dueTime;
+            return true;
+        }
+
+        public void Dispose()
+        {
+        }
+
+        public ValueTask DisposeAsync() => default;
+    }
+
+    [Fact]
+    public async Task A_timer_callback_of_an_earlier_use_does_not_time_out_the_current_one()
+    {
+        var clock = new HandClock();
+        var call = new PendingCall(clock);
+        call.Arm(TimeSpan.FromSeconds(10), CancellationToken.None); // use 1: deadline 10 s
+        Assert.True(call.TrySetResult(new ReceivedFrame([1], 1)));
+        await Completion(call);
+        call.Disarm();
+        call.Reset();
+
+        clock.Now = TimeSpan.FromSeconds(5).Ticks;
+        call.Arm(TimeSpan.FromSeconds(10), CancellationToken.None); // use 2: deadline 15 s
+        clock.Now = TimeSpan.FromSeconds(11).Ticks;
+        clock.Timer!.Fire(); // use 1's callback, queued before Disarm stopped the timer, runs now
+        Assert.False(call.Task.IsCompleted, "A callback of the earlier use timed out the current one.");
+        Assert.Equal(TimeSpan.FromSeconds(4), clock.Timer.Due); // re-armed for what is left of use 2
+
+        clock.Now = TimeSpan.FromSeconds(15).Ticks;
+        clock.Timer.Fire();
+        await Assert.ThrowsAsync<TimeoutException>(() => Completion(call));
+        call.Disarm();
         call.Dispose();
     }
 }

@@ -12,6 +12,21 @@ public sealed class P2PFunctionAttribute : Attribute
     public string? Name { get; set; }
 
     /// <summary>
+    /// Runs the function on the connection's read loop, as its request is read, instead of queueing it to the thread
+    /// pool: no thread hop per call, and the replies to one read go out in one send (issue 16). Default
+    /// <see langword="false"/>.
+    /// </summary>
+    /// <remarks>
+    /// Only for functions that return at once and never block: no I/O, no waiting on locks, events or other tasks,
+    /// no <c>Thread.Sleep</c>. While an inline function runs, no other request of its connection is read, so one that
+    /// blocks stalls every call of that caller (head-of-line blocking) and delays its cancellations; functions left
+    /// at the default always run concurrently on the thread pool. An async function runs inline up to its first
+    /// await that does not complete at once, and continues wherever that await resumes. A stream (<c>IAsyncEnumerable&lt;T&gt;</c>)
+    /// always runs on the thread pool.
+    /// </remarks>
+    public bool Inline { get; set; }
+
+    /// <summary>
     /// True when running the function twice has the same effect as running it once (a read, or a write of the same
     /// value). A call through <see cref="PeerDirectory.Any{TService}"/> whose connection is lost after the request was
     /// written is sent again to another peer only for such a function; others fail with

@@ -110,12 +110,37 @@ internal sealed class PendingCall : IValueTaskSource<ReceivedFrame>, IThreadPool
 
     private bool TryComplete(ReceivedFrame frame, Exception? error)
     {
+        if (!TryClaim(frame, error))
+            return false;
+        Deliver(inline: false);
+        return true;
+    }
+
+    /// <summary>
+    /// The first half of <see cref="TrySetResult"/>: claims the call for <paramref name="frame"/> (false when it already
+    /// completed), so the caller can let go of its lock before <see cref="Deliver"/> resumes the waiter.
+    /// </summary>
+    public bool TryTakeResult(ReceivedFrame frame) => TryClaim(frame, null);
+
+    private bool TryClaim(ReceivedFrame frame, Exception? error)
+    {
         if (Interlocked.Exchange(ref _completed, 1) != 0)
             return false;
         _result = frame;
         _error = error;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return true;
+    }
+
+    /// <summary>
+    /// Resumes the waiter of a call claimed by <see cref="TryTakeResult"/>: on this thread when <paramref name="inline"/>
+    /// (its continuation runs before this returns), else on a pool thread.
+    /// </summary>
+    public void Deliver(bool inline)
+    {
+        if (inline)
+            ((IThreadPoolWorkItem)this).Execute();
+        else
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
     void IThreadPoolWorkItem.Execute()

@@ -61,6 +61,8 @@ internal sealed partial class ServerConnection : FramedConnection
     private readonly Stack<RequestWork> _workPool = new();
     private readonly (byte[] Utf8, string Name)[] _functionNames = new (byte[], string)[FunctionNameCacheSize];
     private int _nextFunctionName;
+    private readonly (IServiceDispatcher? Dispatcher, string? Function, bool Inline)[] _inlineFunctions = new (IServiceDispatcher?, string?, bool)[FunctionNameCacheSize];
+    private int _nextInlineFunction;
     private volatile bool _shuttingDown;
     private volatile bool _draining;
     private volatile bool _inputEnded;
@@ -302,6 +304,7 @@ internal sealed partial class ServerConnection : FramedConnection
             return false;
         }
 
+        var inline = RunsInline(dispatcher, function);
         var cts = new CancellationTokenSource();
         RequestWork? work;
         lock (_runningGate)
@@ -328,8 +331,37 @@ internal sealed partial class ServerConnection : FramedConnection
         // with a token linked to the connection's shutdown.
         if (_shuttingDown)
             TryCancel(cts);
-        ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
+        // An inline function (P2PFunctionAttribute.Inline, issue 16) runs here, its reply gathered with the others
+        // of this read; every other one runs on the pool, so a handler that blocks never holds up its neighbours.
+        if (inline)
+            work.Execute();
+        else
+            ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
         return true;
+    }
+
+    /// <summary>Whether <paramref name="function"/> of <paramref name="dispatcher"/> opted in to run on the read loop.</summary>
+    /// <remarks>Read loop only. Cached by reference: the function name cache hands out the same string for a repeated name.</remarks>
+    private bool RunsInline(IServiceDispatcher dispatcher, string function)
+    {
+        foreach (var (cachedDispatcher, cachedFunction, inline) in _inlineFunctions)
+        {
+            if (ReferenceEquals(cachedDispatcher, dispatcher) && ReferenceEquals(cachedFunction, function))
+                return inline;
+        }
+
+        var runsInline = false;
+        foreach (var descriptor in dispatcher.Functions)
+        {
+            if (descriptor.Name == function)
+            {
+                runsInline = descriptor.RunsInline && !descriptor.IsStream; // a producer runs on, so never on the read loop
+                break;
+            }
+        }
+
+        _inlineFunctions[_nextInlineFunction++ % FunctionNameCacheSize] = (dispatcher, function, runsInline);
+        return runsInline;
     }
 
     /// <summary>Reads a function name, reusing the string when the same name came before on this connection.</summary>

@@ -36,7 +36,7 @@ internal sealed partial class ClientConnection
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        LastUsedTicks = Environment.TickCount64;
+        LastUsedTicks = Clock.GetTimestamp();
         var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
         var id = (uint)Interlocked.Increment(ref _nextId);
         FrameBuffer frame;

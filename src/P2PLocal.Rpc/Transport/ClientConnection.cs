@@ -369,10 +369,18 @@ internal sealed partial class ClientConnection : FramedConnection
             return;
         }
 
+        PendingCall? taken = null;
         lock (_pendingGate)
         {
-            if (_pending.Remove(id, out var pending) && pending.TrySetResult(frame))
-                return;
+            // Claimed under the lock, so a caller that gave up cannot return it to the pool in between; resumed outside it.
+            if (_pending.Remove(id, out var pending) && pending.TryTakeResult(frame))
+                taken = pending;
+        }
+
+        if (taken is not null)
+        {
+            taken.Deliver(InlineCompletions);
+            return;
         }
 
         if (TryEndStream(id, frame))
@@ -390,6 +398,9 @@ internal sealed partial class ClientConnection : FramedConnection
             : ConnectionLost(reason));
         FailPending(reason);
     }
+
+    /// <summary>Resume callers on the read loop (<see cref="NodeOptions.InlineCompletions"/>); set before the first call.</summary>
+    public bool InlineCompletions { get; set; }
 
     /// <summary>Only this call is waiting: write it at once (see <see cref="FramedConnection.SendInline"/>).</summary>
     protected override bool SendInline => _pending.Count <= 1; // a hint: a racy read costs at most one hop or one unbatched write

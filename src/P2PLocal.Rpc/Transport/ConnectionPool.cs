@@ -108,6 +108,7 @@ internal sealed class ConnectionPool : IConnectionPool
         {
             var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, _localHello, _serializerOptions,
                 _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, _options.TimeProvider, CancellationToken.None).ConfigureAwait(false);
+            connection.InlineCompletions = _options.InlineCompletions;
             _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
             // Remove this connection's entry only: by key alone, a late continuation would delete the one that replaced it.
             _ = connection.Closed.ContinueWith(closed => { Forget(peer.InstanceId, connection); _logger.ConnectionClosed("outbound", connection.RemoteEndPoint, closed.Result); }, CancellationToken.None,

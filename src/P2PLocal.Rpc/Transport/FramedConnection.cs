@@ -39,6 +39,7 @@ internal abstract class FramedConnection
     private Queue<FrameBuffer> _draining = new();
     private readonly WriteSignal _writeSignal = new();
     private bool _writing;
+    private bool _gathering; // the read loop is handling a read's frames: it sends what they queue, once (FlushGathered)
     private bool _sendCompleted;
     private readonly TaskCompletionSource<Exception?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _loops = Task.CompletedTask;
@@ -70,7 +71,8 @@ internal abstract class FramedConnection
         _socket = socket;
         _socket.NoDelay = true;
         _stream = stream;
-        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        // Zero-byte reads: an idle connection waits for data without holding a buffer (issue 16, memory per idle connection).
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096, useZeroByteReads: true));
         MaxReceiveFrameSize = maxReceiveFrameSize;
         _maxBufferedBytes = maxBufferedBytes;
         _receiveLimit = Math.Min(maxReceiveFrameSize, Messages.MaxHelloFrameSize);
@@ -214,10 +216,10 @@ internal abstract class FramedConnection
             if (Interlocked.Add(ref _queuedSendBytes, frame.Length) + Volatile.Read(ref _heldReceivedBytes) > _maxBufferedBytes)
                 MarkOverLimit();
 
-            if (_writing || !SendInline)
+            if (_writing || _gathering || !SendInline)
             {
                 _queued.Enqueue(frame);
-                if (!_writing)
+                if (!_writing && !_gathering)
                 {
                     _writing = true;
                     wake = true;
@@ -257,13 +259,17 @@ internal abstract class FramedConnection
         }
         else
         {
-            _ = FinishInlineWriteAsync(write, frame);
+            _ = FinishWriteAsync(write, frame, static (connection, f) => connection.Retire(f));
         }
 
         return true;
     }
 
-    private async Task FinishInlineWriteAsync(ValueTask write, FrameBuffer frame)
+    /// <summary>
+    /// A write made from a sending thread (inline, or the read loop's gathered flush) that did not finish at once:
+    /// finishes it off that thread, releases what it wrote, then gives up the stream (or hands it to the write loop).
+    /// </summary>
+    private async Task FinishWriteAsync<TWritten>(ValueTask write, TWritten written, Action<FramedConnection, TWritten> release)
     {
         try
         {
@@ -276,7 +282,7 @@ internal abstract class FramedConnection
         }
         finally
         {
-            Retire(frame);
+            release(this, written);
         }
 
         ReleaseWriting();
@@ -367,6 +373,8 @@ internal abstract class FramedConnection
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                lock (_sendGate)
+                    _gathering = true;
                 try
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
@@ -383,6 +391,7 @@ internal abstract class FramedConnection
                 }
                 finally
                 {
+                    FlushGathered();
                     // Paused with whole frames left: mark nothing examined, so the next read returns them at once.
                     if (paused)
                         _input.AdvanceTo(buffer.Start);
@@ -416,6 +425,72 @@ internal abstract class FramedConnection
         Close(error);
     }
 
+    /// <summary>
+    /// Read loop, after a read's frames: sends the frames queued while they were handled (replies of inline
+    /// functions, and any others that came meanwhile) in one write from this thread, with no hop to the write loop
+    /// (issue 16). A write that does not complete at once is finished off the read loop, so reading never waits on
+    /// the peer reading (both sides doing so could deadlock); frames that do not fit one batch go to the write loop.
+    /// </summary>
+    private void FlushGathered()
+    {
+        byte[] batch;
+        var filled = 0;
+        var batched = new BatchedFrames();
+        lock (_sendGate)
+        {
+            _gathering = false;
+            if (_writing || _queued.Count == 0)
+                return;
+            _writing = true;
+            batch = ArrayPool<byte>.Shared.Rent(BatchSize); // rented per flush: an idle connection holds none
+            while (_queued.TryPeek(out var frame) && filled + frame.Frame.Length <= batch.Length)
+            {
+                _queued.Dequeue();
+                frame.Frame.Span.CopyTo(batch.AsSpan(filled));
+                filled += frame.Frame.Length;
+                batched.Bytes += frame.Length;
+                batched.Slots += frame.HoldsRequestSlot ? 1 : 0;
+                frame.Dispose();
+            }
+        }
+
+        if (filled == 0)
+        {
+            ArrayPool<byte>.Shared.Return(batch);
+            _writeSignal.Set(); // a large frame first: the write loop writes it on its own
+            return;
+        }
+
+        ValueTask write;
+        try
+        {
+            write = _stream.WriteAsync(batch.AsMemory(0, filled));
+        }
+        catch (Exception e)
+        {
+            ArrayPool<byte>.Shared.Return(batch);
+            ReleaseBatched(ref batched);
+            Close(e);
+            return;
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            write.GetAwaiter().GetResult();
+            ArrayPool<byte>.Shared.Return(batch);
+            ReleaseBatched(ref batched);
+            ReleaseWriting();
+        }
+        else
+        {
+            _ = FinishWriteAsync(write, (batch, batched), static (connection, written) =>
+            {
+                ArrayPool<byte>.Shared.Return(written.batch);
+                connection.ReleaseBatched(ref written.batched);
+            });
+        }
+    }
+
     /// <summary>Runs on the read loop before the first read (a TLS handshake, issue 10); throwing closes the connection.</summary>
     protected virtual ValueTask BeforeReadingAsync() => default;
 
@@ -431,7 +506,7 @@ internal abstract class FramedConnection
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
-        var batch = ArrayPool<byte>.Shared.Rent(BatchSize);
+        byte[]? batch = null; // rented while woken, so an idle connection holds none
         // Frames copied into the batch return their buffers at once; their bytes and slots are released once it is written.
         var batched = new BatchedFrames();
         try
@@ -439,6 +514,7 @@ internal abstract class FramedConnection
             while (await _writeSignal.WaitAsync().ConfigureAwait(false) && !IsClosed)
             {
                 // Woken by ReleaseWriting: this loop holds _writing until the queue is empty.
+                batch = ArrayPool<byte>.Shared.Rent(BatchSize);
                 while (true)
                 {
                     Queue<FrameBuffer> frames;
@@ -491,6 +567,8 @@ internal abstract class FramedConnection
                     ReleaseBatched(ref batched);
                 }
 
+                ArrayPool<byte>.Shared.Return(batch);
+                batch = null;
                 if (Volatile.Read(ref _sendCompleted))
                     break; // CloseAfterFlushAsync: everything queued is written
             }
@@ -500,7 +578,8 @@ internal abstract class FramedConnection
             error = e;
         }
 
-        ArrayPool<byte>.Shared.Return(batch);
+        if (batch is not null)
+            ArrayPool<byte>.Shared.Return(batch);
         ReleaseBatched(ref batched); // a failed write: those frames are dropped
         lock (_sendGate)
         {

@@ -20,11 +20,14 @@ public abstract class P2PArm : IArm
         var port = LoopbackNodes.FreeUdpPort();
         Bob = await Node.StartAsync(LoopbackNodes.Options("bob", port, Security));
         Register(Bob);
-        Alice = await Node.StartAsync(LoopbackNodes.Options("alice", port, Security));
+        Alice = await Node.StartAsync(AliceOptions(LoopbackNodes.Options("alice", port, Security)));
         await Alice.Peers.WaitForAsync("bob").WaitAsync(TimeSpan.FromSeconds(20));
     }
 
     protected abstract void Register(Node bob);
+
+    /// <summary>The caller's options; an arm may change them.</summary>
+    protected virtual NodeOptions AliceOptions(NodeOptions options) => options;
 
     /// <summary>The nodes' security: open, unless a secure arm says otherwise (issue 10).</summary>
     protected virtual NodeSecurity Security => NodeSecurity.Open;

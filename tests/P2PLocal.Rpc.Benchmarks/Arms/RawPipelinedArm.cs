@@ -9,11 +9,11 @@ using MessagePack;
 namespace P2PLocal.Rpc.Benchmarks.Arms;
 
 /// <summary>
-/// The throughput ceiling: one connection, request ids, writes batched while more are queued (callers append to a
-/// buffer; one writer loop, woken when the buffer goes from empty to not, sends all of it in one call), replies
-/// matched by id and completed on the thread pool's global queue (as a library must, so a caller's continuation
-/// cannot stall the reader).
-/// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body; the server answers every frame of one read in one send.
+/// The throughput ceiling: one connection, request ids, no thread hop anywhere. The server answers every frame of
+/// one read in one send. The client matches replies by id and resumes each caller on its read loop (no hop); the
+/// requests those callers queue meanwhile go out in one send once the read's replies are all completed, and a
+/// caller outside the read loop sends at once unless a send is under way (then its frame joins the next one).
+/// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body.
 /// </summary>
 public sealed class RawPipelinedArm : IArm
 {
@@ -113,19 +113,17 @@ public sealed class RawPipelinedArm : IArm
         private byte[] _queued = new byte[64 * 1024];
         private byte[] _spare = new byte[64 * 1024];
         private int _queuedLength;
-        private readonly Signal _queuedSignal = new();
-        private bool _writerWoken;
+        private bool _writing; // someone is sending: what is queued meanwhile goes with its next send
+        private bool _completing; // the read loop is completing a read's replies: it sends what they queue, once
         private int _nextId;
 
         public Client(Socket socket)
         {
             _socket = socket;
             _ = Task.Run(ReadLoopAsync);
-            _ = Task.Run(WriteLoopAsync);
         }
 
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-
         public async ValueTask<string> GreetAsync(string name)
         {
             var call = Send(RawArm.GreetOp, name, static (span, n) => Encoding.UTF8.GetBytes(n, span), Encoding.UTF8.GetMaxByteCount(name.Length));
@@ -136,7 +134,6 @@ public sealed class RawPipelinedArm : IArm
         }
 
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-
         public async ValueTask<Payload> EchoAsync(Payload payload)
         {
             var bytes = MessagePackSerializer.Serialize(payload);
@@ -147,10 +144,10 @@ public sealed class RawPipelinedArm : IArm
             return result;
         }
 
+        /// <summary>Queues a request; the sender writes it at once unless someone (a sender, or the read loop) will.</summary>
         private PendingCall Send<T>(byte op, T state, Func<Span<byte>, T, int> writeBody, int maxBody)
         {
             PendingCall call;
-            bool wake;
             lock (_gate)
             {
                 call = _pool.Count > 0 ? _pool.Pop() : new PendingCall();
@@ -165,41 +162,39 @@ public sealed class RawPipelinedArm : IArm
                 var body = writeBody(frame[9..], state);
                 BinaryPrimitives.WriteInt32BigEndian(frame, 5 + body);
                 _queuedLength += 9 + body;
-                wake = !_writerWoken;
-                _writerWoken = true;
+                if (_writing || _completing)
+                    return call;
+                _writing = true;
             }
 
-            if (wake)
-                _queuedSignal.Set();
+            SendQueued();
             return call;
         }
 
-        private async Task WriteLoopAsync()
+        /// <summary>Sends everything queued, one system call per batch, until nothing is; the caller holds <see cref="_writing"/>.</summary>
+        private void SendQueued()
         {
             try
             {
                 while (true)
                 {
-                    await _queuedSignal.WaitAsync();
-                    while (true)
+                    byte[] batch;
+                    int length;
+                    lock (_gate)
                     {
-                        byte[] batch;
-                        int length;
-                        lock (_gate)
+                        if (_queuedLength == 0)
                         {
-                            if (_queuedLength == 0)
-                            {
-                                _writerWoken = false;
-                                break;
-                            }
-
-                            (batch, _queued, _spare) = (_queued, _spare, _queued);
-                            length = _queuedLength;
-                            _queuedLength = 0;
+                            _writing = false;
+                            return;
                         }
 
-                        await _socket.SendAsync(batch.AsMemory(0, length), SocketFlags.None);
+                        (batch, _queued, _spare) = (_queued, _spare, _queued);
+                        length = _queuedLength;
+                        _queuedLength = 0;
                     }
+
+                    for (var sent = 0; sent < length;)
+                        sent += _socket.Send(batch.AsSpan(sent, length - sent), SocketFlags.None);
                 }
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
@@ -226,6 +221,8 @@ public sealed class RawPipelinedArm : IArm
                         return;
                     filled += read;
                     var offset = 0;
+                    lock (_gate)
+                        _completing = true;
                     while (filled - offset >= 4)
                     {
                         var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(offset));
@@ -235,10 +232,21 @@ public sealed class RawPipelinedArm : IArm
                         PendingCall call;
                         lock (_gate)
                             _pending.Remove(id, out call!);
-                        call.Complete(buffer.AsSpan(offset + 9, length - 5));
+                        call.Complete(buffer.AsSpan(offset + 9, length - 5)); // runs the caller's continuation here
                         offset += 4 + length;
                     }
 
+                    // The callers resumed above queued their next requests: one send for all of them.
+                    bool send;
+                    lock (_gate)
+                    {
+                        _completing = false;
+                        send = !_writing && _queuedLength > 0;
+                        _writing |= send;
+                    }
+
+                    if (send)
+                        SendQueued();
                     buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
                     filled -= offset;
                 }
@@ -250,39 +258,13 @@ public sealed class RawPipelinedArm : IArm
     }
 
     /// <summary>
-    /// A reusable wake-up for one waiter; the waiter resumes on a pool thread taken from the global queue (queued
-    /// with preferLocal: false, so it does not wait behind the waking thread's own work as a local item would).
-    /// </summary>
-    private sealed class Signal : IValueTaskSource, IThreadPoolWorkItem
-    {
-        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
-
-        public ValueTask WaitAsync() => new(this, _core.Version);
-
-        public void Set() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-
-        void IThreadPoolWorkItem.Execute() => _core.SetResult(true);
-
-        public void GetResult(short token)
-        {
-            _core.GetResult(token);
-            _core.Reset();
-        }
-
-        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-
-        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _core.OnCompleted(continuation, state, token, flags);
-    }
-
-    /// <summary>
     /// A reusable awaitable for one outstanding call; the reply body is copied into its own buffer, and the caller
-    /// resumes on a pool thread from the global queue, never on the read loop.
+    /// resumes on the read loop, at once (no thread hop: the ceiling a library cannot safely reach, since a caller
+    /// that blocks there stalls every other reply).
     /// </summary>
-    private sealed class PendingCall : IValueTaskSource<int>, IThreadPoolWorkItem
+    private sealed class PendingCall : IValueTaskSource<int>
     {
         private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = false };
-        private int _length;
 
         public byte[] Reply { get; private set; } = new byte[2048];
 
@@ -295,11 +277,8 @@ public sealed class RawPipelinedArm : IArm
             if (Reply.Length < reply.Length)
                 Reply = new byte[reply.Length];
             reply.CopyTo(Reply);
-            _length = reply.Length;
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            _core.SetResult(reply.Length);
         }
-
-        void IThreadPoolWorkItem.Execute() => _core.SetResult(_length);
 
         public int GetResult(short token) => _core.GetResult(token);
 

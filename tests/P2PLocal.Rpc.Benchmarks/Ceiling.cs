@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using P2PLocal.Rpc.Benchmarks.Arms;
+
+namespace P2PLocal.Rpc.Benchmarks;
+
+/// <summary>
+/// Throughput against the raw pipelined ceiling (issue 16): every arm started at once, then short slices of each arm in
+/// turn, round after round, so a shared machine's load swings hit every arm alike. Besides calls/s it reports the
+/// process CPU time per call, which a loaded machine moves far less than wall-clock rates.
+/// </summary>
+public static class Ceiling
+{
+    public const string Ceiling_ = "raw-pipelined";
+
+    public sealed record Figure(string Arm, int InFlight, double PerSecond, double CpuUsPerCall);
+
+    public static async Task<IReadOnlyList<Figure>> RunAsync(IReadOnlyList<IArm> arms, int[] inFlights, int rounds, TimeSpan slice)
+    {
+        var callers = new Dictionary<string, ICaller[]>();
+        foreach (var arm in arms)
+        {
+            await arm.StartAsync();
+            var list = new ICaller[inFlights.Max()];
+            for (var i = 0; i < list.Length; i++)
+                list[i] = await arm.CreateCallerAsync();
+            callers[arm.Name] = list;
+            await Runner.RunLoopsAsync(list, TimeSpan.FromMilliseconds(300)); // warm-up: tiered JIT
+        }
+
+        var samples = new Dictionary<(string, int), List<(double Rate, double Cpu)>>();
+        using var process = Process.GetCurrentProcess();
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var n in inFlights)
+            {
+                foreach (var arm in arms)
+                {
+                    var loops = callers[arm.Name][..n];
+                    await Runner.RunLoopsAsync(loops, slice / 4);
+                    process.Refresh();
+                    var cpuBefore = process.TotalProcessorTime;
+                    var (calls, elapsed) = await Runner.RunLoopsAsync(loops, slice);
+                    process.Refresh();
+                    var cpu = process.TotalProcessorTime - cpuBefore;
+                    (samples.TryGetValue((arm.Name, n), out var s) ? s : samples[(arm.Name, n)] = []).Add((calls / elapsed.TotalSeconds, cpu.TotalMicroseconds / calls));
+                }
+            }
+        }
+
+        return [.. samples.Select(s => new Figure(s.Key.Item1, s.Key.Item2,
+            Report.Percentile([.. s.Value.Select(v => v.Rate)], 50), Report.Percentile([.. s.Value.Select(v => v.Cpu)], 50)))];
+    }
+
+    public static string Markdown(IReadOnlyList<Figure> figures, int rounds, TimeSpan slice, string loadBefore, string loadAfter)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Median of {rounds} rounds of {slice.TotalMilliseconds:0} ms slices per arm, arms interleaved; load average (1 min) {loadBefore} before and {loadAfter} after. CPU µs/call is this process's CPU time (client and server together) over the calls.");
+        text.AppendLine();
+        text.AppendLine("| arm | in flight | calls/s | ratio to raw-pipelined | CPU µs/call | CPU ratio |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var group in figures.GroupBy(f => f.InFlight).OrderBy(g => g.Key))
+        {
+            var ceiling = group.FirstOrDefault(f => f.Arm == Ceiling_);
+            foreach (var f in group)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"| `{f.Arm}` | {f.InFlight} | {f.PerSecond:#,0} | {(ceiling is null ? "n/a" : (f.PerSecond / ceiling.PerSecond).ToString("0.00x", CultureInfo.InvariantCulture))} | {f.CpuUsPerCall:0.00} | {(ceiling is null ? "n/a" : (f.CpuUsPerCall / ceiling.CpuUsPerCall).ToString("0.00x", CultureInfo.InvariantCulture))} |");
+            }
+        }
+
+        return text.ToString();
+    }
+}
