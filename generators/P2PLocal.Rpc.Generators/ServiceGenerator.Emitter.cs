@@ -118,7 +118,7 @@ public sealed partial class ServiceGenerator
                 var types = function.ObjectTypes.Count == 0
                     ? ""
                     : $", ObjectTypes = new {Dispatch}.ObjectTypeDescriptor[] {{ {string.Join(", ", function.ObjectTypes.Select(Field))} }}";
-                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{types}{(function.RunsInline ? ", RunsInline = true" : "")} }},").Unindent();
+                w.Indent().WriteLine($"{{ Contract = Name, Signature = {Quote(Parser.Signature(function))}{types}{(function.RunsInline ? ", RunsInline = true" : "")}{(function.IsIdempotent ? ", IsIdempotent = true" : "")} }},").Unindent();
             }
 
             w.Unindent().WriteLine("};");

@@ -185,6 +185,7 @@ public sealed partial class ServiceGenerator
 
             var wireName = method.Name;
             var runsInline = false;
+            var idempotent = false;
             var rename = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == FunctionAttribute);
             foreach (var argument in rename?.NamedArguments ?? Enumerable.Empty<KeyValuePair<string, TypedConstant>>())
             {
@@ -192,6 +193,8 @@ public sealed partial class ServiceGenerator
                     wireName = name;
                 else if (argument.Key == "Inline" && argument.Value.Value is bool inline)
                     runsInline = inline;
+                else if (argument.Key == "Idempotent" && argument.Value.Value is bool isIdempotent)
+                    idempotent = isIdempotent;
             }
 
             if (wireName.Length == 0 || wireName[0] == '$')
@@ -252,7 +255,8 @@ public sealed partial class ServiceGenerator
             return new FunctionSpec(Identifier(method.Name), wireName, parameters.ToEquatableArray(), kind, Type(method.ReturnType),
                 result is null ? null : Type(result),
                 reached.Values.Where(f => f.Shape is not null).Select(f => f.Shape!).OrderBy(s => s.Name, StringComparer.Ordinal).ToEquatableArray(),
-                runsInline);
+                runsInline,
+                idempotent);
         }
 
         private static (ReturnKind Kind, ITypeSymbol? Result) Classify(IMethodSymbol method)

@@ -61,7 +61,10 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
         RpcMetrics.TrackPeers(Peers, () => Peers.Count);
         _builtIns = new BuiltInFunctions(() => Functions);
         _workInFlight = new WorkInFlight(options.MaxKwargsElementsInFlight, options.MaxRequestBytesInFlight);
-        LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds);
+        LocalHello = new Hello(Messages.ProtocolVersion, options.Name, _instanceId, options.MaxFrameSize, (long)options.IdleConnectionTimeout.TotalMilliseconds)
+        {
+            MaxPeerTopics = options.Events.MaxTopicsPerPeer,
+        };
         if (!options.Security.IsOpen)
         {
             var identity = options.Security.Identity ?? NodeIdentity.Create();
@@ -527,6 +530,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
             return;
         if (_reaper is not null)
             await _reaper.DisposeAsync().ConfigureAwait(false);
+        _eventHub?.Stop(); // Node.Events.cs
         // Stop accepting before the goodbye goes out (the listener closes its socket before its first await): peers
         // take a goodbye as a hint and check that this node is gone, so a connection accepted now would refute it.
         var draining = _listener?.DisposeAsync(_options.ShutdownGracePeriod) ?? Task.CompletedTask;

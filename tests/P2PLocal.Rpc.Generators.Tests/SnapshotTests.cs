@@ -75,6 +75,24 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void Idempotent_function_is_marked_in_the_contract() => VerifyGenerated("""
+        using System.Threading.Tasks;
+        using P2PLocal.Rpc;
+
+        namespace Demo;
+
+        [P2PService]
+        public interface IInventory
+        {
+            [P2PFunction(Idempotent = true)]
+            Task<int> CountAsync(string item);
+
+            [P2PFunction(Name = "take", Idempotent = false)]
+            Task TakeAsync(string item);
+        }
+        """);
+
+    [Fact]
     public void Every_result_shape_and_default_value() => VerifyGenerated("""
         using System.Collections.Generic;
         using System.Threading;

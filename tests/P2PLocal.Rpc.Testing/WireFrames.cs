@@ -28,4 +28,18 @@ public static class WireFrames
         payload.CopyTo(frame.AsSpan(4));
         return frame;
     }
+
+    /// <summary>Writes the frame of the message <paramref name="write"/> writes to <paramref name="stream"/>.</summary>
+    public static async Task WriteFrameAsync(Stream stream, WriteMessage write, CancellationToken cancellationToken = default) =>
+        await stream.WriteAsync(Frame(write), cancellationToken);
+
+    /// <summary>Reads one frame from <paramref name="stream"/> and returns its payload.</summary>
+    public static async Task<ReadOnlyMemory<byte>> ReadFrameAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        var prefix = new byte[4];
+        await stream.ReadExactlyAsync(prefix, cancellationToken);
+        var payload = new byte[BinaryPrimitives.ReadInt32BigEndian(prefix)];
+        await stream.ReadExactlyAsync(payload, cancellationToken);
+        return payload;
+    }
 }

@@ -56,6 +56,7 @@ public sealed class NodeOptionsCopyTests
             _ when type == typeof(NodeSecurity) => NodeSecurity.SharedKey("a sample network key for the copy test"),
             _ when type == typeof(Microsoft.Extensions.Logging.ILoggerFactory) => new NullLoggerFactory(),
             _ when type == typeof(TimeProvider) => new FakeTimeProvider(),
+            _ when type == typeof(EventOptions) => new EventOptions { MaxEventSize = 1234 },
             _ => throw new InvalidOperationException($"No sample value for an option of type {type}: add one to {nameof(SampleUnlike)}."),
         };
         Assert.False(Equals(sample, current), $"The sample {type} equals the current value.");

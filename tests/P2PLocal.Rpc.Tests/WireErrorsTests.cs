@@ -10,7 +10,7 @@ public sealed class WireErrorsTests
     [InlineData((int)ErrorCode.InvalidKwargs, typeof(InvalidKwargsException))]
     [InlineData((int)ErrorCode.Busy, typeof(PeerBusyException))]
     [InlineData((int)ErrorCode.FrameTooLarge, typeof(FrameTooLargeException))]
-    [InlineData((int)ErrorCode.ShuttingDown, typeof(PeerConnectionException))]
+    [InlineData((int)ErrorCode.ShuttingDown, typeof(PeerShuttingDownException))] // a PeerConnectionException that says the request did not run (Any<T> tries another peer)
     [InlineData((int)ErrorCode.HandlerFailed, typeof(RemoteException))]
     public void AnErrorReplyBecomesItsExceptionWithThePeersName(int code, Type expected)
     {

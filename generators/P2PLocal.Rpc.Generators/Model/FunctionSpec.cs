@@ -25,6 +25,7 @@ internal enum ReturnKind
 /// <param name="ResultType">The type of the value sent back (the <c>T</c> of <c>Task&lt;T&gt;</c>; of a stream, the type of each item), or null when nothing is.</param>
 /// <param name="ObjectTypes">The <c>[MessagePackObject]</c> types its kwargs and result reach, in ordinal order of name, described to callers in <c>$methods</c>.</param>
 /// <param name="RunsInline">The method opted in to run on the read loop (<c>[P2PFunction(Inline = true)]</c>).</param>
+/// <param name="IsIdempotent"><c>[P2PFunction(Idempotent = true)]</c>: a call to any peer may be sent again after a lost connection (issue 14).</param>
 internal sealed record FunctionSpec(
     string MethodName,
     string WireName,
@@ -33,7 +34,8 @@ internal sealed record FunctionSpec(
     TypeRef ReturnType,
     TypeRef? ResultType,
     EquatableArray<ObjectShape> ObjectTypes = default,
-    bool RunsInline = false)
+    bool RunsInline = false,
+    bool IsIdempotent = false)
 {
     /// <summary>The result as peers see it in descriptors and the fingerprint: the type, <c>stream&lt;T&gt;</c> for a stream, or <c>void</c>.</summary>
     public string WireResult => ReturnKind == ReturnKind.Stream ? "stream<" + ResultType!.Name + ">" : ResultType?.Name ?? "void";

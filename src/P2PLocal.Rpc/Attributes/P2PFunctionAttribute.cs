@@ -25,4 +25,12 @@ public sealed class P2PFunctionAttribute : Attribute
     /// always runs on the thread pool.
     /// </remarks>
     public bool Inline { get; set; }
+
+    /// <summary>
+    /// True when running the function twice has the same effect as running it once (a read, or a write of the same
+    /// value). A call through <see cref="PeerDirectory.Any{TService}"/> whose connection is lost after the request was
+    /// written is sent again to another peer only for such a function; others fail with
+    /// <see cref="PeerConnectionException"/>, since they may have run. Not part of the contract fingerprint.
+    /// </summary>
+    public bool Idempotent { get; set; }
 }

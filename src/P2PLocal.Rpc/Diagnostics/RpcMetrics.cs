@@ -134,6 +134,16 @@ internal static class RpcMetrics
             s_refusedRequests.Add(1, new KeyValuePair<string, object?>("p2plocal.refusal.reason", reason));
     }
 
+    private static readonly Counter<long> s_eventsDropped = s_meter.CreateCounter<long>("p2plocal.events.dropped",
+        unit: "{event}", description: "Events dropped because a queue was full or a connection was lost (issue 14); tag side: publisher or subscriber.");
+
+    /// <summary>An event dropped on the <c>publisher</c> or the <c>subscriber</c> side.</summary>
+    public static void EventDropped(string side)
+    {
+        if (s_eventsDropped.Enabled)
+            s_eventsDropped.Add(1, new KeyValuePair<string, object?>("p2plocal.event.side", side));
+    }
+
     private static KeyValuePair<string, object?> Direction(bool inbound) =>
         new("p2plocal.connection.direction", inbound ? "inbound" : "outbound");
 }

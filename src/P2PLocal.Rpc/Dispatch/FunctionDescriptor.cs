@@ -43,6 +43,12 @@ public sealed record FunctionDescriptor(
     /// when it runs on the thread pool (the default, and always for a dynamic function). Not sent to peers.
     /// </summary>
     public bool RunsInline { get; init; }
+
+    /// <summary>
+    /// Whether the function is marked <c>[P2PFunction(Idempotent = true)]</c> in this side's contract, so
+    /// <see cref="PeerDirectory.Any{TService}"/> may send a call again after a lost connection. Not sent to peers.
+    /// </summary>
+    public bool IsIdempotent { get; init; }
 }
 
 /// <summary>One kwarg a function takes.</summary>

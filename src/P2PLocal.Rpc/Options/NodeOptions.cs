@@ -80,6 +80,7 @@ public sealed class NodeOptions
         NameCheckWindow = other.NameCheckWindow;
         LegacyInterop = other.LegacyInterop;
         InlineCompletions = other.InlineCompletions;
+        Events = other.Events;
     }
 
     /// <summary>The name peers use to reach this node. Required; must not contain <c>|</c>.</summary>
@@ -246,6 +247,9 @@ public sealed class NodeOptions
     /// </summary>
     public bool LegacyInterop { get; init; }
 
+    /// <summary>Bounds of events to every peer (issue 14): event size, topics per peer, queued events per peer.</summary>
+    public EventOptions Events { get; init; } = new();
+
     /// <summary>
     /// Whether a call's awaiting code resumes on the connection's read loop as its reply is read, instead of on a
     /// thread-pool thread (issue 16). Saves a thread hop per call; with many calls in flight on one connection, the
@@ -305,6 +309,10 @@ public sealed class NodeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxPeerAdvertiseInterval), MaxPeerAdvertiseInterval, "The interval must be positive.");
         if (LegacyInterop && !Security.IsOpen)
             throw new ArgumentException("LegacyInterop cannot be used with secure mode: Python p2p-local nodes speak plain XML-RPC, which has no authentication, so anyone could call this node's functions around the secure channel. Run legacy interop on a node with NodeSecurity.Open.", nameof(LegacyInterop));
+        ArgumentNullException.ThrowIfNull(Events, nameof(Events));
+        Events.Validate();
+        if (Events.MaxEventSize > MaxFrameSize)
+            throw new ArgumentOutOfRangeException(nameof(Events), Events.MaxEventSize, $"Events.MaxEventSize must be at most MaxFrameSize ({MaxFrameSize}): no peer would take a larger event.");
         if (Scope == DiscoveryScope.Loopback && Seeds.FirstOrDefault(s => !IPAddress.IsLoopback(s.Address)) is { } remote)
             throw new ArgumentException($"Seed {remote} is not a loopback address, and a node in Loopback scope sends nothing off the host. Use DiscoveryScope.Lan to reach it.", nameof(Seeds));
     }

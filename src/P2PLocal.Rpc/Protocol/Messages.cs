@@ -14,6 +14,12 @@ internal enum MessageKind
     StreamItem = 5,
     StreamCredit = 6,
     StreamRequest = 7,
+
+    /// <summary>Server to caller: the topics the server's node subscribes to (issue 14; Events/EventMessages.cs).</summary>
+    Subscriptions = 8,
+
+    /// <summary>Caller to server: one event on a topic the server subscribes to (issue 14; Events/EventMessages.cs).</summary>
+    Event = 9,
 }
 
 /// <summary>Why a request failed, as sent in an error message. Values are part of the wire format.</summary>
@@ -45,6 +51,12 @@ internal readonly record struct Hello(int Version, string Name, string InstanceI
 
     /// <summary>Whether the sender's hello lists the <c>stream</c> feature: it takes stream requests (kinds 5-7, see <see cref="StreamMessages"/>).</summary>
     public bool AcceptsStreams { get; init; }
+
+    /// <summary>Whether the sender's hello lists the <c>events</c> feature: it sends and takes subscriptions and events (issue 14).</summary>
+    public bool AcceptsEvents { get; init; }
+
+    /// <summary>Not on the wire: the most topics this node keeps of a peer's subscriptions (<see cref="EventOptions.MaxTopicsPerPeer"/>).</summary>
+    public int MaxPeerTopics { get; init; } = 256;
 }
 
 /// <summary>Writes and reads the message shapes of PROTOCOL.md.</summary>
@@ -219,7 +231,8 @@ internal static class Messages
         if (count > 6 && next == 6 && reader.NextMessagePackType == MessagePackType.Array)
         {
             var features = RequestExtras.ReadFeatures(ref reader);
-            hello = hello with { AcceptsExtras = features.Contains(RequestExtras.Feature), AcceptsStreams = features.Contains(StreamMessages.Feature) };
+            hello = hello with { AcceptsExtras = features.Contains(RequestExtras.Feature), AcceptsStreams = features.Contains(StreamMessages.Feature),
+                AcceptsEvents = features.Contains(EventMessages.Feature) };
             next = 7;
         }
 

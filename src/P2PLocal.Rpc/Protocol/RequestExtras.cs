@@ -97,8 +97,8 @@ internal static class RequestExtras
         return listed;
     }
 
-    /// <summary>What this version offers in its hello, in this order: <c>["extras", "stream"]</c>.</summary>
-    public static readonly string[] Features = [Feature, StreamMessages.Feature];
+    /// <summary>What this version offers in its hello, in this order: <c>["extras", "stream", "events"]</c>.</summary>
+    public static readonly string[] Features = [Feature, StreamMessages.Feature, EventMessages.Feature];
 
     /// <summary>Writes this version's features (<see cref="Features"/>).</summary>
     public static void WriteFeatures(ref MessagePackWriter writer)

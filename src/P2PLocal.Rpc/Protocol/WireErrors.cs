@@ -15,7 +15,7 @@ internal static class WireErrors
         ErrorCode.InvalidKwargs => new InvalidKwargsException($"'{peerName}'.{function}: {message}") { RemoteType = type, RemoteMessage = message, PeerName = peerName },
         ErrorCode.Busy => new PeerBusyException(message) { PeerName = peerName },
         ErrorCode.FrameTooLarge => new FrameTooLargeException(message) { PeerName = peerName },
-        ErrorCode.ShuttingDown => new PeerConnectionException($"Peer '{peerName}' is shutting down.") { PeerName = peerName },
+        ErrorCode.ShuttingDown => new PeerShuttingDownException($"Peer '{peerName}' is shutting down.") { PeerName = peerName }, // not run: Any<T> tries another peer
         ErrorCode.Canceled => new OperationCanceledException($"Peer '{peerName}' cancelled '{function}'."),
         _ => new RemoteException($"'{peerName}'.{function} failed: {type}: {message}") { RemoteType = type, RemoteMessage = message, PeerName = peerName },
     };

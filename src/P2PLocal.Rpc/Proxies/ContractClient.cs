@@ -35,6 +35,7 @@ public sealed class ContractClient
         Contract = contract;
         Fingerprint = fingerprint;
         Functions = functions;
+        client.Router?.Attach(this);
     }
 
     /// <summary>The peer called.</summary>
@@ -58,6 +59,8 @@ public sealed class ContractClient
     public ValueTask<TResult> InvokeAsync<TState, TResult>(string function, TState state, KwargsWriter<TState> writeKwargs,
         ResultReader<TResult> readResult, CancellationToken cancellationToken = default)
     {
+        if (Client.Router is { } router)
+            return router.InvokeAsync(this, function, state, writeKwargs, readResult, cancellationToken); // PeerDirectory.Any (issue 14)
         var verdict = CurrentVerdict();
         if (verdict is { AllServed: true })
             return Client.InvokeAsync(function, state, writeKwargs, readResult, cancellationToken);

@@ -7,11 +7,15 @@ namespace P2PLocal.Rpc.Dispatch;
 /// <remarks>Thread-safe.</remarks>
 public sealed class PeerClient
 {
-    internal PeerClient(Node node, string peerName)
+    internal PeerClient(Node node, string peerName, AnyPeerRouter? router = null)
     {
         Node = node;
         PeerName = peerName;
+        Router = router;
     }
+
+    /// <summary>Set for the client of <see cref="PeerDirectory.Any{TService}"/>: calls go to any peer serving the contract (issue 14).</summary>
+    internal AnyPeerRouter? Router { get; }
 
     /// <summary>The node the calls go out from.</summary>
     public Node Node { get; }

@@ -52,13 +52,6 @@ public sealed partial class PeerDirectory
         if (!added || _verifiedContracts.Count <= 4 * _maxPeers)
             return;
         // Peers come and go (restarts get new instances); forget the checks of instances no longer seen.
-        HashSet<string> live;
-        lock (_gate)
-            live = [.. _peers.Values.Select(p => p.InstanceId)];
-        foreach (var (key, _) in _verifiedContracts)
-        {
-            if (!live.Contains(key.InstanceId))
-                _verifiedContracts.TryRemove(key, out _);
-        }
+        ForgetGoneInstances(_verifiedContracts); // PeerDirectory.Any.cs
     }
 }

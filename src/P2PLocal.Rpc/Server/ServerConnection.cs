@@ -31,6 +31,9 @@ internal interface IRequestHost
     Security.TlsChannel? Tls => null;
     /// <summary>The functions served, for XML-RPC introspection (<c>system.listMethods</c>).</summary>
     IReadOnlyList<FunctionDescriptor> Functions { get; }
+
+    /// <summary>The node's events (issue 14); null where events are not served.</summary>
+    IEventSink? Events => null;
 }
 
 /// <summary>
@@ -198,6 +201,8 @@ internal sealed partial class ServerConnection : FramedConnection
                 LastUsefulTicks = LastFrameTicks;
                 AcceptFullFrames();
                 TrySend(_host.LocalHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
+                if (hello.AcceptsEvents)
+                    _host.Events?.Attach(this); // sends this node's topics, after the hello (ServerConnection.Events.cs)
                 return;
             }
 
@@ -241,6 +246,9 @@ internal sealed partial class ServerConnection : FramedConnection
                     // Outside the lock: cancelling runs the handler's callbacks.
                     if (cts is not null)
                         TryCancel(cts);
+                    return;
+                case MessageKind.Event:
+                    OnEvent(ref reader, count, frame); // ServerConnection.Events.cs
                     return;
                 default:
                     throw new InvalidDataException($"A client does not send {kind} messages.");
@@ -609,5 +617,6 @@ internal sealed partial class ServerConnection : FramedConnection
             _host.Logger.HostileInputRejected(RemoteEndPoint, reason);
         // Nobody is left to read the replies: stop the handlers.
         CancelRunning();
+        _host.Events?.Detach(this);
     }
 }

@@ -102,7 +102,7 @@ internal sealed partial class ClientConnection : FramedConnection
                 stream = new NetworkStream(socket, ownsSocket: true);
             else
                 (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes, clock) { PeerId = peerId };
+            connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes, clock) { PeerId = peerId, MaxPeerTopics = localHello.MaxPeerTopics };
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
             var hello = await connection._hello.Task.WaitAsync(timeoutCts.Token).ConfigureAwait(false);
@@ -342,6 +342,13 @@ internal sealed partial class ClientConnection : FramedConnection
                     : type == Messages.AuthenticationRequiredType
                     ? new PeerAuthenticationException($"Peer '{_peerName}' at {RemoteEndPoint} refused this open node: {message}") { PeerName = _peerName }
                     : new PeerConnectionException($"Peer '{_peerName}' at {RemoteEndPoint} refused the connection: {type}: {message}") { PeerName = _peerName });
+                frame.Dispose();
+                return;
+            }
+
+            if (kind == MessageKind.Subscriptions)
+            {
+                OnSubscriptions(ref reader, count); // ClientConnection.Events.cs
                 frame.Dispose();
                 return;
             }
