@@ -365,6 +365,12 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
         Assert.Equal("options", error.ParamName);
         Assert.StartsWith($"The name '{new string('n', longest + 1)}' makes this node's secure beacon {BeaconSeal.MaxSealedLength + 1} bytes, above the {BeaconSeal.MaxSealedLength}-byte limit of secure beacons. " +
             "Shorten the name (or the protocol) by 1 bytes.", error.Message, StringComparison.Ordinal);
+        // The boundary is absolute, not only relative: a real beacon of the longest accepted name, sealed now (a
+        // 13-digit freshness), fits, within a byte or two of the limit (the check allows for the widest freshness).
+        var defaults = new NodeOptions { Name = "n" };
+        var plain = new Beacon(defaults.Protocol, new string('n', longest), new IPEndPoint(IPAddress.Broadcast, IPEndPoint.MaxPort), BeaconKind.Alive,
+            "i", defaults.AdvertiseInterval, DateTimeOffset.UnixEpoch).ToBytes();
+        Assert.InRange(seal.Seal(plain, DateTimeOffset.UtcNow).Length, BeaconSeal.MaxSealedLength - 2, BeaconSeal.MaxSealedLength);
         // An open node takes that name: only the seal makes it too long.
         var open = Node.Create(new NodeOptions { Name = new string('n', longest + 1), Scope = DiscoveryScope.Loopback, DiscoveryPort = LoopbackPorts.FreeUdpPort() });
         _owned.Add(open);
