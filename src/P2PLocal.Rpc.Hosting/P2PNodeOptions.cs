@@ -43,6 +43,15 @@ public sealed class P2PNodeOptions
     /// <inheritdoc cref="NodeOptions.MaxConcurrentRequestsPerConnection"/>
     public int MaxConcurrentRequestsPerConnection { get; set; } = s_defaults.MaxConcurrentRequestsPerConnection;
 
+    /// <inheritdoc cref="NodeOptions.InlineCompletions"/>
+    public bool InlineCompletions { get; set; } = s_defaults.InlineCompletions;
+
+    /// <summary>
+    /// The bounds of events (see <see cref="NodeOptions.Events"/>), bound from the <c>Events</c> subsection
+    /// (<c>Events:MaxEventSize</c>, <c>Events:MaxTopicsPerPeer</c>, <c>Events:MaxQueuedEventsPerPeer</c>).
+    /// </summary>
+    public EventOptions Events { get; set; } = new();
+
     /// <inheritdoc cref="NodeOptions.StreamWindow"/>
     public int StreamWindow { get; set; } = s_defaults.StreamWindow;
 
@@ -157,6 +166,8 @@ public sealed class P2PNodeOptions
             MaxFrameSize = MaxFrameSize,
             MaxConcurrentRequestsPerConnection = MaxConcurrentRequestsPerConnection,
             StreamWindow = StreamWindow,
+            InlineCompletions = InlineCompletions,
+            Events = Events ?? s_defaults.Events,
             MaxIncomingConnections = MaxIncomingConnections,
             IdleConnectionTimeout = IdleConnectionTimeout,
             HandshakeTimeout = HandshakeTimeout,

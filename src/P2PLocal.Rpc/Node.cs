@@ -53,6 +53,7 @@ public sealed partial class Node : IAsyncDisposable, IDisposable, IRequestHost, 
     {
         _options = options;
         _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger($"P2PLocal.Rpc.Node.{options.Name}");
+        LogLimiter.Use(_logger, options.TimeProvider);
         _startedAt = options.TimeProvider.GetUtcNow();
         SerializerOptions = WithGeneratedFormatters(options.SerializerOptions)
             .WithSecurity(new UntrustedInputSecurity(options.MaxKwargsElements)) // UntrustedData plus the decode budget

@@ -101,3 +101,40 @@ public class OptionsTests
         Assert.Contains("needs a name", error.Message, StringComparison.Ordinal);
     }
 }
+
+public class OptionsCoverageTests
+{
+    /// <summary>Every NodeOptions setting can be set on a hosted node: a new option forgotten here fails this test.</summary>
+    [Fact]
+    public void P2PNodeOptions_has_every_NodeOptions_setting_except_those_the_host_supplies()
+    {
+        string[] fromTheHost = [nameof(NodeOptions.LoggerFactory), nameof(NodeOptions.TimeProvider)];
+        var hosted = typeof(P2PNodeOptions).GetProperties().Select(p => p.Name).ToHashSet();
+        var missing = typeof(NodeOptions).GetProperties()
+            .Where(p => p.SetMethod is { IsPublic: true } && !fromTheHost.Contains(p.Name) && !hosted.Contains(p.Name))
+            .Select(p => p.Name)
+            .ToArray();
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public void Stream_window_inline_completions_and_event_bounds_bind_from_configuration()
+    {
+        var settings = TestNetwork.Settings("bound", 47000);
+        settings["P2PLocal:StreamWindow"] = "8";
+        settings["P2PLocal:InlineCompletions"] = "true";
+        settings["P2PLocal:Events:MaxEventSize"] = "1024";
+        settings["P2PLocal:Events:MaxQueuedEventsPerPeer"] = "16";
+        var builder = TestNetwork.HostBuilder(settings);
+        builder.AddNode();
+        using var host = builder.Build();
+
+        var options = host.Services.GetRequiredService<IOptions<P2PNodeOptions>>().Value.ToNodeOptions();
+
+        Assert.Equal(8, options.StreamWindow);
+        Assert.True(options.InlineCompletions);
+        Assert.Equal(1024, options.Events.MaxEventSize);
+        Assert.Equal(16, options.Events.MaxQueuedEventsPerPeer);
+        Assert.Equal(new EventOptions().MaxTopicsPerPeer, options.Events.MaxTopicsPerPeer);
+    }
+}

@@ -1,7 +1,7 @@
 // A node in its own process, for tests that kill, restart or isolate a node (see tests/P2PLocal.Rpc.Reliability.Tests).
 //
 //   dotnet P2PLocal.Rpc.TestHost.dll --name NAME --port DISCOVERY_PORT [--scope loopback|lan]
-//        [--functions echo,slow,throw,hang,whoami] [--interval-ms N] [--service-port N]
+//        [--functions echo,slow,throw,hang,whoami,jobs] [--interval-ms N] [--service-port N] [--ran-file PATH]
 //
 // Prints `READY <servicePort> <instanceId>` once it serves, then answers one command per stdin line:
 //   wait <peer>                      -> SEEN <peer> <endpoint> <instance>
@@ -51,6 +51,10 @@ foreach (var function in settings.GetValueOrDefault("functions", "echo,whoami").
             break;
         case "throw":
             node.Register("throw", kwargs => throw new InvalidOperationException($"thrown on purpose: {kwargs.GetValueOrDefault("value")}"));
+            break;
+        case "jobs":
+            // Issue 14: a [P2PService] contract for Peers.Any<T>; every call is logged to --ran-file before it runs.
+            node.Register<P2PLocal.Rpc.TestHost.Contracts.IKillableJobs>(new P2PLocal.Rpc.TestHost.KillableJobs(node.Name, settings["ran-file"]));
             break;
         case "hang":
             node.Register("hang", async (_, _) =>

@@ -88,6 +88,34 @@ public sealed class ClockTests
         Assert.False(connection.IsClosed, "The stream's connection was reaped as idle: its last use was not stamped on the node's clock.");
     }
 
+    [Fact]
+    public async Task AnEventCountsAsUseOnTheNodesClock()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        var clock = NewClock();
+        await using var bob = await Node.StartAsync(new NodeOptions(TestNetwork.Options("bob", port)) { IdleConnectionTimeout = TimeSpan.FromMinutes(30) });
+        var received = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = bob.Subscribe<int>("tick", value => received.TrySetResult(value));
+        await using var alice = await Node.StartAsync(new NodeOptions(TestNetwork.Options("alice", port))
+        {
+            TimeProvider = clock,
+            IdleConnectionTimeout = TimeSpan.FromMinutes(10),
+        });
+        var peer = await alice.Peers.WaitForAsync("bob").WaitAsync(TestNetwork.Patience);
+        // Bob's topic reaches alice once a connection between them is up: publish until an event arrives.
+        var deadline = DateTime.UtcNow + TestNetwork.Patience;
+        while (!received.Task.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await alice.PublishAsync("tick", 7);
+            await Task.WhenAny(received.Task, Task.Delay(50));
+        }
+
+        Assert.Equal(7, await received.Task.WaitAsync(TimeSpan.Zero));
+        Assert.True(alice.Pool.TryGetOpen(peer.InstanceId, out var connection));
+        clock.Advance(TimeSpan.FromMinutes(1)); // well inside the 5 min the pool allows: an event's send is stamped on the same clock
+        Assert.False(connection.IsClosed, "The connection that sent an event was reaped as idle: its last use was not stamped on the node's clock.");
+    }
+
     private static async IAsyncEnumerable<object?> Count(int n, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         for (var i = 0; i < n; i++)

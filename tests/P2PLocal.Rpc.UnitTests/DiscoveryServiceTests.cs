@@ -157,6 +157,27 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task The_answer_spacing_follows_the_node_clock()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var (_, service) = await CreateAsync(time: time);
+        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+
+        // Inside the 20 ms spacing of the node's clock, which stands still: the answer waits however long real time runs.
+        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource);
+        Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+
+        // A full spacing later on the node's clock, a hello is answered at once again.
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        service.Handle(Alive("n3", "127.0.0.1:6003", instance: "n3", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(100)));
+    }
+
+    [Fact]
     public async Task An_alive_beacon_is_not_answered()
     {
         var (_, service) = await CreateAsync();

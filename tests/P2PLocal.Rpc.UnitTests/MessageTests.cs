@@ -44,12 +44,13 @@ public class MessageTests
             w.Write("i");
             w.Write(5000);
             w.Write(1234L);
-            w.WriteArrayHeader(2);
+            w.WriteArrayHeader(3);
             w.Write("extras");
             w.Write("stream");
+            w.Write("events");
         });
         Assert.Equal(expected, bytes);
-        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true, AcceptsStreams = true }, ReadHello(bytes));
+        Assert.Equal(new Hello(1, "ab", "i", 5000, 1234) { AcceptsExtras = true, AcceptsStreams = true, AcceptsEvents = true }, ReadHello(bytes));
     }
 
     [Fact]

@@ -60,7 +60,8 @@ public class ProtocolErrorTests
         Assert.Equal(("full", "bob"), (busy.Message, busy.PeerName));
         var large = Assert.IsType<FrameTooLargeException>(WireErrors.ToException(ErrorCode.FrameTooLarge, "T", "big", "bob", "f"));
         Assert.Equal(("big", "bob"), (large.Message, large.PeerName));
-        var closing = Assert.IsType<PeerConnectionException>(WireErrors.ToException(ErrorCode.ShuttingDown, "T", "x", "bob", "f"));
+        // A PeerConnectionException that says the request did not run (the subclass lets Any<T> send it elsewhere).
+        var closing = Assert.IsType<PeerShuttingDownException>(WireErrors.ToException(ErrorCode.ShuttingDown, "T", "x", "bob", "f"));
         Assert.Equal(("Peer 'bob' is shutting down.", "bob"), (closing.Message, closing.PeerName));
         Assert.Equal("Peer 'bob' cancelled 'f'.", Assert.IsType<OperationCanceledException>(WireErrors.ToException(ErrorCode.Canceled, "T", "x", "bob", "f")).Message);
         foreach (var code in new[] { ErrorCode.HandlerFailed, ErrorCode.BadRequest, (ErrorCode)99 })

@@ -9,7 +9,7 @@ namespace P2PLocal.Rpc.Diagnostics;
 /// <see cref="Window"/>; the first message after a quiet spell says how many were suppressed before it.
 /// </summary>
 /// <remarks>Thread-safe. Costs nothing unless the event's level is enabled.</remarks>
-internal sealed class LogLimiter
+internal sealed class LogLimiter(TimeProvider time)
 {
     public const int MaxPerWindow = 10;
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
@@ -18,7 +18,14 @@ internal sealed class LogLimiter
     private readonly object _gate = new();
     private readonly Dictionary<int, (long WindowStart, int Passed, int Suppressed)> _events = [];
 
-    public static LogLimiter For(ILogger logger) => s_limiters.GetValue(logger, static _ => new LogLimiter());
+    /// <summary>The limiter of <paramref name="logger"/>: the one <see cref="Use"/> set, else one on real time.</summary>
+    public static LogLimiter For(ILogger logger) => s_limiters.GetValue(logger, static _ => new LogLimiter(TimeProvider.System));
+
+    /// <summary>
+    /// Makes the windows of <paramref name="logger"/> follow <paramref name="time"/> (the node's clock). Nodes that
+    /// share a logger (same name, same factory) share its limiter: the first one's clock counts.
+    /// </summary>
+    public static void Use(ILogger logger, TimeProvider time) => s_limiters.GetValue(logger, _ => new LogLimiter(time));
 
     /// <summary>
     /// Whether one more message of event <paramref name="eventId"/> may be written now; when it may,
@@ -26,11 +33,11 @@ internal sealed class LogLimiter
     /// </summary>
     public bool TryPass(int eventId, out int suppressed)
     {
-        var now = Environment.TickCount64;
+        var now = time.GetTimestamp();
         lock (_gate)
         {
             _events.TryGetValue(eventId, out var state);
-            if (now - state.WindowStart >= (long)Window.TotalMilliseconds || state.WindowStart == 0)
+            if (state.WindowStart == 0 || time.GetElapsedTime(state.WindowStart, now) >= Window)
                 state = (now, 0, state.Suppressed);
             if (state.Passed >= MaxPerWindow)
             {

@@ -215,9 +215,9 @@ internal sealed class DiscoveryService : IAsyncDisposable
     /// </summary>
     private void AnswerHello()
     {
-        var now = Environment.TickCount64;
+        var now = _time.GetTimestamp();
         var last = Interlocked.Read(ref _lastAnswerTicks);
-        if (now - last >= AnswerSpacingMs && Interlocked.CompareExchange(ref _lastAnswerTicks, now, last) == last)
+        if ((last == 0 || _time.GetElapsedTime(last, now).TotalMilliseconds >= AnswerSpacingMs) && Interlocked.CompareExchange(ref _lastAnswerTicks, now, last) == last)
         {
             Send(BeaconKind.Alive);
             return;
@@ -225,12 +225,12 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
         if (Interlocked.Exchange(ref _answerScheduled, 1) != 0)
             return; // an answer is already on its way and will cover this hello too
-        _ = Task.Delay(TimeSpan.FromMilliseconds(AnswerSpacingMs), _stop.Token).ContinueWith(delay =>
+        _ = Task.Delay(TimeSpan.FromMilliseconds(AnswerSpacingMs), _time, _stop.Token).ContinueWith(delay =>
         {
             Volatile.Write(ref _answerScheduled, 0);
             if (delay.IsCanceled)
                 return;
-            Interlocked.Exchange(ref _lastAnswerTicks, Environment.TickCount64);
+            Interlocked.Exchange(ref _lastAnswerTicks, _time.GetTimestamp());
             Send(BeaconKind.Alive);
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }

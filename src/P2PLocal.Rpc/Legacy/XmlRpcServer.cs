@@ -41,7 +41,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
     /// <param name="release">Frees the connection's slot in the listener's tables, once, when this side closes it.</param>
     public void Sniff(Socket socket, Action serveFramed, Action release)
     {
-        var exchange = new Exchange(socket);
+        var exchange = new Exchange(socket, host.Options.TimeProvider);
         _exchanges[exchange] = 0;
         exchange.Run = RunAsync(exchange, serveFramed, release);
     }
@@ -332,14 +332,14 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
     private sealed class BusyException(string message) : Exception(message);
 
     /// <summary>One accepted connection while it is sniffed and served.</summary>
-    private sealed class Exchange(Socket socket)
+    private sealed class Exchange(Socket socket, TimeProvider time)
     {
         public Socket Socket { get; } = socket;
 
         /// <summary>Fires at the request deadline, on eviction, or at shutdown.</summary>
-        public CancellationTokenSource Cancellation { get; } = new();
+        public CancellationTokenSource Cancellation { get; } = new(Timeout.InfiniteTimeSpan, time);
 
-        public long OpenedTicks { get; } = Environment.TickCount64;
+        public long OpenedTicks { get; } = time.GetTimestamp();
 
         public volatile bool Running;
 

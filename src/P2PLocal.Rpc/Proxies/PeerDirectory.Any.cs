@@ -116,7 +116,7 @@ public sealed partial class PeerDirectory
 
     private PeerInfo? Best(PeerInfo[] live, ContractShape contract, string function)
     {
-        var now = Environment.TickCount64;
+        var now = Owner.Options.TimeProvider.GetTimestamp();
         var turn = Interlocked.Increment(ref _anyTurn) & int.MaxValue;
         PeerInfo? best = null;
         (bool Avoided, int InFlight, int Order) bestKey = default;
@@ -141,7 +141,7 @@ public sealed partial class PeerDirectory
             return false;
         verdict = entry.Verdict;
         // A peer that serves the contract stays judged for its instance's life; a "no" or a failed check is asked again later.
-        return verdict is { AllServed: true } || Environment.TickCount64 - entry.Ticks < (long)Owner.Options.AdvertiseInterval.TotalMilliseconds;
+        return verdict is { AllServed: true } || Owner.Options.TimeProvider.GetElapsedTime(entry.Ticks) < Owner.Options.AdvertiseInterval;
     }
 
     /// <summary>How <paramref name="peer"/> serves <paramref name="contract"/>: cached, or asked once (concurrent askers share the answer).</summary>
@@ -176,7 +176,7 @@ public sealed partial class PeerDirectory
             // Unreachable or gone: not serving, for now.
         }
 
-        _servingChecked[key] = (Environment.TickCount64, verdict);
+        _servingChecked[key] = (Owner.Options.TimeProvider.GetTimestamp(), verdict);
         if (_servingChecked.Count > 4 * _maxPeers)
             ForgetGoneInstances(_servingChecked);
         _servingChecks.TryRemove(new KeyValuePair<(string, string), Task<ContractVerdict?>>(key, opening.Task));
@@ -206,10 +206,11 @@ public sealed partial class PeerDirectory
     /// <summary>The peer could not take a call (unreachable, leaving): prefer others for one beacon interval.</summary>
     internal void AvoidForAWhile(string instanceId)
     {
-        _anyAvoidUntil[instanceId] = Environment.TickCount64 + (long)Owner.Options.AdvertiseInterval.TotalMilliseconds;
+        var clock = Owner.Options.TimeProvider;
+        _anyAvoidUntil[instanceId] = clock.GetTimestamp() + (long)(Owner.Options.AdvertiseInterval.TotalSeconds * clock.TimestampFrequency);
         if (_anyAvoidUntil.Count > 4 * _maxPeers)
         {
-            var now = Environment.TickCount64;
+            var now = clock.GetTimestamp();
             foreach (var (instance, until) in _anyAvoidUntil)
             {
                 if (until <= now)

@@ -130,7 +130,7 @@ internal sealed class BeaconSeal
         if (!TryFromBase64Url(datagram[(lastPipe + 1)..], tag, out var tagLength))
             return Forged();
         tag = tag[..tagLength];
-        if (pinned ? !CheckSignature(peerId, fields[first + 3], signed, tag) : !CheckMac(signed, tag))
+        if (pinned ? !CheckSignature(peerId, fields[first + 3], signed, tag, now) : !CheckMac(signed, tag))
             return Forged();
 
         lock (_gate)
@@ -161,14 +161,14 @@ internal sealed class BeaconSeal
         return CryptographicOperations.FixedTimeEquals(expected, tag);
     }
 
-    private bool CheckSignature(string peerId, string publicKey, ReadOnlySpan<byte> signed, ReadOnlySpan<byte> signature)
+    private bool CheckSignature(string peerId, string publicKey, ReadOnlySpan<byte> signed, ReadOnlySpan<byte> signature, DateTimeOffset now)
     {
         if (!_security.TrustedIds.Contains(peerId) || signature.Length != 64)
             return false;
         ECDsa? key;
         lock (_gate)
         {
-            var second = Environment.TickCount64 / 1000;
+            var second = now.ToUnixTimeSeconds();
             if (second != _checkSecond)
             {
                 _checkSecond = second;

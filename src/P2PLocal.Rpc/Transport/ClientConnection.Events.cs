@@ -68,7 +68,7 @@ internal sealed partial class ClientConnection
             return null;
         }
 
-        LastUsedTicks = Environment.TickCount64; // events in flight keep the connection from being closed as idle
+        LastUsedTicks = Clock.GetTimestamp(); // events in flight keep the connection from being closed as idle
         sending();
         return TrySend(frame);
     }

@@ -40,7 +40,8 @@ public sealed class HostProcess : IAsyncDisposable
     /// <summary>Starts a host and waits for its READY line.</summary>
     /// <param name="netns">A network namespace to run it in (<c>ip netns exec</c>), or null for this one.</param>
     public static async Task<HostProcess> StartAsync(string name, int discoveryPort, string functions = "echo,whoami",
-        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0, string? networkKeyFile = null)
+        string scope = "loopback", string? netns = null, int intervalMs = 1000, int servicePort = 0, string? networkKeyFile = null,
+        string? ranFile = null)
     {
         var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
         var info = new ProcessStartInfo();
@@ -63,6 +64,12 @@ public sealed class HostProcess : IAsyncDisposable
         {
             info.ArgumentList.Add("--network-key-file");
             info.ArgumentList.Add(networkKeyFile);
+        }
+
+        if (ranFile is not null)
+        {
+            info.ArgumentList.Add("--ran-file");
+            info.ArgumentList.Add(ranFile);
         }
 
         var host = new HostProcess(new LineProcess(info));

@@ -1,0 +1,106 @@
+using P2PLocal.Rpc.TestHost.Contracts;
+using Xunit.Abstractions;
+
+namespace P2PLocal.Rpc.Reliability.Tests;
+
+/// <summary>
+/// Issue 14: <c>Peers.Any&lt;T&gt;()</c> with a serving node KILLED mid-load (its process, so its connections are cut,
+/// not closed with a goodbye). Each server logs every call to a file as it starts, so the test counts where each job
+/// ran, the killed process included: no call is lost (each one succeeds or fails with PeerConnectionException), and
+/// none runs twice unless its function is idempotent.
+/// </summary>
+public sealed class AnyPeerKillTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("p2p-any-kill-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_serving_process_killed_mid_load_loses_no_call_and_runs_none_twice_unless_idempotent(bool idempotent)
+    {
+        var port = Net.FreeUdpPort();
+        var (victimLog, survivorLog) = (Path.Combine(_folder, "victim.log"), Path.Combine(_folder, "survivor.log"));
+        await using var victim = await HostProcess.StartAsync("victim", port, "jobs", ranFile: victimLog);
+        await using var survivor = await HostProcess.StartAsync("survivor", port, "jobs", ranFile: survivorLog);
+        await using var caller = await Net.StartAsync("caller", port);
+        await caller.Peers.WaitForAsync("victim").Within();
+        await caller.Peers.WaitForAsync("survivor").Within();
+        await BothServeAsync().Within();   // READY comes after the hosts registered the contract: normally at once
+
+        var jobs = caller.Peers.Any<IKillableJobs>();
+        const int Workers = 8, PerWorker = 80;
+        var started = 0;
+        var midLoad = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var load = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
+        {
+            var outcomes = new List<(int Job, string? Server, Exception? Error)>();
+            for (var i = 0; i < PerWorker; i++)
+            {
+                var job = (w * PerWorker) + i;
+                if (Interlocked.Increment(ref started) == Workers * PerWorker / 3)
+                    midLoad.TrySetResult();
+                try
+                {
+                    outcomes.Add((job, await (idempotent ? jobs.LookAsync(job) : jobs.RunAsync(job)), null));
+                }
+                catch (Exception e)
+                {
+                    outcomes.Add((job, null, e));
+                }
+            }
+
+            return outcomes;
+        })).ToArray();
+        await midLoad.Task.Within();
+        await victim.KillAsync();
+        var results = (await Task.WhenAll(load).Within()).SelectMany(o => o).ToArray();
+
+        var (onVictim, onSurvivor) = (Ran(victimLog), Ran(survivorLog));
+
+        async Task BothServeAsync()
+        {
+            while ((await caller.Peers.ServingAsync<IKillableJobs>()).Count < 2)
+                await Task.Delay(50);
+        }
+        Assert.Equal(Workers * PerWorker, results.Length);
+        Assert.True(onVictim.Count > 0, "the victim served part of the load before it was killed");
+        foreach (var (job, server, error) in results)
+        {
+            var runs = onVictim.GetValueOrDefault(job) + onSurvivor.GetValueOrDefault(job);
+            if (error is null)
+            {
+                Assert.Equal(1, (server == "victim" ? onVictim : onSurvivor).GetValueOrDefault(job));
+                Assert.InRange(runs, 1, idempotent ? 2 : 1);
+            }
+            else
+            {
+                // Written, then the connection was cut before the answer: it may have run, so a plain call is not resent.
+                Assert.False(idempotent, $"idempotent job {job} failed: {error}");
+                Assert.IsAssignableFrom<PeerConnectionException>(error);
+                Assert.InRange(runs, 0, 1);
+            }
+        }
+
+        var failed = results.Count(r => r.Error is not null);
+        Assert.InRange(failed, 0, Workers);   // at most the calls in flight when the process died
+        output.WriteLine($"any-kill idempotent={idempotent}: {onVictim.Count} jobs ran on the victim, {onSurvivor.Count} on the survivor, " +
+                         $"{failed} failed with PeerConnectionException, {results.Length - failed} succeeded");
+    }
+
+    /// <summary>How often each job ran, from a server's log of "run N" / "look N" lines.</summary>
+    private static Dictionary<int, int> Ran(string log)
+    {
+        var counts = new Dictionary<int, int>();
+        if (!File.Exists(log))
+            return counts;
+        foreach (var line in File.ReadAllLines(log))
+        {
+            if (line.Split(' ') is [_, var number] && int.TryParse(number, System.Globalization.CultureInfo.InvariantCulture, out var job))
+                counts[job] = counts.GetValueOrDefault(job) + 1;
+        }
+
+        return counts;
+    }
+}
