@@ -1,9 +1,12 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Discovery;
+using P2PLocal.Rpc.Security;
 using P2PLocal.Rpc.Testing;
 
 namespace P2PLocal.Rpc.UnitTests;
@@ -23,7 +26,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     private IPEndPoint Inbox => (IPEndPoint)_inbox.LocalEndPoint!;
 
     private async Task<(Node Node, DiscoveryService Service)> CreateAsync(DiscoveryScope scope = DiscoveryScope.Loopback, TimeProvider? time = null,
-        IReadOnlyList<IPEndPoint>? seeds = null)
+        IReadOnlyList<IPEndPoint>? seeds = null, BeaconSeal? seal = null)
     {
         var node = Node.Create(new NodeOptions
         {
@@ -35,7 +38,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
             Seeds = seeds ?? [],
         });
         var service = new DiscoveryService(node.Options, node.Peers, () => 5000, [new BeaconTarget(Inbox, IPAddress.Loopback)],
-            "me-instance", DateTimeOffset.FromUnixTimeMilliseconds(1_000), NullLogger.Instance);
+            "me-instance", DateTimeOffset.FromUnixTimeMilliseconds(1_000), NullLogger.Instance, seal);
         _owned.Add(service);
         _owned.Add(node);
         await Task.CompletedTask;
@@ -258,6 +261,141 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
         var error = Assert.Throws<ArgumentException>(() => new DiscoveryService(node.Options, node.Peers, () => 5000, [], "i", DateTimeOffset.UnixEpoch, NullLogger.Instance));
         Assert.Equal("name", error.ParamName);
         await Task.CompletedTask;
+    }
+
+    /// <summary>The next datagram sent to the test's socket, as bytes.</summary>
+    private async Task<byte[]> ExpectDatagramAsync()
+    {
+        var buffer = new byte[2048];
+        var received = await _inbox.ReceiveAsync(buffer, SocketFlags.None).Within();
+        return buffer[..received];
+    }
+
+    [Fact]
+    public async Task Discovery_metrics_count_beacons_sent_received_and_rejected_by_kind_and_reason()
+    {
+        var (node, service) = await CreateAsync();
+        var seen = new List<(string Instrument, string Tag)>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == NodeTelemetry.MeterName && instrument.Name.StartsWith("p2plocal.beacons.", StringComparison.Ordinal))
+                    l.EnableMeasurementEvents(instrument);
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            Assert.Equal(1, value);
+            lock (seen)
+                seen.Add((instrument.Name["p2plocal.beacons.".Length..], (string)tags[0].Value!));
+        });
+        listener.Start();
+
+        service.Handle(Alive("bob", "127.0.0.1:6000"), new IPEndPoint(IPAddress.Parse("10.0.0.9"), 40000));
+        service.Handle(BeaconText("not a beacon"), s_loopbackSource);
+        service.Handle(Alive("carol", "127.0.0.1:6000", protocol: "other"), s_loopbackSource);
+        service.Handle(Alive("me", "127.0.0.1:5000", instance: "me-instance"), s_loopbackSource); // our own: not counted
+        service.Handle(Alive("bob", "127.0.0.1:6000"), s_loopbackSource);
+        service.Handle(BeaconText("itecnet|old|127.0.0.1:6002"), s_loopbackSource);
+        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        service.Send(BeaconKind.Bye);
+        Assert.Equal(BeaconKind.Bye, (await ExpectBeaconAsync()).Kind);
+        listener.Dispose();
+
+        lock (seen)
+        {
+            Assert.Equal(
+                [("rejected", "not_loopback"), ("rejected", "invalid"), ("rejected", "invalid"), ("received", "alive"), ("received", "legacy"),
+                 ("received", "hello"), ("sent", "alive"), ("sent", "bye")],
+                seen);
+        }
+
+        Assert.True(node.Peers.TryGet("old", out _));
+    }
+
+    [Fact]
+    public async Task A_name_beaconed_on_another_protocol_is_named_when_a_wait_for_it_times_out()
+    {
+        var (node, service) = await CreateAsync();
+        var before = await Assert.ThrowsAsync<PeerNotFoundException>(() => node.Peers.WaitForAsync("carol", TimeSpan.Zero));
+        service.Handle(Alive("carol", "127.0.0.1:6000", protocol: "otherproto"), s_loopbackSource);
+        var after = await Assert.ThrowsAsync<PeerNotFoundException>(() => node.Peers.WaitForAsync("carol", TimeSpan.Zero));
+
+        Assert.DoesNotContain("otherproto", before.Message, StringComparison.Ordinal);
+        Assert.Contains("otherproto", after.Message, StringComparison.Ordinal);
+    }
+
+    private static BeaconSeal SealOf(string networkKey, NodeIdentity identity) => new(NodeSecurity.SharedKey(networkKey), identity);
+
+    [Fact]
+    public async Task A_secure_node_takes_only_beacons_sealed_for_its_group_and_seals_its_own()
+    {
+        var key = NodeSecurity.CreateNetworkKey();
+        var me = NodeIdentity.Create();
+        var bob = NodeIdentity.Create();
+        var (node, service) = await CreateAsync(seal: SealOf(key, me));
+        var bobSeal = SealOf(key, bob);
+        var strangerSeal = SealOf(NodeSecurity.CreateNetworkKey(), NodeIdentity.Create());
+
+        service.Handle(Alive("open", "127.0.0.1:6001", instance: "open"), s_loopbackSource);
+        Assert.Equal(1, service.Dropped);
+        service.Handle(BeaconText("itecnet|old|127.0.0.1:6002"), s_loopbackSource);
+        Assert.Equal(2, service.Dropped);
+        service.Handle(strangerSeal.Seal(Alive("eve", "127.0.0.1:6003", instance: "eve"), DateTimeOffset.UtcNow), s_loopbackSource);
+        Assert.Equal(3, service.Dropped);
+        Assert.Equal(0, node.Peers.Count);
+
+        service.Handle(bobSeal.Seal(Alive("bob", "127.0.0.1:6000", instance: "bob-1", kind: "hello"), DateTimeOffset.UtcNow), s_loopbackSource);
+        Assert.Equal(3, service.Dropped);
+        Assert.True(node.Peers.TryGet("bob", out var peer));
+        Assert.Equal(("bob-1", bob.Id), (peer.InstanceId, peer.PeerId));
+
+        // The hello is answered with a sealed beacon that bob's group opens as coming from this node.
+        var answer = await ExpectDatagramAsync();
+        Assert.True(BeaconSeal.IsSealed(answer));
+        Assert.Equal(me.Id, bobSeal.TryOpen(answer, "me-instance", DateTimeOffset.UtcNow));
+        Assert.Null(strangerSeal.TryOpen(answer, "me-instance", DateTimeOffset.UtcNow));
+    }
+
+    [Fact]
+    public async Task A_secure_node_refuses_a_name_whose_sealed_beacon_would_pass_the_limit_by_the_bytes_over()
+    {
+        var seal = SealOf(NodeSecurity.CreateNetworkKey(), NodeIdentity.Create());
+        var longest = 0;
+        ArgumentException? error = null;
+        for (var length = 300; error is null && length < 600; length++)
+        {
+            var node = Node.Create(new NodeOptions { Name = new string('n', length), Scope = DiscoveryScope.Loopback, DiscoveryPort = LoopbackPorts.FreeUdpPort() });
+            _owned.Add(node);
+            try
+            {
+                await new DiscoveryService(node.Options, node.Peers, () => 5000, [], "i", DateTimeOffset.UnixEpoch, NullLogger.Instance, seal).DisposeAsync();
+                longest = length;
+            }
+            catch (ArgumentException e)
+            {
+                error = e;
+            }
+        }
+
+        // The longest name that fits is one byte short of the one refused, and the refusal says so.
+        Assert.NotNull(error);
+        Assert.InRange(longest, 301, 598);
+        Assert.Equal("options", error.ParamName);
+        Assert.StartsWith($"The name '{new string('n', longest + 1)}' makes this node's secure beacon {BeaconSeal.MaxSealedLength + 1} bytes, above the {BeaconSeal.MaxSealedLength}-byte limit of secure beacons. " +
+            "Shorten the name (or the protocol) by 1 bytes.", error.Message, StringComparison.Ordinal);
+        // The boundary is absolute, not only relative: a real beacon of the longest accepted name, sealed now (a
+        // 13-digit freshness), fits, within a byte or two of the limit (the check allows for the widest freshness).
+        var defaults = new NodeOptions { Name = "n" };
+        var plain = new Beacon(defaults.Protocol, new string('n', longest), new IPEndPoint(IPAddress.Broadcast, IPEndPoint.MaxPort), BeaconKind.Alive,
+            "i", defaults.AdvertiseInterval, DateTimeOffset.UnixEpoch).ToBytes();
+        Assert.InRange(seal.Seal(plain, DateTimeOffset.UtcNow).Length, BeaconSeal.MaxSealedLength - 2, BeaconSeal.MaxSealedLength);
+        // An open node takes that name: only the seal makes it too long.
+        var open = Node.Create(new NodeOptions { Name = new string('n', longest + 1), Scope = DiscoveryScope.Loopback, DiscoveryPort = LoopbackPorts.FreeUdpPort() });
+        _owned.Add(open);
+        await new DiscoveryService(open.Options, open.Peers, () => 5000, [], "i", DateTimeOffset.UnixEpoch, NullLogger.Instance).DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()
