@@ -93,49 +93,13 @@ public sealed class AnyPeerTests
         var jobs = caller.Peers.Any<IJobs>();
         const int Workers = 8, PerWorker = 60;
 
-        var load = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
-        {
-            var outcomes = new List<(int Job, string? Server, Exception? Error)>();
-            for (var i = 0; i < PerWorker; i++)
-            {
-                var job = (w * PerWorker) + i;
-                try
-                {
-                    outcomes.Add((job, await (idempotent ? jobs.LookAsync(job) : jobs.RunAsync(job)), null));
-                }
-                catch (Exception e)
-                {
-                    outcomes.Add((job, null, e));
-                }
-            }
-
-            return outcomes;
-        })).ToArray();
+        var load = FailoverLoad.RunAsync(Workers, PerWorker, job => idempotent ? jobs.LookAsync(job) : jobs.RunAsync(job));
         await midLoad.Task.Within();
         await leaving.DisposeAsync();
-        var results = (await Task.WhenAll(load).Within()).SelectMany(o => o).ToArray();
+        var results = await load.Within();
 
-        Assert.Equal(Workers * PerWorker, results.Length);
         var (leavingCounts, stayingCounts) = idempotent ? (leavingJobs.Looks, stayingJobs.Looks) : (leavingJobs.Runs, stayingJobs.Runs);
-        foreach (var (job, server, error) in results)
-        {
-            var runs = leavingCounts.GetValueOrDefault(job) + stayingCounts.GetValueOrDefault(job);
-            if (error is null)
-            {
-                // Ran where the answer came from; only an idempotent call may also have run on the node that left.
-                Assert.Equal(1, (server == "leaving" ? leavingCounts : stayingCounts).GetValueOrDefault(job));
-                Assert.InRange(runs, 1, idempotent ? 2 : 1);
-            }
-            else
-            {
-                // Sent, then the connection closed before the answer: it may have run, so a plain call is not sent again.
-                Assert.False(idempotent, $"idempotent job {job} failed: {error}");
-                Assert.IsAssignableFrom<PeerConnectionException>(error);
-                Assert.InRange(runs, 0, 1);
-            }
-        }
-
-        Assert.InRange(results.Count(r => r.Error is not null), 0, Workers); // at most the calls in flight at the close
+        FailoverLoad.AssertNoneLostNoneRunTwice(results, Workers * PerWorker, "leaving", leavingCounts, stayingCounts, idempotent, Workers);
         Assert.True(stayingCounts.Count > Workers * PerWorker / 2, "the peer that stayed took over the load");
     }
 

@@ -33,60 +33,27 @@ public sealed class AnyPeerKillTests(ITestOutputHelper output) : IDisposable
         const int Workers = 8, PerWorker = 80;
         var started = 0;
         var midLoad = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var load = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
-        {
-            var outcomes = new List<(int Job, string? Server, Exception? Error)>();
-            for (var i = 0; i < PerWorker; i++)
+        var load = FailoverLoad.RunAsync(Workers, PerWorker, job => idempotent ? jobs.LookAsync(job) : jobs.RunAsync(job),
+            starting: _ =>
             {
-                var job = (w * PerWorker) + i;
                 if (Interlocked.Increment(ref started) == Workers * PerWorker / 3)
                     midLoad.TrySetResult();
-                try
-                {
-                    outcomes.Add((job, await (idempotent ? jobs.LookAsync(job) : jobs.RunAsync(job)), null));
-                }
-                catch (Exception e)
-                {
-                    outcomes.Add((job, null, e));
-                }
-            }
-
-            return outcomes;
-        })).ToArray();
+            });
         await midLoad.Task.Within();
         await victim.KillAsync();
-        var results = (await Task.WhenAll(load).Within()).SelectMany(o => o).ToArray();
+        var results = await load.Within();
 
         var (onVictim, onSurvivor) = (Ran(victimLog), Ran(survivorLog));
+        Assert.True(onVictim.Count > 0, "the victim served part of the load before it was killed");
+        var failed = FailoverLoad.AssertNoneLostNoneRunTwice(results, Workers * PerWorker, "victim", onVictim, onSurvivor, idempotent, Workers);
+        output.WriteLine($"any-kill idempotent={idempotent}: {onVictim.Count} jobs ran on the victim, {onSurvivor.Count} on the survivor, " +
+                         $"{failed} failed with PeerConnectionException, {results.Length - failed} succeeded");
 
         async Task BothServeAsync()
         {
             while ((await caller.Peers.ServingAsync<IKillableJobs>()).Count < 2)
                 await Task.Delay(50);
         }
-        Assert.Equal(Workers * PerWorker, results.Length);
-        Assert.True(onVictim.Count > 0, "the victim served part of the load before it was killed");
-        foreach (var (job, server, error) in results)
-        {
-            var runs = onVictim.GetValueOrDefault(job) + onSurvivor.GetValueOrDefault(job);
-            if (error is null)
-            {
-                Assert.Equal(1, (server == "victim" ? onVictim : onSurvivor).GetValueOrDefault(job));
-                Assert.InRange(runs, 1, idempotent ? 2 : 1);
-            }
-            else
-            {
-                // Written, then the connection was cut before the answer: it may have run, so a plain call is not resent.
-                Assert.False(idempotent, $"idempotent job {job} failed: {error}");
-                Assert.IsAssignableFrom<PeerConnectionException>(error);
-                Assert.InRange(runs, 0, 1);
-            }
-        }
-
-        var failed = results.Count(r => r.Error is not null);
-        Assert.InRange(failed, 0, Workers);   // at most the calls in flight when the process died
-        output.WriteLine($"any-kill idempotent={idempotent}: {onVictim.Count} jobs ran on the victim, {onSurvivor.Count} on the survivor, " +
-                         $"{failed} failed with PeerConnectionException, {results.Length - failed} succeeded");
     }
 
     /// <summary>How often each job ran, from a server's log of "run N" / "look N" lines.</summary>
