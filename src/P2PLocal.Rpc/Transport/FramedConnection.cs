@@ -373,13 +373,19 @@ internal abstract class FramedConnection
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                var stamped = false;
                 lock (_sendGate)
                     _gathering = true;
                 try
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
-                        LastFrameTicks = Clock.GetTimestamp();
+                        if (!stamped)
+                        {
+                            LastFrameTicks = Clock.GetTimestamp(); // once per read: its frames arrived together
+                            stamped = true;
+                        }
+
                         RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                         if (IsOverBufferLimit)
