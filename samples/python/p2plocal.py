@@ -2,7 +2,8 @@
 
 Written from PROTOCOL.md (wire protocol version 1). It finds nodes with UDP beacons, calls their functions by name
 with kwargs (dynamic and generated functions alike), pipelines calls on one TCP connection per peer, cancels them,
-lists a peer's functions, raises each wire error as its own exception, and serves Python functions to other nodes.
+lists a peer's functions, reads streamed results with flow control, raises each wire error as its own exception, and
+serves Python functions to other nodes.
 
     import p2plocal
     with p2plocal.Node("py", discovery_port=47474) as node:      # loopback scope by default
@@ -12,11 +13,14 @@ lists a peer's functions, raises each wire error as its own exception, and serve
         call.cancel()                                           # sends a cancel; the handler's token fires there
         # [MessagePackObject] kwargs from dicts of members, by the peer's own description of them ($methods):
         print(node.invoke("bob", "Measure", segment={"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}}))
+        for item in node.request_stream("bob", "count", n=10):   # a streamed result, read as it arrives
+            print(item)
 
 Thread-safe: any thread may call, and calls may overlap. Close the node (or leave the `with` block) to send a
 goodbye and release its sockets and threads.
 """
 
+import collections
 import datetime
 import itertools
 import secrets
@@ -28,7 +32,8 @@ import time
 __all__ = [
     "Node", "Call", "Peer", "P2PError", "PeerNotFoundError", "NameConflictError", "PeerConnectionError",
     "RemoteError", "MethodNotFoundError", "InvalidKwargsError", "PeerBusyError", "RemoteCancelledError",
-    "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError",
+    "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError", "FeatureNotSupportedError",
+    "Stream",
     "pack", "unpack", "encode", "decode", "build_kwargs", "fingerprint", "PROTOCOL_VERSION",
 ]
 
@@ -42,6 +47,10 @@ MIN_FRAME = 1024                      # the smallest maxFrameSize a hello may sa
 MAX_HELLO_FRAME = 16 * 1024           # the largest frame read before the hello
 LOOPBACK_BROADCAST = "127.255.255.255"
 REQUEST, RESULT, ERROR, CANCEL, HELLO = 0, 1, 2, 3, 4
+STREAM_ITEM, STREAM_CREDIT, STREAM_REQUEST = 5, 6, 7
+STREAM_FEATURE = "stream"             # hello features (element 6): the peer takes stream requests
+DEFAULT_STREAM_WINDOW = 64
+MAX_UINT32 = 0xFFFFFFFF
 ANSWER_SPACING = 0.020                # at most one answer to hellos per 20 ms
 MAX_DEPTH = 64                        # nesting a decoded value may have
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -109,7 +118,16 @@ class BadRequestError(RemoteError):
 
 
 class CallCancelledError(P2PError):
-    """This side cancelled the call (Call.cancel)."""
+    """This side cancelled the call (Call.cancel, Stream.cancel)."""
+
+
+class FeatureNotSupportedError(P2PError):
+    """The peer's hello does not offer a feature the call needs (an older node, or another implementation without
+    it); nothing was sent. `feature` names it, e.g. "stream"."""
+
+    def __init__(self, message, feature):
+        super().__init__(message)
+        self.feature = feature
 
 
 _ERRORS = {2: MethodNotFoundError, 3: InvalidKwargsError, 4: PeerBusyError, 5: RemoteCancelledError,
@@ -539,6 +557,12 @@ def _digits(text):
     return text.isascii() and text.isdigit()
 
 
+def _check_window(window):
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_UINT32:
+        raise ValueError("a stream window is an int from 1 to 2^32-1 items, not %r" % (window,))
+    return window
+
+
 def _is_loopback(host):
     return host.startswith("127.") or host == "::1"
 
@@ -586,13 +610,16 @@ def _recv_frame(sock, limit):
 
 
 def _check_hello(message):
-    """Validates a hello (PROTOCOL.md, Hello); returns (name, instance_id, max_frame, idle_ms)."""
+    """Validates a hello (PROTOCOL.md, Hello); returns (name, instance_id, max_frame, idle_ms, features)."""
     if message[0] == ERROR and len(message) >= 5:
         raise BadRequestError(message[2], message[3], message[4])
     if message[0] != HELLO or len(message) < 5:
         raise ValueError("the first frame must be a hello")
     _, version, name, instance_id, max_frame = message[:5]
     idle_ms = message[5] if len(message) > 5 and isinstance(message[5], int) else 0
+    # Element 6, features: strings naming what the sender accepts beyond version 1; others are skipped.
+    listed = message[6] if len(message) > 6 and isinstance(message[6], list) else []
+    features = frozenset(f for f in listed if isinstance(f, str))
     if version != PROTOCOL_VERSION:
         raise ValueError("hello version %r; this node speaks version %d" % (version, PROTOCOL_VERSION))
     if not isinstance(name, str) or not isinstance(instance_id, str):
@@ -601,7 +628,7 @@ def _check_hello(message):
         raise ValueError("hello name or instance id is too long (at most 1024 and 64 UTF-8 bytes)")
     if not isinstance(max_frame, int) or not MIN_FRAME <= max_frame < 1 << 31:
         raise ValueError("hello maxFrameSize %r is not an int32 of at least %d" % (max_frame, MIN_FRAME))
-    return name, instance_id, max_frame, idle_ms
+    return name, instance_id, max_frame, idle_ms, features
 
 
 # ------------------------------------------------------------------------------------------------- calling
@@ -649,6 +676,149 @@ class Call:
         return True
 
 
+class Stream:
+    """The items of one streamed call (`Node.stream`, `Node.request_stream`), in the order the producer yielded them.
+
+    Iterate it (`for item in stream`). Each item waits at most `timeout` seconds (None: no limit); then the stream is
+    cancelled on the peer and TimeoutError is raised. The peer runs at most `window` items ahead of this reader: credit
+    is granted as items are read (each half window, and before every wait). After the last item the iteration ends, or
+    raises the producer's error (a RemoteError subclass) after the items it yielded before, or PeerConnectionError
+    when the connection dropped (after the items received). Stopping early (`close()`, leaving a `with` block,
+    `cancel()`, or dropping the stream) cancels it on the peer, whose producer's token fires.
+
+    One reader at a time; `cancel()` and `close()` may be called from any thread.
+    """
+
+    def __init__(self, receiver, timeout):
+        self._receiver = receiver
+        self.id = receiver.id
+        self.function = receiver.function
+        self.window = receiver.window
+        self.timeout = timeout
+        self._closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._closed:
+            raise StopIteration
+        return self._receiver.next(self.timeout)
+
+    def done(self):
+        """True once the stream ended: its reply came, it was cancelled, or the connection dropped."""
+        return self._receiver.ended()
+
+    def cancel(self):
+        """Cancels the stream: the peer's producer sees its token fire; items not read are dropped, and the next read
+        (also one waiting in another thread) raises CallCancelledError. Returns False when the stream had ended."""
+        return self._receiver.give_up(CallCancelledError("stream %r was cancelled by this node" % self.function))
+
+    def close(self):
+        """Stops reading: like `cancel()`, but the iteration just ends (as a generator's close). Idempotent."""
+        self._closed = True
+        self._receiver.give_up(None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown: the connection may be gone)
+            pass
+
+
+class _StreamReceiver:
+    """The connection's side of one stream: the items wait here as they arrive, then its end (PROTOCOL.md,
+    "Streamed results"). The read loop calls `_item` and `_complete`; one reader calls `next`."""
+
+    def __init__(self, connection, request_id, function, window):
+        self._connection = connection
+        self.id = request_id
+        self.function = function
+        self.window = window
+        self._changed = threading.Condition()
+        self._items = collections.deque()
+        self._allowance = window           # items the peer may still send before more credit
+        self._batch = max(1, window // 2)  # credit is granted each half window read...
+        self._uncredited = 0               # ...and before every wait (see next)
+        self._ended = False
+        self._error = None
+
+    def _item(self, value):
+        with self._changed:
+            if self._ended:
+                return
+            if self._allowance <= 0:
+                raise ValueError("peer %r sent more items of %r (stream %d) than the window of %d it was granted"
+                                 % (self._connection.peer_name, self.function, self.id, self.window))
+            self._allowance -= 1
+            self._items.append(value)
+            self._changed.notify_all()
+
+    def _complete(self, value=None, error=None):
+        """The end: the reply (its nil result or its error), the connection's loss, or this side giving up."""
+        with self._changed:
+            if not self._ended:
+                self._ended, self._error = True, error
+                self._changed.notify_all()
+
+    def ended(self):
+        with self._changed:
+            return self._ended
+
+    def give_up(self, error):
+        with self._changed:
+            if self._ended:
+                return False
+            self._items.clear()
+        return self._connection.abandon(self, error)
+
+    def next(self, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            credit, have = 0, False
+            with self._changed:
+                if self._items:
+                    value, have = self._items.popleft(), True
+                    self._uncredited += 1
+                    if self._uncredited >= self._batch and not self._ended:
+                        credit = self._uncredited
+                elif self._ended:
+                    error, self._error = self._error, None  # raised once; then the iteration just ends
+                    if error is not None:
+                        raise error
+                    raise StopIteration
+                elif self._uncredited:
+                    # Nothing to read, and the items read are not all credited: grant them before waiting. The peer
+                    # may run a smaller window than ours and be waiting for exactly this credit.
+                    credit = self._uncredited
+                else:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        self._changed.release()
+                        try:
+                            self._connection.abandon(self, TimeoutError(
+                                "%s sent no item of %r within %s s; the stream was cancelled there"
+                                % (self._connection.peer_name, self.function, timeout)))
+                        finally:
+                            self._changed.acquire()
+                        continue
+                    self._changed.wait(left)
+                    continue
+                if credit:
+                    self._uncredited -= credit
+                    self._allowance += credit
+            if credit:
+                self._connection.credit(self.id, credit)
+            if have:
+                return value
+
+
 class _Connection:
     """An outgoing connection to one peer instance: pipelined requests, replies in any order."""
 
@@ -664,7 +834,8 @@ class _Connection:
         try:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _send_frame(self._sock, self._send_lock, node._hello(), DEFAULT_MAX_FRAME)
-            name, instance_id, max_frame, idle_ms = _check_hello(_recv_frame(self._sock, node.max_frame_size))
+            name, instance_id, max_frame, idle_ms, self.features = _check_hello(
+                _recv_frame(self._sock, node.max_frame_size))
             if peer.instance_id and instance_id != peer.instance_id:
                 raise PeerConnectionError("peer %r at %s:%d is now instance %r, not %r: it restarted"
                                           % (peer.name, peer.host, peer.port, instance_id, peer.instance_id))
@@ -691,36 +862,69 @@ class _Connection:
             return self.closed or not self._pending and time.monotonic() - self._last_used > self._idle_limit
 
     def call(self, function, kwargs):
+        call = self._register(lambda request_id: Call(self, request_id, function))
+        self._send_request(call, [REQUEST, call.id, function, kwargs])
+        return call
+
+    def stream(self, function, kwargs, window, timeout):
+        """Sends a stream request (PROTOCOL.md, "Streamed results") and returns its Stream; sends nothing to a peer
+        whose hello does not offer streams."""
+        if STREAM_FEATURE not in self.features:
+            raise FeatureNotSupportedError(
+                "peer %r does not take stream requests: its hello does not offer the %r feature (an older "
+                "P2PLocal.Rpc, or another implementation without streams), so %r was not sent; call a function that "
+                "returns one result instead" % (self.peer_name, STREAM_FEATURE, function), STREAM_FEATURE)
+        receiver = self._register(lambda request_id: _StreamReceiver(self, request_id, function, window))
+        self._send_request(receiver, [STREAM_REQUEST, receiver.id, function, kwargs, window])
+        return Stream(receiver, timeout)
+
+    def _register(self, make):
+        """Takes a free request id and files the Call or stream that `make(id)` returns under it."""
         with self._lock:
             self._last_used = time.monotonic()
             if self.closed:
                 raise PeerConnectionError("the connection to %r is closed" % self.peer_name)
-            request_id = next(self._ids) & 0xFFFFFFFF
+            request_id = next(self._ids) & MAX_UINT32
             while request_id in self._pending or request_id == 0:  # never two pending calls on one id
-                request_id = next(self._ids) & 0xFFFFFFFF
-            call = Call(self, request_id, function)
-            self._pending[request_id] = call
+                request_id = next(self._ids) & MAX_UINT32
+            entry = make(request_id)
+            self._pending[request_id] = entry
+        return entry
+
+    def _send_request(self, entry, message):
         try:
-            _send_frame(self._sock, self._send_lock, [REQUEST, request_id, function, kwargs], self._max_send)
+            _send_frame(self._sock, self._send_lock, message, self._max_send)
         except FrameTooLargeError as e:
-            self._forget(request_id)
+            self._forget(entry.id)
             raise FrameTooLargeError(6, "FrameTooLarge", "the request is too large to send: " + e.remote_message,
-                                     function, self.peer_name) from None
+                                     entry.function, self.peer_name) from None
         except OSError as e:
-            self._forget(request_id)
+            self._forget(entry.id)
             self.close(e)
             raise PeerConnectionError("the connection to %r dropped: %s" % (self.peer_name, e))
-        return call
+
+    def credit(self, request_id, items):
+        """Tells the peer that `items` more items of stream `request_id` were read, so it may send that many more."""
+        with self._lock:
+            self._last_used = time.monotonic()
+            if self.closed:
+                return
+        try:
+            _send_frame(self._sock, self._send_lock, [STREAM_CREDIT, request_id, items], self._max_send)
+        except OSError:
+            pass  # the read loop sees the loss and ends the stream
 
     def abandon(self, call, error):
-        """Gives up on a call (cancel or timeout): the peer gets a cancel, a late reply is dropped."""
+        """Gives up on a call or stream (cancel or timeout): the peer gets a cancel, late items and the reply are
+        dropped. Returns False when it had already ended."""
         if self._forget(call.id) is None:
-            return
+            return False
         call._complete(error=error)
         try:
             _send_frame(self._sock, self._send_lock, [CANCEL, call.id], self._max_send)
         except OSError:
             pass
+        return True
 
     def _forget(self, request_id):
         with self._lock:
@@ -732,6 +936,12 @@ class _Connection:
             while True:
                 message = _recv_frame(self._sock, self._node.max_frame_size)
                 kind, request_id = message[0], message[1]
+                if kind == STREAM_ITEM and len(message) >= 3:
+                    with self._lock:
+                        stream = self._pending.get(request_id)
+                    if isinstance(stream, _StreamReceiver):
+                        stream._item(message[2])  # ValueError beyond the window: the peer broke the protocol
+                    continue  # otherwise an item of a stream given up on: dropped
                 if kind not in (RESULT, ERROR) or not isinstance(request_id, int):
                     raise ValueError("a server does not send message kind %r" % (kind,))
                 call = self._forget(request_id)
@@ -782,7 +992,7 @@ class _ServerConnection:
         try:
             hello = _recv_frame(self._sock, min(MAX_HELLO_FRAME, node.max_frame_size))
             try:
-                _, _, self._max_send, _ = _check_hello(hello)
+                _, _, self._max_send, _, self._caller_features = _check_hello(hello)
             except ValueError as e:
                 _send_frame(self._sock, self._send_lock, [ERROR, 0, 8, "BadHello", str(e)], DEFAULT_MAX_FRAME)
                 return
@@ -872,9 +1082,11 @@ class Node:
 
     def __init__(self, name, discovery_port=DEFAULT_DISCOVERY_PORT, protocol=DEFAULT_PROTOCOL, timer=3.0,
                  functions=None, host="127.0.0.1", broadcast=LOOPBACK_BROADCAST, request_timeout=30.0,
-                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME, idle_timeout=120.0):
+                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME, idle_timeout=120.0,
+                 stream_window=DEFAULT_STREAM_WINDOW):
         if not name or "|" in name or "|" in protocol:
             raise ValueError("name and protocol must be non-empty and must not contain '|'")
+        self.stream_window = _check_window(stream_window)
         self.name = name
         self.protocol = protocol
         self.discovery_port = discovery_port
@@ -959,6 +1171,28 @@ class Node:
     def request(self, target, function, /, **kwargs):
         """Calls `function` on peer `target` with kwargs and returns its result (like p2p-local's request)."""
         return self.call(target, function, kwargs).result(self.request_timeout)
+
+    def stream(self, target, function, kwargs=None, window=None, timeout=None):
+        """Calls a function that streams its result (PROTOCOL.md, "Streamed results") and returns its Stream at once;
+        iterate it for the items. `window` (1 to 2^32-1; default `stream_window`) bounds how far the producer may run
+        ahead of the reading; `timeout` bounds each wait for an item (default `request_timeout`; float("inf"): none).
+
+        Raises FeatureNotSupportedError at once, sending nothing, when the peer's hello does not offer streams.
+        A function that does not stream is MethodNotFoundError (error 2) on the first read.
+        """
+        if self._stop.is_set():
+            raise P2PError("the node is closed")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError("kwargs must be a dict from parameter name to value")
+        window = self.stream_window if window is None else _check_window(window)
+        timeout = self.request_timeout if timeout is None else timeout
+        return self._connection(target).stream(function, kwargs or {}, window,
+                                               None if timeout == float("inf") else timeout)
+
+    def request_stream(self, target, function, /, **kwargs):
+        """`stream` with the kwargs as keywords (like `request`), the node's `stream_window` and `request_timeout`:
+        `for item in node.request_stream("bob", "count", n=10): ...`."""
+        return self.stream(target, function, kwargs)
 
     def functions(self, target):
         """The peer's functions with their signatures: a list of dicts as `$methods` returns them."""

@@ -1,12 +1,15 @@
-"""Unit tests of p2plocal.py's MessagePack codec and beacon format, without a network.
+"""Unit tests of p2plocal.py's MessagePack codec, beacon format, objects, and connections and streams against fake
+servers on loopback.
 
     cd samples/python && python3 -m unittest test_p2plocal
 """
 
 import datetime
+import queue
 import socket
 import struct
 import threading
+import time
 import unittest
 
 import p2plocal as p
@@ -130,6 +133,185 @@ class ConnectionTests(unittest.TestCase):
         restarted = p.Peer("fake", self.peer.host, self.peer.port, "fake-0", 3.0, 0, 0, False)
         with self.assertRaises(p.PeerConnectionError):
             self.node._connection_to(restarted)
+
+
+class FakeStreamServer:
+    """A fake node on loopback: says hello with `features`, records each frame it reads, and hands stream requests
+    to `serve(send, request, credits)`, where `credits` is a queue of the credits the client grants that stream."""
+
+    def __init__(self, features, serve, instance_id):
+        self.features, self.serve, self.instance_id = features, serve, instance_id
+        self.frames = queue.Queue()
+        self.credits = queue.Queue()
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+        self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], instance_id, 3.0, 0, 0, False)
+
+    def close(self):
+        self.server.close()
+
+    def _accept(self):
+        try:
+            sock, _ = self.server.accept()
+        except OSError:
+            return
+        lock = threading.Lock()
+        with sock:
+            try:
+                p._recv_frame(sock, 1 << 20)
+                hello = [4, 1, "fake", self.instance_id, 1 << 20, 0] + ([self.features] if self.features is not None else [])
+                p._send_frame(sock, lock, hello, 1 << 20)
+                while True:
+                    frame = p._recv_frame(sock, 1 << 20)
+                    self.frames.put(frame)
+                    if frame[0] == 6:
+                        self.credits.put(frame[2])
+                    elif frame[0] == 0:
+                        p._send_frame(sock, lock, [1, frame[1], "ok"], 1 << 20)
+                    elif frame[0] == 7:
+                        send = lambda message: p._send_frame(sock, lock, message, 1 << 20)  # noqa: E731
+                        threading.Thread(target=self.serve, args=(send, frame, self.credits), daemon=True).start()
+            except (OSError, ValueError):
+                pass
+
+    def next_frame(self, kind):
+        """The next frame of `kind` the server read (others are skipped); fails after 5 s."""
+        while True:
+            frame = self.frames.get(timeout=5)
+            if frame[0] == kind:
+                return frame
+
+
+def produce(count, server_window=None, end=None):
+    """A producer that sends `count` items 0, 1, ... with credit as PROTOCOL.md says (at most the smaller of the
+    client's window and `server_window` unacknowledged), then `end(id)` (default: the nil result; None: nothing)."""
+    def serve(send, request, credits):
+        request_id, window = request[1], min(request[4], server_window or request[4])
+        allowance = window
+        for i in range(count):
+            while allowance == 0:
+                allowance += credits.get(timeout=5)
+            send([5, request_id, i])
+            allowance -= 1
+        last = end(request_id) if end else [1, request_id, None]
+        if last is not None:
+            send(last)
+    return serve
+
+
+class StreamTests(unittest.TestCase):
+    """Streamed results (PROTOCOL.md, "Streamed results") against fake servers."""
+
+    def setUp(self):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        udp.close()
+        self.node = p.Node("tester", discovery_port=port)
+        self.fakes = []
+
+    def tearDown(self):
+        self.node.close()
+        for fake in self.fakes:
+            fake.close()
+
+    def connect(self, serve, features=("extras", "stream", "events")):
+        fake = FakeStreamServer(list(features) if features is not None else None, serve, "fake-%d" % len(self.fakes))
+        self.fakes.append(fake)
+        return fake, self.node._connection_to(fake.peer)
+
+    def test_a_peer_without_the_stream_feature_is_refused_at_once_and_sent_nothing(self):
+        for features in (None, ["extras"]):
+            fake, connection = self.connect(produce(3), features)
+            with self.assertRaisesRegex(p.FeatureNotSupportedError, "does not offer the 'stream' feature") as caught:
+                connection.stream("count", {}, 4, 5)
+            self.assertEqual(caught.exception.feature, "stream")
+            self.assertEqual(connection.call("f", {}).result(5), "ok")
+            self.assertEqual(fake.frames.get(timeout=5)[0], 0)  # the call is the first frame after the hello
+            self.assertTrue(fake.frames.empty())
+
+    def test_items_arrive_in_order_and_credit_is_granted_only_for_items_read(self):
+        fake, connection = self.connect(produce(10))
+        stream = connection.stream("count", {"n": 10}, 4, 5)
+        self.assertEqual(fake.next_frame(7)[2:], ["count", {"n": 10}, 4])
+        self.assertEqual(list(stream), list(range(10)))
+        self.assertTrue(stream.done())
+        self.assertEqual(connection.call("f", {}).result(5), "ok")  # every credit was read before this call
+        credits = []
+        while not fake.frames.empty():
+            frame = fake.frames.get()
+            if frame[0] == 6:
+                credits.append(frame)
+        self.assertEqual({c[1] for c in credits}, {stream.id})
+        # At most half a window at a time (less when the reader caught up and waits), never more than was read, and
+        # enough for the 6 items beyond the window of 4.
+        self.assertTrue(all(1 <= c[2] <= 2 for c in credits), credits)
+        self.assertTrue(6 <= sum(c[2] for c in credits) <= 10, credits)
+
+    def test_a_server_window_smaller_than_ours_does_not_stall_the_stream(self):
+        # The server runs with 2 of our 64: credit must be granted before waiting, not only each 32 items read.
+        fake, connection = self.connect(produce(10, server_window=2))
+        self.assertEqual(list(connection.stream("count", {}, 64, 5)), list(range(10)))
+
+    def test_the_producers_error_is_raised_after_its_items(self):
+        boom = lambda request_id: [2, request_id, 1, "ValueError", "boom"]  # noqa: E731
+        fake, connection = self.connect(produce(2, end=boom))
+        stream = connection.stream("count", {}, 4, 5)
+        self.assertEqual([next(stream), next(stream)], [0, 1])
+        with self.assertRaisesRegex(p.RemoteError, "boom") as caught:
+            next(stream)
+        self.assertEqual((type(caught.exception), caught.exception.remote_type), (p.RemoteError, "ValueError"))
+        self.assertEqual(list(stream), [])  # raised once, then the iteration ends
+        missing = lambda request_id: [2, request_id, 2, "MethodNotFound", "no such function"]  # noqa: E731
+        _, connection = self.connect(produce(0, end=missing))
+        with self.assertRaises(p.MethodNotFoundError):
+            list(connection.stream("count", {}, 4, 5))
+
+    def test_no_item_within_the_timeout_cancels_the_stream_there(self):
+        fake, connection = self.connect(produce(1, end=lambda request_id: None))
+        stream = connection.stream("count", {}, 1, 0.3)
+        self.assertEqual(next(stream), 0)
+        with self.assertRaisesRegex(TimeoutError, "within 0.3 s; the stream was cancelled there"):
+            next(stream)
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+
+    def test_stopping_early_cancels_the_stream_there(self):
+        fake, connection = self.connect(produce(100))
+        with connection.stream("count", {}, 4, 5) as stream:
+            self.assertEqual(next(stream), 0)
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+        self.assertEqual(list(stream), [])
+        for item in connection.stream("count", {}, 4, 5):  # dropped without close: collected, then cancelled
+            break
+        self.assertEqual(fake.next_frame(3)[0], 3)
+        stream = connection.stream("count", {}, 4, 5)
+        self.assertTrue(stream.cancel())
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+        with self.assertRaises(p.CallCancelledError):
+            next(stream)
+        self.assertFalse(stream.cancel())
+        self.assertEqual(connection.call("f", {}).result(5), "ok")  # the connection stays
+
+    def test_more_items_than_granted_closes_the_connection(self):
+        def flood(send, request, credits):
+            for i in range(request[4] + 1):
+                send([5, request[1], i])
+        fake, connection = self.connect(flood)
+        stream = connection.stream("count", {}, 2, 5)
+        deadline = time.monotonic() + 5
+        while not stream.done() and time.monotonic() < deadline:  # read nothing until the third item closed it
+            time.sleep(0.01)
+        self.assertEqual([next(stream), next(stream)], [0, 1])
+        with self.assertRaisesRegex(p.PeerConnectionError, "more items of 'count' .stream 1. than the window of 2"):
+            next(stream)
+        self.assertTrue(connection.closed)
+
+    def test_a_window_outside_1_to_2_to_the_32_is_refused(self):
+        for window in (0, -1, 2**32, 1.5, True):
+            with self.assertRaises(ValueError):
+                self.node.stream("anyone", "count", window=window)
 
 
 # What `$methods` says of the sample's Geometry.Measure (PROTOCOL.md, "Object values").
