@@ -2,9 +2,15 @@
 servers on loopback.
 
     cd samples/python && python3 -m unittest test_p2plocal
+
+InteropTests run only against a real C# node that PythonClientTests starts (it sets P2PLOCAL_TARGET and
+P2PLOCAL_DISCOVERY_PORT); without those they are skipped.
+
+    cd samples/python && python3 -m unittest test_p2plocal
 """
 
 import datetime
+import os
 import queue
 import socket
 import struct
@@ -312,6 +318,60 @@ class StreamTests(unittest.TestCase):
         for window in (0, -1, 2**32, 1.5, True):
             with self.assertRaises(ValueError):
                 self.node.stream("anyone", "count", window=window)
+
+
+@unittest.skipUnless(os.environ.get("P2PLOCAL_TARGET"), "needs the C# node that PythonClientTests starts")
+class InteropTests(unittest.TestCase):
+    """Against the C# node of PythonClientTests, whose functions are:
+    count(n): streams 0..n-1, counting what it produced; progress(read): that count, after this side read `read`
+    items (the node keeps the largest lead); endless(): streams until cancelled; endless_cancelled(): true once the
+    endless producer's token fired; failing(): streams 0, 1, 2 and throws; greet(name): one result. Its
+    StreamWindow is SERVER_WINDOW."""
+
+    SERVER_WINDOW = 8
+
+    @classmethod
+    def setUpClass(cls):
+        cls.target = os.environ["P2PLOCAL_TARGET"]
+        cls.node = p.Node("py-interop-%d" % os.getpid(), discovery_port=int(os.environ["P2PLOCAL_DISCOVERY_PORT"]))
+        cls.node.wait_for(cls.target)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.close()
+
+    def test_items_arrive_in_order_and_the_producer_stays_within_the_window_of_the_reading(self):
+        window, read = 4, 0
+        for item in self.node.stream(self.target, "count", {"n": 60}, window=window):
+            self.assertEqual(item, read)
+            read += 1
+            produced = self.node.request(self.target, "progress", read=read)
+            self.assertLessEqual(produced, read + window + 1, "the producer ran ahead of the reading")
+        self.assertEqual(read, 60)
+        self.assertEqual(list(self.node.request_stream(self.target, "count", n=5)), [0, 1, 2, 3, 4])
+
+    def test_a_window_above_the_servers_does_not_stall(self):
+        # The node runs the stream with its own window of 8, below our 64: credit must not wait for 32 items read.
+        items = list(self.node.stream(self.target, "count", {"n": 100}, window=64, timeout=30))
+        self.assertEqual(items, list(range(100)))
+
+    def test_stopping_early_fires_the_producers_token(self):
+        with self.node.stream(self.target, "endless", window=4) as stream:
+            self.assertEqual([next(stream) for _ in range(3)], [0, 1, 2])
+        self.assertTrue(self.node.request(self.target, "endless_cancelled"))
+
+    def test_the_producers_error_arrives_after_its_items(self):
+        stream = self.node.stream(self.target, "failing", window=2)
+        self.assertEqual([next(stream), next(stream), next(stream)], [0, 1, 2])
+        with self.assertRaisesRegex(p.RemoteError, "boom after 3 items") as caught:
+            next(stream)
+        self.assertEqual((caught.exception.code, caught.exception.remote_type),
+                         (1, "System.InvalidOperationException"))
+
+    def test_a_function_that_does_not_stream_is_error_2(self):
+        with self.assertRaises(p.MethodNotFoundError):
+            list(self.node.request_stream(self.target, "greet", name="Ann"))
+        self.assertEqual(self.node.request(self.target, "greet", name="Ann"), "Hello, Ann!")  # the connection stays
 
 
 # What `$methods` says of the sample's Geometry.Measure (PROTOCOL.md, "Object values").

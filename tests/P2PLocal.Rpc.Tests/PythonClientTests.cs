@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using P2PLocal.Rpc.Sample;
 
 namespace P2PLocal.Rpc.Tests;
@@ -105,10 +106,82 @@ public class PythonClientTests
         Assert.Contains("OK", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Python_client_reads_streams_in_order_within_its_window_stops_them_early_and_gets_the_producers_error()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        const int ServerWindow = 8; // InteropTests.SERVER_WINDOW
+        await using var bob = await Node.StartAsync(new NodeOptions(TestNetwork.Options("bob", port)) { StreamWindow = ServerWindow });
+        long produced = 0, maxLead = long.MinValue;
+        var gate = new Lock();
+        var endlessCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bob.RegisterStream("count", (kwargs, ct) => Count((long)kwargs["n"]!, ct));
+        bob.RegisterStream("endless", (_, ct) =>
+        {
+            ct.Register(() => endlessCancelled.TrySetResult());
+            return Count(long.MaxValue, ct);
+        });
+        bob.RegisterStream("failing", (_, ct) => Failing(ct));
+        // After reading `read` items, Python asks how many the producer made: never more than its window (+1 made and
+        // waiting for credit) ahead.
+        bob.Register("progress", kwargs =>
+        {
+            var now = Interlocked.Read(ref produced);
+            lock (gate)
+                maxLead = Math.Max(maxLead, now - (long)kwargs["read"]!);
+            return now;
+        });
+        bob.Register("endless_cancelled", async (_, ct) =>
+        {
+            await endlessCancelled.Task.WaitAsync(TestNetwork.Patience, ct);
+            return true;
+        });
+        bob.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
+
+        using var python = StartPython(new Dictionary<string, string> { ["P2PLOCAL_TARGET"] = "bob", ["P2PLOCAL_DISCOVERY_PORT"] = port.ToString(CultureInfo.InvariantCulture) },
+            "-m", "unittest", "-v", "test_p2plocal.InteropTests");
+        var stdout = python.StandardOutput.ReadToEndAsync();
+        var stderr = await python.StandardError.ReadToEndAsync().Within();
+        await python.WaitForExitAsync().Within();
+        Assert.True(python.ExitCode == 0, $"the Python InteropTests failed:\n{await stdout}\n{stderr}");
+        Assert.Contains("Ran 5 tests", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("skipped", stderr, StringComparison.Ordinal);
+
+        await endlessCancelled.Task.Within(); // leaving the with block cancelled the producer here
+        lock (gate)
+            Assert.InRange(maxLead, 0, 4 + 1); // Python's window of 4 (below the node's 8) bounded the producer
+
+        async IAsyncEnumerable<object?> Count(long n, [EnumeratorCancellation] CancellationToken ct)
+        {
+            Interlocked.Exchange(ref produced, 0);
+            for (var i = 0L; i < n; i++)
+            {
+                await Task.Yield();
+                ct.ThrowIfCancellationRequested();
+                Interlocked.Increment(ref produced);
+                yield return i;
+            }
+        }
+
+        static async IAsyncEnumerable<object?> Failing([EnumeratorCancellation] CancellationToken ct)
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await Task.Yield();
+                yield return i;
+            }
+
+            ct.ThrowIfCancellationRequested();
+            throw new InvalidOperationException("boom after 3 items");
+        }
+    }
+
     private static string Fingerprint<TContract>(Node node) =>
         node.Functions.First(f => f.Contract == typeof(TContract).FullName).Fingerprint!;
 
-    private static Process StartPython(params string[] args)
+    private static Process StartPython(params string[] args) => StartPython(new Dictionary<string, string>(), args);
+
+    private static Process StartPython(Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("python3", args)
         {
@@ -117,6 +190,8 @@ public class PythonClientTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
         try
         {
             return Process.Start(start)!;
