@@ -2,8 +2,8 @@
 
 Written from PROTOCOL.md (wire protocol version 1). It finds nodes with UDP beacons, calls their functions by name
 with kwargs (dynamic and generated functions alike), pipelines calls on one TCP connection per peer, cancels them,
-lists a peer's functions, reads streamed results with flow control, raises each wire error as its own exception, and
-serves Python functions to other nodes.
+lists a peer's functions, reads streamed results with flow control, publishes and subscribes to events, raises each
+wire error as its own exception, and serves Python functions to other nodes.
 
     import p2plocal
     with p2plocal.Node("py", discovery_port=47474) as node:      # loopback scope by default
@@ -15,6 +15,8 @@ serves Python functions to other nodes.
         print(node.invoke("bob", "Measure", segment={"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}}))
         for item in node.request_stream("bob", "count", n=10):   # a streamed result, read as it arrives
             print(item)
+        node.subscribe("prices", print)                          # events other nodes publish on "prices"
+        node.publish("orders", {"id": 7})                        # to every peer that subscribes to "orders"
 
 Thread-safe: any thread may call, and calls may overlap. Close the node (or leave the `with` block) to send a
 goodbye and release its sockets and threads.
@@ -33,7 +35,7 @@ __all__ = [
     "Node", "Call", "Peer", "P2PError", "PeerNotFoundError", "NameConflictError", "PeerConnectionError",
     "RemoteError", "MethodNotFoundError", "InvalidKwargsError", "PeerBusyError", "RemoteCancelledError",
     "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError", "FeatureNotSupportedError",
-    "Stream",
+    "Stream", "Subscription",
     "pack", "unpack", "encode", "decode", "build_kwargs", "fingerprint", "PROTOCOL_VERSION",
 ]
 
@@ -50,6 +52,12 @@ REQUEST, RESULT, ERROR, CANCEL, HELLO = 0, 1, 2, 3, 4
 STREAM_ITEM, STREAM_CREDIT, STREAM_REQUEST = 5, 6, 7
 STREAM_FEATURE = "stream"             # hello features (element 6): the peer takes stream requests
 DEFAULT_STREAM_WINDOW = 64
+SUBSCRIPTIONS, EVENT = 8, 9
+EVENTS_FEATURE = "events"             # hello features: the sender takes events and announces its subscriptions
+MAX_TOPIC_BYTES = 256                 # a topic is 1 to 256 UTF-8 bytes
+MAX_TOPICS = 256                      # topics kept of a peer's list, and this node's own limit
+MAX_EVENT_SIZE = 64 * 1024            # the largest event frame (length prefix included) sent or handled
+MAX_QUEUED_EVENTS = 1024              # per peer (publishing) and per incoming connection (subscribing)
 MAX_UINT32 = 0xFFFFFFFF
 ANSWER_SPACING = 0.020                # at most one answer to hellos per 20 ms
 MAX_DEPTH = 64                        # nesting a decoded value may have
@@ -563,6 +571,53 @@ def _check_window(window):
     return window
 
 
+def _topic_problem(topic):
+    """Why `topic` is not a topic (a str of 1 to 256 UTF-8 bytes), or None."""
+    if not isinstance(topic, str):
+        return "a topic is a str, not %s" % type(topic).__name__
+    if not 1 <= len(topic.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES:
+        return "a topic is 1 to %d UTF-8 bytes, not %d" % (MAX_TOPIC_BYTES, len(topic.encode("utf-8", "surrogatepass")))
+    return None
+
+
+class _OrderedWorker:
+    """A bounded queue whose items one thread hands to `work`, in order; the thread runs only while there is work.
+    An item beyond `limit` is refused (the caller counts the drop)."""
+
+    def __init__(self, name, work, limit=MAX_QUEUED_EVENTS):
+        self._name, self._work, self._limit = name, work, limit
+        self._lock = threading.Lock()
+        self._items = collections.deque()
+        self._running = False
+        self._stopped = False
+
+    def offer(self, item):
+        with self._lock:
+            if self._stopped or len(self._items) >= self._limit:
+                return False
+            self._items.append(item)
+            if self._running:
+                return True
+            self._running = True
+        threading.Thread(target=self._run, name=self._name, daemon=True).start()
+        return True
+
+    def stop(self):
+        """Drops what is queued and refuses what comes."""
+        with self._lock:
+            self._stopped = True
+            self._items.clear()
+
+    def _run(self):
+        while True:
+            with self._lock:
+                if not self._items:
+                    self._running = False
+                    return
+                item = self._items.popleft()
+            self._work(item)
+
+
 def _is_loopback(host):
     return host.startswith("127.") or host == "::1"
 
@@ -570,7 +625,10 @@ def _is_loopback(host):
 # ------------------------------------------------------------------------------------------------- framing
 
 def _send_frame(sock, lock, message, limit):
-    payload = pack(message)
+    _send_payload(sock, lock, pack(message), limit)
+
+
+def _send_payload(sock, lock, payload, limit):
     if len(payload) > limit:
         raise FrameTooLargeError(remote_message="the message is %d bytes; the frame limit is %d bytes"
                                  % (len(payload), limit))
@@ -732,6 +790,23 @@ class Stream:
             pass
 
 
+class Subscription:
+    """This node's subscription to a topic (`Node.subscribe`); close it, or leave its `with` block, to stop."""
+
+    def __init__(self, node, topic, handler):
+        self._node, self.topic, self.handler = node, topic, handler
+
+    def close(self):
+        """Stops the handler's events; when it was the topic's last, peers are told. Idempotent."""
+        self._node._unsubscribe(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
 class _StreamReceiver:
     """The connection's side of one stream: the items wait here as they arrive, then its end (PROTOCOL.md,
     "Streamed results"). The read loop calls `_item` and `_complete`; one reader calls `next`."""
@@ -841,6 +916,11 @@ class _Connection:
                                           % (peer.name, peer.host, peer.port, instance_id, peer.instance_id))
             self.instance_id = instance_id
             self._max_send = min(max_frame, node.max_frame_size)
+            # A server that takes events sends its subscriptions right after its hello; one that does not, never.
+            self._peer_topics = frozenset()
+            self._topics_known = threading.Event()
+            if EVENTS_FEATURE not in self.features:
+                self._topics_known.set()
             # Close before the server's idle reaper can (PROTOCOL.md, Connection lifetime).
             self._idle_limit = min(idle_ms / 1000.0, node.idle_timeout) / 2 if idle_ms > 0 else node.idle_timeout / 2
             self._last_used = time.monotonic()
@@ -936,6 +1016,9 @@ class _Connection:
             while True:
                 message = _recv_frame(self._sock, self._node.max_frame_size)
                 kind, request_id = message[0], message[1]
+                if kind == SUBSCRIPTIONS:
+                    self._on_subscriptions(message[1])
+                    continue
                 if kind == STREAM_ITEM and len(message) >= 3:
                     with self._lock:
                         stream = self._pending.get(request_id)
@@ -959,12 +1042,36 @@ class _Connection:
             reason = e
         self.close(reason)
 
+    def _on_subscriptions(self, topics):
+        """The server's whole list of topics now (PROTOCOL.md, "Events"); it replaces the one before."""
+        if not isinstance(topics, list):
+            raise ValueError("a subscriptions message carries an array of topics")
+        kept = [t for t in topics if _topic_problem(t) is None][:MAX_TOPICS]
+        self._peer_topics = frozenset(kept)
+        self._topics_known.set()
+
+    def subscribes(self, topic, timeout):
+        """Whether the peer's latest list names `topic`, waiting up to `timeout` for its first list."""
+        if not self._topics_known.wait(timeout):
+            raise PeerConnectionError("%r sent no subscriptions within %s s of its hello" % (self.peer_name, timeout))
+        return not self.closed and topic in self._peer_topics
+
+    def send_event(self, payload):
+        with self._lock:
+            self._last_used = time.monotonic()
+        try:
+            _send_payload(self._sock, self._send_lock, payload, self._max_send)
+        except OSError as e:
+            self.close(e)
+            raise PeerConnectionError("the connection to %r dropped: %s" % (self.peer_name, e))
+
     def close(self, reason=None):
         with self._lock:
             if self.closed:
                 return
             self.closed = True
             pending, self._pending = list(self._pending.values()), {}
+        self._topics_known.set()  # wakes a publisher waiting for the list
         _shut(self._sock)
         for call in pending:
             call._complete(error=PeerConnectionError(
@@ -983,6 +1090,8 @@ class _ServerConnection:
         self._send_lock = threading.Lock()
         self._running = set()
         self._gate = threading.Condition()
+        self._caller_features = frozenset()
+        self._events = None
         with node._connect_lock:
             node._served.add(self)
         threading.Thread(target=self._serve, name="p2plocal-serve", daemon=True).start()
@@ -997,6 +1106,8 @@ class _ServerConnection:
                 _send_frame(self._sock, self._send_lock, [ERROR, 0, 8, "BadHello", str(e)], DEFAULT_MAX_FRAME)
                 return
             _send_frame(self._sock, self._send_lock, node._hello(), self._max_send)
+            if EVENTS_FEATURE in self._caller_features:
+                node._attach_listener(self)  # sends this node's topics now, and again whenever they change
             while True:
                 message = _recv_frame(self._sock, node.max_frame_size)
                 kind = message[0]
@@ -1019,6 +1130,8 @@ class _ServerConnection:
                     threading.Thread(target=self._run, args=(request_id, function, kwargs), daemon=True).start()
                 elif kind == CANCEL and len(message) == 2:
                     pass  # Python threads cannot be interrupted: the reply comes when the handler returns
+                elif kind == EVENT and len(message) >= 3:
+                    self._on_event(message[1], message[2])
                 else:
                     raise ValueError("bad message of kind %r with %d elements" % (kind, len(message)))
         except (OSError, ValueError, P2PError):
@@ -1026,7 +1139,30 @@ class _ServerConnection:
         finally:
             with node._connect_lock:
                 node._served.discard(self)
+            node._detach_listener(self)
             self.close()
+
+    def _on_event(self, topic, value):
+        """An event from the caller: handed to this node's handlers of its topic in arrival order, on one thread per
+        connection; dropped when nobody here subscribes to it (or the queue is full: counted)."""
+        if _topic_problem(topic) is not None or not self._node._handlers(topic):
+            return
+        if self._events is None:
+            self._events = _OrderedWorker("p2plocal-events-in", self._node._deliver)
+        if self._events.offer((topic, value)):
+            self._node._count("received")
+        else:
+            self._node._count("dropped_received")
+
+    def send_topics(self, topics):
+        """Announces `topics` (sorted), as many as fit in the caller's frame limit."""
+        message = [SUBSCRIPTIONS, topics]
+        while len(pack(message)) > self._max_send:
+            message[1] = topics = topics[:-1]
+        try:
+            _send_frame(self._sock, self._send_lock, message, self._max_send)
+        except OSError:
+            pass  # the serving loop sees the loss
 
     def drain(self, deadline):
         """Waits until the running handlers have replied, or the deadline (time.monotonic()) passes."""
@@ -1106,6 +1242,12 @@ class Node:
         self._listed = {}
         self._served = set()
         self._connect_lock = threading.Lock()
+        self._events_lock = threading.Lock()   # subscriptions, listeners, event links and counts
+        self._subscriptions = {}               # topic -> [Subscription]
+        self._listeners = set()                # incoming connections whose callers take our topic lists
+        self._links = {}                       # peer key -> _OrderedWorker sending it our published events
+        self._event_counts = dict.fromkeys(("sent", "received", "dropped_sent", "dropped_received",
+                                            "handler_failures"), 0)
         self._stop = threading.Event()
         self._last_answer = 0.0
         self._answer_timer = None
@@ -1194,6 +1336,76 @@ class Node:
         `for item in node.request_stream("bob", "count", n=10): ...`."""
         return self.stream(target, function, kwargs)
 
+    def subscribe(self, topic, handler):
+        """Calls `handler(value)` with each event that peers publish on `topic` (PROTOCOL.md, "Events") until the
+        returned Subscription is closed. Peers are told of the topic at once (and of its end on close).
+
+        The events of one publisher reach the handlers one at a time, in the order published, on a thread of their
+        own; a handler that raises is counted (`event_statistics()["handler_failures"]`) and the next event goes on.
+        Raises ValueError for a topic that is not 1 to 256 UTF-8 bytes, or a 257th topic. Thread-safe.
+        """
+        problem = _topic_problem(topic)
+        if problem:
+            raise ValueError(problem)
+        if not callable(handler):
+            raise TypeError("handler must be callable with the event's value")
+        subscription = Subscription(self, topic, handler)
+        with self._events_lock:
+            handlers = self._subscriptions.get(topic)
+            if handlers is None and len(self._subscriptions) >= MAX_TOPICS:
+                raise ValueError("node %r already subscribes to %d topics, as many as peers keep" % (self.name, MAX_TOPICS))
+            self._subscriptions.setdefault(topic, []).append(subscription)
+            if handlers is None:
+                self._announce_locked()
+        return subscription
+
+    def publish(self, topic, value):
+        """Publishes `value` on `topic` to every live peer that subscribes to it, and returns at once with the number
+        of peers it was queued for (peers known not to listen are left out; one whose list has not arrived yet is
+        counted, and sent the event only if its list names the topic).
+
+        Each peer has its own bounded queue and sender thread, so a slow or unreachable peer never holds up this
+        call or the others; an event that its full queue or a lost connection costs is dropped and counted
+        (`event_statistics()`), never resent. A peer's events arrive in the order published.
+        Raises ValueError for a bad topic, FrameTooLargeError for an event above 64 KiB, TypeError for a value
+        that cannot be sent. Thread-safe.
+        """
+        problem = _topic_problem(topic)
+        if problem:
+            raise ValueError(problem)
+        if self._stop.is_set():
+            raise P2PError("the node is closed")
+        payload = pack([EVENT, topic, value])
+        if len(payload) + 4 > MAX_EVENT_SIZE:
+            raise FrameTooLargeError(remote_message="the event on topic %r is %d bytes, above the %d bytes of an event"
+                                     % (topic, len(payload) + 4, MAX_EVENT_SIZE))
+        live = {p.key: p for p in self.peers() if not p.legacy}
+        queued = 0
+        with self._events_lock:
+            for key in [k for k in self._links if k not in live]:
+                self._links.pop(key).stop()  # the peer left: its queue goes with it
+            for key, peer in live.items():
+                with self._connect_lock:
+                    connection = self._connections.get(key)
+                if connection is not None and not connection.closed and connection._topics_known.is_set() \
+                        and topic not in connection._peer_topics:
+                    continue  # known not to listen: nothing is queued, and it is no drop
+                link = self._links.get(key)
+                if link is None:
+                    link = self._links[key] = _OrderedWorker(
+                        "p2plocal-events-" + peer.name, lambda event, peer=peer: self._send_event(peer, *event))
+                if link.offer((topic, payload)):
+                    queued += 1
+                else:
+                    self._event_counts["dropped_sent"] += 1
+        return queued
+
+    def event_statistics(self):
+        """Event counts since the node started: sent, received, dropped_sent (full queue, lost connection, no list
+        in time), dropped_received (full queue), handler_failures. A snapshot."""
+        with self._events_lock:
+            return dict(self._event_counts)
+
     def functions(self, target):
         """The peer's functions with their signatures: a list of dicts as `$methods` returns them."""
         return self.call(target, "$methods").result(self.request_timeout)
@@ -1239,6 +1451,10 @@ class Node:
         _shut(self._udp)
         with self._peers_changed:
             self._peers_changed.notify_all()
+        with self._events_lock:
+            links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.stop()
         if self._answer_timer is not None:
             self._answer_timer.cancel()
         with self._connect_lock:
@@ -1395,8 +1611,61 @@ class Node:
             connection.close()
 
     def _hello(self):
-        # idleTimeoutMs 0: this node does not close quiet incoming connections.
-        return [HELLO, PROTOCOL_VERSION, self.name, self.instance_id, self.max_frame_size, 0]
+        # idleTimeoutMs 0: this node does not close quiet incoming connections. Features: it skips request extras and
+        # takes events (it does not serve streams, so it does not list "stream").
+        return [HELLO, PROTOCOL_VERSION, self.name, self.instance_id, self.max_frame_size, 0, ["extras", EVENTS_FEATURE]]
+
+    # ---- events
+
+    def _count(self, what):
+        with self._events_lock:
+            self._event_counts[what] += 1
+
+    def _send_event(self, peer, topic, payload):
+        """A link's thread: sends one event if the peer's latest list names its topic."""
+        try:
+            connection = self._connection_to(peer)
+            if connection.subscribes(topic, self.connect_timeout):
+                connection.send_event(payload)
+                self._count("sent")
+        except (P2PError, OSError):
+            self._count("dropped_sent")
+
+    def _handlers(self, topic):
+        with self._events_lock:
+            return list(self._subscriptions.get(topic, ()))
+
+    def _deliver(self, event):
+        topic, value = event
+        for subscription in self._handlers(topic):  # those subscribed now: a closed one gets nothing more
+            try:
+                subscription.handler(value)
+            except Exception:  # noqa: BLE001 (a handler's failure must not stop the next event)
+                self._count("handler_failures")
+
+    def _unsubscribe(self, subscription):
+        with self._events_lock:
+            handlers = self._subscriptions.get(subscription.topic, [])
+            if subscription not in handlers:
+                return
+            handlers.remove(subscription)
+            if not handlers:
+                del self._subscriptions[subscription.topic]
+                self._announce_locked()
+
+    def _announce_locked(self):
+        topics = sorted(self._subscriptions)
+        for listener in list(self._listeners):
+            listener.send_topics(topics)
+
+    def _attach_listener(self, connection):
+        with self._events_lock:
+            self._listeners.add(connection)
+            connection.send_topics(sorted(self._subscriptions))
+
+    def _detach_listener(self, connection):
+        with self._events_lock:
+            self._listeners.discard(connection)
 
     def _describe(self):
         return [{"name": name, "params": [], "returns": "object", "fingerprint": None}

@@ -142,11 +142,12 @@ class ConnectionTests(unittest.TestCase):
 
 
 class FakeStreamServer:
-    """A fake node on loopback: says hello with `features`, records each frame it reads, and hands stream requests
-    to `serve(send, request, credits)`, where `credits` is a queue of the credits the client grants that stream."""
+    """A fake node on loopback: says hello with `features` (then its subscriptions `topics`, unless None), records
+    each frame it reads, answers requests "ok", and hands stream requests to `serve(send, request, credits)`, where
+    `credits` is a queue of the credits the client grants that stream."""
 
-    def __init__(self, features, serve, instance_id):
-        self.features, self.serve, self.instance_id = features, serve, instance_id
+    def __init__(self, features, serve, instance_id, topics=None):
+        self.features, self.serve, self.instance_id, self.topics = features, serve, instance_id, topics
         self.frames = queue.Queue()
         self.credits = queue.Queue()
         self.server = socket.socket()
@@ -169,6 +170,8 @@ class FakeStreamServer:
                 p._recv_frame(sock, 1 << 20)
                 hello = [4, 1, "fake", self.instance_id, 1 << 20, 0] + ([self.features] if self.features is not None else [])
                 p._send_frame(sock, lock, hello, 1 << 20)
+                if self.topics is not None:
+                    p._send_frame(sock, lock, [8, self.topics], 1 << 20)
                 while True:
                     frame = p._recv_frame(sock, 1 << 20)
                     self.frames.put(frame)
@@ -318,6 +321,111 @@ class StreamTests(unittest.TestCase):
         for window in (0, -1, 2**32, 1.5, True):
             with self.assertRaises(ValueError):
                 self.node.stream("anyone", "count", window=window)
+
+
+class EventTests(unittest.TestCase):
+    """Events (PROTOCOL.md, "Events"): publishing to fake servers, subscribing for a raw caller, on loopback."""
+
+    def setUp(self):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        udp.close()
+        self.node = p.Node("tester", discovery_port=port)
+        self.fakes, self.socks = [], []
+
+    def tearDown(self):
+        self.node.close()
+        for fake in self.fakes:
+            fake.close()
+        for sock in self.socks:
+            sock.close()
+
+    def fake_peer(self, features, topics):
+        fake = FakeStreamServer(features, None, "fake-%d" % len(self.fakes), topics)
+        self.fakes.append(fake)
+        fake.peer.last_seen = time.monotonic()
+        with self.node._peers_changed:
+            self.node._peers[fake.peer.key] = fake.peer  # as if its beacon had come
+        return fake
+
+    def test_an_event_goes_only_to_a_peer_whose_list_names_its_topic_in_order(self):
+        fake = self.fake_peer(["extras", "stream", "events"], ["a", "", 5, "c" * 257])  # bad topics are skipped
+        self.assertEqual(self.node.publish("a", 1), 1)  # its list is not known yet: queued
+        self.assertEqual(fake.next_frame(9), [9, "a", 1])
+        self.assertEqual(self.node.publish("b", 2), 0)  # known not to listen: not even queued
+        for i in range(20):
+            self.assertEqual(self.node.publish("a", i), 1)
+        self.assertEqual([fake.next_frame(9) for _ in range(20)], [[9, "a", i] for i in range(20)])
+        self.assertEqual(self.node.event_statistics()["sent"], 21)
+
+    def test_a_peer_without_the_events_feature_is_sent_no_event(self):
+        fake = self.fake_peer(["extras", "stream"], None)
+        self.node.publish("a", 1)  # queued until its hello says it takes no events; then dropped unsent
+        connection = self.node._connection_to(fake.peer)
+        self.assertEqual(connection.call("f", {}).result(5), "ok")
+        self.assertEqual(self.node.publish("a", 2), 0)
+        self.assertEqual(connection.call("f", {}).result(5), "ok")
+        self.assertEqual([fake.frames.get(timeout=5)[0] for _ in range(2)], [0, 0])
+        self.assertTrue(fake.frames.empty())
+
+    def test_bad_topics_and_large_events_are_refused_before_anything_is_queued(self):
+        for topic in ("", "x" * 257, "é" * 129, 5, None):
+            with self.assertRaises(ValueError):
+                self.node.publish(topic, 1)
+            with self.assertRaises(ValueError):
+                self.node.subscribe(topic, print)
+        with self.assertRaises(p.FrameTooLargeError):
+            self.node.publish("a", b"x" * (64 * 1024))
+        self.assertEqual(self.node.publish("é" * 128, 1), 0)  # 256 bytes: a topic; nobody listens
+
+    def caller(self, features):
+        """A raw caller connected to the node: returns (send, receive) of frames, after the hellos."""
+        sock = socket.create_connection(("127.0.0.1", self.node.port), timeout=5)
+        self.socks.append(sock)
+        lock = threading.Lock()
+        p._send_frame(sock, lock, [4, 1, "raw", "raw-1", 1 << 20, 0] + ([features] if features is not None else []),
+                      1 << 20)
+        hello = p._recv_frame(sock, 1 << 20)
+        self.assertIn("events", hello[6])
+        self.assertNotIn("stream", hello[6])  # this node does not serve streams
+        return (lambda message: p._send_frame(sock, lock, message, 1 << 20)), (lambda: p._recv_frame(sock, 1 << 20))
+
+    def test_a_caller_that_takes_events_is_told_the_topics_and_its_events_reach_the_handlers_in_order(self):
+        send, receive = self.caller(["events"])
+        self.assertEqual(receive(), [8, []])
+        got, failures = queue.Queue(), []
+
+        def handler(value):
+            if value == "fail":
+                failures.append(value)
+                raise RuntimeError("a handler's failure is counted, not fatal")
+            got.put(value)
+        subscription = self.node.subscribe("t", handler)
+        self.assertEqual(receive(), [8, ["t"]])
+        with self.node.subscribe("u", print):
+            self.assertEqual(receive(), [8, ["t", "u"]])
+        self.assertEqual(receive(), [8, ["t"]])
+        for value in [1, "fail", 2, {"x": [3]}]:
+            send([9, "t", value, "an element a later version may add"])
+        send([9, "x", "nobody listens"])
+        send([9, 7, "not a topic: dropped"])
+        self.assertEqual([got.get(timeout=5) for _ in range(3)], [1, 2, {"x": [3]}])
+        self.assertEqual(failures, ["fail"])
+        subscription.close()
+        subscription.close()
+        self.assertEqual(receive(), [8, []])
+        self.assertEqual(self.node.event_statistics()["handler_failures"], 1)
+        self.assertEqual(self.node.event_statistics()["received"], 4)
+        send([9, "t"])  # too short: a bad frame closes the connection
+        with self.assertRaises(ConnectionError):
+            receive()
+
+    def test_a_caller_that_does_not_take_events_is_sent_no_topics(self):
+        self.node.subscribe("t", print)
+        send, receive = self.caller(None)
+        send([0, 1, "$methods", {}])
+        self.assertEqual(receive()[:2], [1, 1])  # the reply is the first frame after the hello
 
 
 @unittest.skipUnless(os.environ.get("P2PLOCAL_TARGET"), "needs the C# node that PythonClientTests starts")
