@@ -1149,9 +1149,7 @@ class _ServerConnection:
             return
         if self._events is None:
             self._events = _OrderedWorker("p2plocal-events-in", self._node._deliver)
-        if self._events.offer((topic, value)):
-            self._node._count("received")
-        else:
+        if not self._events.offer((topic, value)):
             self._node._count("dropped_received")
 
     def send_topics(self, topics):
@@ -1637,6 +1635,7 @@ class Node:
 
     def _deliver(self, event):
         topic, value = event
+        self._count("received")
         for subscription in self._handlers(topic):  # those subscribed now: a closed one gets nothing more
             try:
                 subscription.handler(value)

@@ -433,8 +433,9 @@ class InteropTests(unittest.TestCase):
     """Against the C# node of PythonClientTests, whose functions are:
     count(n): streams 0..n-1, counting what it produced; progress(read): that count, after this side read `read`
     items (the node keeps the largest lead); endless(): streams until cancelled; endless_cancelled(): true once the
-    endless producer's token fired; failing(): streams 0, 1, 2 and throws; greet(name): one result. Its
-    StreamWindow is SERVER_WINDOW."""
+    endless producer's token fired; failing(): streams 0, 1, 2 and throws; greet(name): one result;
+    publish(topic, start, n): publishes start, start + 1, ... (n values); events_received(): the 20 values it got
+    on "cs.topic", once they came. Its StreamWindow is SERVER_WINDOW."""
 
     SERVER_WINDOW = 8
 
@@ -475,6 +476,30 @@ class InteropTests(unittest.TestCase):
             next(stream)
         self.assertEqual((caught.exception.code, caught.exception.remote_type),
                          (1, "System.InvalidOperationException"))
+
+    def test_events_from_the_csharp_node_arrive_in_order(self):
+        got = queue.Queue()
+        with self.node.subscribe("py.topic", got.put):
+            # The node publishes only once our list reached it (a round trip): ask for markers until one arrives.
+            deadline = time.monotonic() + 10
+            while got.empty() and time.monotonic() < deadline:
+                self.node.request(self.target, "publish", topic="py.topic", start=-1, n=1)
+                try:
+                    got.put(got.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+            self.node.request(self.target, "publish", topic="py.topic", start=0, n=20)
+            values = []
+            while len(values) < 20:
+                value = got.get(timeout=10)
+                if value >= 0:  # markers come first: one publisher's events keep their order
+                    values.append(value)
+        self.assertEqual(values, list(range(20)))
+
+    def test_events_to_the_csharp_node_arrive_in_order_and_only_on_its_topics(self):
+        self.assertEqual([self.node.publish("cs.topic", i) for i in range(20)], [1] * 20)
+        self.assertEqual(self.node.request(self.target, "events_received"), list(range(20)))
+        self.assertEqual(self.node.publish("nobody.listens", 1), 0)
 
     def test_a_function_that_does_not_stream_is_error_2(self):
         with self.assertRaises(p.MethodNotFoundError):

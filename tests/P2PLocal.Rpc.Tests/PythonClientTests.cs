@@ -107,7 +107,7 @@ public class PythonClientTests
     }
 
     [Fact]
-    public async Task Python_client_reads_streams_in_order_within_its_window_stops_them_early_and_gets_the_producers_error()
+    public async Task Python_client_reads_streams_within_its_window_stops_them_early_gets_their_errors_and_exchanges_events()
     {
         var port = TestNetwork.FreeUdpPort();
         const int ServerWindow = 8; // InteropTests.SERVER_WINDOW
@@ -137,6 +137,30 @@ public class PythonClientTests
             return true;
         });
         bob.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
+        bob.Register("publish", async (kwargs, ct) =>
+        {
+            var (topic, start, n) = ((string)kwargs["topic"]!, (long)kwargs["start"]!, (long)kwargs["n"]!);
+            for (var i = start; i < start + n; i++)
+                await bob.PublishAsync(topic, i, ct);
+            return null;
+        });
+        var received = new List<long>();
+        var twentyReceived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = bob.Subscribe<long>("cs.topic", value =>
+        {
+            lock (received)
+            {
+                received.Add(value);
+                if (received.Count == 20)
+                    twentyReceived.TrySetResult();
+            }
+        });
+        bob.Register("events_received", async (_, ct) =>
+        {
+            await twentyReceived.Task.WaitAsync(TestNetwork.Patience, ct);
+            lock (received)
+                return received.ToArray();
+        });
 
         using var python = StartPython(new Dictionary<string, string> { ["P2PLOCAL_TARGET"] = "bob", ["P2PLOCAL_DISCOVERY_PORT"] = port.ToString(CultureInfo.InvariantCulture) },
             "-m", "unittest", "-v", "test_p2plocal.InteropTests");
@@ -144,12 +168,14 @@ public class PythonClientTests
         var stderr = await python.StandardError.ReadToEndAsync().Within();
         await python.WaitForExitAsync().Within();
         Assert.True(python.ExitCode == 0, $"the Python InteropTests failed:\n{await stdout}\n{stderr}");
-        Assert.Contains("Ran 5 tests", stderr, StringComparison.Ordinal);
+        Assert.Contains("Ran 7 tests", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("skipped", stderr, StringComparison.Ordinal);
 
         await endlessCancelled.Task.Within(); // leaving the with block cancelled the producer here
         lock (gate)
             Assert.InRange(maxLead, 0, 4 + 1); // Python's window of 4 (below the node's 8) bounded the producer
+        var statistics = bob.GetEventStatistics();
+        Assert.True(statistics.Received >= 20 && statistics.Sent >= 21, $"received {statistics.Received}, sent {statistics.Sent}");
 
         async IAsyncEnumerable<object?> Count(long n, [EnumeratorCancellation] CancellationToken ct)
         {
