@@ -658,13 +658,18 @@ def _recv_exact(sock, n):
 
 def _recv_frame(sock, limit):
     """Reads one frame and decodes its array; raises ValueError for a length outside 1..limit or bad data."""
+    return _recv_sized_frame(sock, limit)[0]
+
+
+def _recv_sized_frame(sock, limit):
+    """`_recv_frame`, and the frame's length with its prefix."""
     length = struct.unpack(">I", _recv_exact(sock, 4))[0]
     if not 0 < length <= limit:
         raise ValueError("frame length %d is outside 1..%d" % (length, limit))
     message = unpack(_recv_exact(sock, length))
     if not isinstance(message, list) or len(message) < 2 or not isinstance(message[0], int):
         raise ValueError("a message is an array that starts with its kind")
-    return message
+    return message, length + 4
 
 
 def _check_hello(message):
@@ -1109,7 +1114,7 @@ class _ServerConnection:
             if EVENTS_FEATURE in self._caller_features:
                 node._attach_listener(self)  # sends this node's topics now, and again whenever they change
             while True:
-                message = _recv_frame(self._sock, node.max_frame_size)
+                message, size = _recv_sized_frame(self._sock, node.max_frame_size)
                 kind = message[0]
                 if kind == REQUEST and (len(message) == 4 or len(message) == 5 and isinstance(message[4], dict)):
                     _, request_id, function, kwargs = message[:4]
@@ -1131,7 +1136,8 @@ class _ServerConnection:
                 elif kind == CANCEL and len(message) == 2:
                     pass  # Python threads cannot be interrupted: the reply comes when the handler returns
                 elif kind == EVENT and len(message) >= 3:
-                    self._on_event(message[1], message[2])
+                    if size <= MAX_EVENT_SIZE:  # bounds what queued events hold: 1024 of 64 KiB per connection
+                        self._on_event(message[1], message[2])
                 else:
                     raise ValueError("bad message of kind %r with %d elements" % (kind, len(message)))
         except (OSError, ValueError, P2PError):

@@ -410,6 +410,7 @@ class EventTests(unittest.TestCase):
             send([9, "t", value, "an element a later version may add"])
         send([9, "x", "nobody listens"])
         send([9, 7, "not a topic: dropped"])
+        send([9, "t", b"x" * (64 * 1024)])  # above the 64 KiB of an event: dropped
         self.assertEqual([got.get(timeout=5) for _ in range(3)], [1, 2, {"x": [3]}])
         self.assertEqual(failures, ["fail"])
         subscription.close()
