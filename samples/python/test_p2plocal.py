@@ -83,6 +83,15 @@ class BeaconTests(unittest.TestCase):
             self.assertIsNone(p.parse_beacon(data), data[:40])
 
 
+def loopback_node():
+    """A node in loopback scope on a discovery port the OS picked."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    port = udp.getsockname()[1]
+    udp.close()
+    return p.Node("tester", discovery_port=port)
+
+
 class ConnectionTests(unittest.TestCase):
     """Against a fake server on loopback that says idleTimeoutMs 2000 in its hello."""
 
@@ -92,11 +101,7 @@ class ConnectionTests(unittest.TestCase):
         self.server.listen(8)
         self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        udp.close()
-        self.node = p.Node("tester", discovery_port=port)
+        self.node = loopback_node()
         self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], "fake-1", 3.0, 0, 0, False)
 
     def tearDown(self):
@@ -210,25 +215,29 @@ def produce(count, server_window=None, end=None):
     return serve
 
 
-class StreamTests(unittest.TestCase):
-    """Streamed results (PROTOCOL.md, "Streamed results") against fake servers."""
+class FakePeerTestCase(unittest.TestCase):
+    """A node, and the fake servers and sockets a test makes, closed after it."""
 
     def setUp(self):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        udp.close()
-        self.node = p.Node("tester", discovery_port=port)
-        self.fakes = []
+        self.node = loopback_node()
+        self.fakes, self.socks = [], []
 
     def tearDown(self):
         self.node.close()
-        for fake in self.fakes:
-            fake.close()
+        for closable in self.fakes + self.socks:
+            closable.close()
+
+    def fake(self, features, serve=None, topics=None):
+        fake = FakeStreamServer(features, serve, "fake-%d" % len(self.fakes), topics)
+        self.fakes.append(fake)
+        return fake
+
+
+class StreamTests(FakePeerTestCase):
+    """Streamed results (PROTOCOL.md, "Streamed results") against fake servers."""
 
     def connect(self, serve, features=("extras", "stream", "events")):
-        fake = FakeStreamServer(list(features) if features is not None else None, serve, "fake-%d" % len(self.fakes))
-        self.fakes.append(fake)
+        fake = self.fake(list(features) if features is not None else None, serve)
         return fake, self.node._connection_to(fake.peer)
 
     def test_a_peer_without_the_stream_feature_is_refused_at_once_and_sent_nothing(self):
@@ -323,27 +332,11 @@ class StreamTests(unittest.TestCase):
                 self.node.stream("anyone", "count", window=window)
 
 
-class EventTests(unittest.TestCase):
+class EventTests(FakePeerTestCase):
     """Events (PROTOCOL.md, "Events"): publishing to fake servers, subscribing for a raw caller, on loopback."""
 
-    def setUp(self):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        udp.close()
-        self.node = p.Node("tester", discovery_port=port)
-        self.fakes, self.socks = [], []
-
-    def tearDown(self):
-        self.node.close()
-        for fake in self.fakes:
-            fake.close()
-        for sock in self.socks:
-            sock.close()
-
     def fake_peer(self, features, topics):
-        fake = FakeStreamServer(features, None, "fake-%d" % len(self.fakes), topics)
-        self.fakes.append(fake)
+        fake = self.fake(features, topics=topics)
         fake.peer.last_seen = time.monotonic()
         with self.node._peers_changed:
             self.node._peers[fake.peer.key] = fake.peer  # as if its beacon had come
