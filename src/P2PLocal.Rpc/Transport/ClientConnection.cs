@@ -91,7 +91,7 @@ internal sealed partial class ClientConnection : FramedConnection
         ConnectAsync(null, endPoint, peerName, expectedInstance, localHello, options, timeout, maxBufferedBytes, tls, expectedPeerId, clock, cancellationToken);
 
     /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, long, Security.TlsChannel?, string?, TimeProvider, CancellationToken)"/>
-    /// <param name="dial">Opens the stream (null: TCP to <paramref name="endPoint"/>); with a dialer, <paramref name="tls"/> must be null.</param>
+    /// <remarks><paramref name="dial"/> opens the stream (null: TCP to <paramref name="endPoint"/>); with a dialer, <paramref name="tls"/> must be null.</remarks>
     public static async Task<ClientConnection> ConnectAsync(PeerDialer? dial, IPEndPoint endPoint, string peerName, string? expectedInstance,
         Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
         Security.TlsChannel? tls, string? expectedPeerId, TimeProvider clock, CancellationToken cancellationToken)

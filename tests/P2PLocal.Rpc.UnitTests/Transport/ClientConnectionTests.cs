@@ -1,6 +1,7 @@
-using System.Net.Sockets;
+using System.Diagnostics;
 using MessagePack;
 using Microsoft.Extensions.Time.Testing;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;
@@ -54,6 +55,63 @@ public class ClientConnectionTests
         await peer.ReplyAsync(2, 80);
         Assert.Equal(80, await second.Within());
         await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_lone_call_is_written_from_the_callers_thread()
+    {
+        var (connection, peer) = await ScriptedPeer.ConnectAsync();
+        var writes = peer.Connection.Client.Writes;
+        var call = Call(connection, "f", 1).AsTask(); // nothing else in flight: written before InvokeAsync returns
+        Assert.Equal(writes + 1, peer.Connection.Client.Writes);
+        await peer.ReplyAsync((await peer.ReadAsync(MessageKind.Request)).Id, 1);
+        Assert.Equal(1, await call.Within());
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_call_made_inside_a_W3C_activity_carries_its_trace_context_to_a_peer_that_accepts_extras()
+    {
+        var (connection, peer) = await ScriptedPeer.ConnectAsync();
+        var (old, oldPeer) = await ScriptedPeer.ConnectAsync(hello: ScriptedPeer.OldHello("bob-1"));
+        using var activity = new Activity("test").SetIdFormat(ActivityIdFormat.W3C).Start();
+        var call = Call(connection, "f", 1).AsTask();
+        var stream = connection.OpenStreamAsync("s", 1, ScriptedPeer.WriteX, 4, ScriptedPeer.Forever, CancellationToken.None).AsTask();
+        var toOld = Call(old, "f", 1).AsTask();
+        activity.Stop();
+
+        var request = await peer.ReadAsync(MessageKind.Request);
+        Assert.Equal(5, request.Count);
+        Assert.Equal(activity.Id, TraceParentOf(request, skip: 4));
+        var streamRequest = await peer.ReadAsync(MessageKind.StreamRequest);
+        Assert.Equal(6, streamRequest.Count);
+        Assert.Equal(4u, streamRequest.Number);
+        Assert.Equal(activity.Id, TraceParentOf(streamRequest, skip: 5));
+        Assert.Equal(4, (await oldPeer.ReadAsync(MessageKind.Request)).Count); // the old peer gets no extras
+
+        await connection.DisposeAsync();
+        await old.DisposeAsync();
+        await Assert.ThrowsAsync<PeerConnectionException>(() => call.Within());
+        await Assert.ThrowsAsync<PeerConnectionException>(() => toOld.Within());
+        (await stream.Within()).Dispose();
+    }
+
+    /// <summary>The <c>traceparent</c> of a request's extras map, the element after the first <paramref name="skip"/>.</summary>
+    private static string? TraceParentOf(SentMessage request, int skip)
+    {
+        var reader = new MessagePackReader(request.Payload);
+        reader.ReadArrayHeader();
+        for (var i = 0; i < skip; i++)
+            reader.Skip();
+        var entries = reader.ReadMapHeader();
+        for (var i = 0; i < entries; i++)
+        {
+            if (reader.ReadString() == "traceparent")
+                return reader.ReadString();
+            reader.Skip();
+        }
+
+        return null;
     }
 
     [Fact]

@@ -1,10 +1,13 @@
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using MessagePack;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;
@@ -52,7 +55,7 @@ public class ConnectionPoolTests
             {
                 await peer.ReadAsync(MessageKind.Hello);
                 await peer.SendAsync(answer);
-            });
+            }, CancellationToken.None);
             return await peer.Dial(endPoint, cancellationToken);
         }
 
@@ -60,8 +63,21 @@ public class ConnectionPoolTests
         public Task<ScriptedPeer> NextAsync() => _dialled.Reader.ReadAsync().AsTask().Within();
     }
 
-    private static ConnectionPool Pool(PeerFarm farm, NodeOptions? options = null, Action<PeerAddress>? restarted = null) =>
-        new(ScriptedPeer.CallerHello, ScriptedPeer.Options, options ?? Options(), null, NullLogger.Instance, restarted ?? (_ => { }), farm.Dial);
+    /// <summary>Keeps every message logged.</summary>
+    private sealed class RecordingLogger : ILogger
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Enqueue(formatter(state, exception));
+    }
+
+    private static ConnectionPool Pool(PeerFarm farm, NodeOptions? options = null, Action<PeerAddress>? restarted = null, ILogger? logger = null) =>
+        new(ScriptedPeer.CallerHello, ScriptedPeer.Options, options ?? Options(), null, logger ?? NullLogger.Instance, restarted ?? (_ => { }), farm.Dial);
 
     private static NodeOptions Options(TimeProvider? clock = null) => new(LoopbackNodes.Options("alice", 1))
     {
@@ -126,7 +142,8 @@ public class ConnectionPoolTests
         var farm = new PeerFarm();
         await using var pool = Pool(farm);
         var first = await pool.GetAsync(s_bob, CancellationToken.None).Within();
-        first.Close(); // its close continuation may not have run yet: GetAsync must not hand it out either way
+        first.Close(); // its close continuation may not have run yet: neither TryGetOpen nor GetAsync hands it out
+        Assert.False(pool.TryGetOpen("bob-1", out _));
         var second = await pool.GetAsync(s_bob, CancellationToken.None).Within();
         Assert.NotSame(first, second);
         Assert.False(second.IsClosed);
@@ -136,6 +153,20 @@ public class ConnectionPoolTests
         await Patience.Until(() => pool.Connections.Count == 1);
         Assert.True(pool.TryGetOpen("bob-1", out var open));
         Assert.Same(second, open);
+    }
+
+    [Fact]
+    public async Task Opened_and_closed_connections_are_logged_with_the_reason()
+    {
+        var farm = new PeerFarm();
+        var logger = new RecordingLogger();
+        await using var pool = Pool(farm, logger: logger);
+        var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+        Assert.Equal(new[] { "Opened outbound connection with ?" }, logger.Lines);
+
+        connection.Close(new IOException("test close"));
+        await Patience.Until(() => logger.Lines.Count == 2);
+        Assert.Equal("Closed outbound connection with ?: test close", logger.Lines.Last());
     }
 
     [Fact]
@@ -272,7 +303,7 @@ public class ConnectionPoolTests
             IdleConnectionTimeout = TimeSpan.FromHours(1),
         });
         var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
-        var calls = Enumerable.Range(0, 4).Select(_ => connection.InvokeAsync("fill", new string('p', 1500),
+        var calls = Enumerable.Range(0, 3).Select(_ => connection.InvokeAsync("fill", new string('p', 1500),
             static (ref MessagePackWriter writer, string text, MessagePackSerializerOptions _) => writer.Write(text),
             ScriptedPeer.ReadInt, ScriptedPeer.Forever, CancellationToken.None).AsTask()).ToArray();
         await Patience.Until(() => connection.QueuedSendBytes > 4096);

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using MessagePack;
 using Microsoft.Extensions.Time.Testing;
 using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;

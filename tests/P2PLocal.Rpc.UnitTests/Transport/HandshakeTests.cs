@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using MessagePack;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;

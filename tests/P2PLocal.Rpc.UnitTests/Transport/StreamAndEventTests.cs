@@ -1,4 +1,5 @@
 using MessagePack;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;

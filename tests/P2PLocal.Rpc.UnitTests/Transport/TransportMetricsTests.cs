@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using MessagePack;
 using P2PLocal.Rpc.Diagnostics;
+using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 
@@ -9,7 +10,7 @@ namespace P2PLocal.Rpc.UnitTests.Transport;
 
 /// <summary>Runs alone (after the parallel tests): the meters are process-wide, so no other connection may count meanwhile.</summary>
 [CollectionDefinition(nameof(TransportMetricsTests), DisableParallelization = true)]
-public sealed class TransportMetricsCollection;
+public sealed class TransportMetricsRunsAlone;
 
 /// <summary>The connection metrics a <c>FramedConnection</c> reports: open connections by direction, and frame bytes both ways.</summary>
 [Collection(nameof(TransportMetricsTests))]
