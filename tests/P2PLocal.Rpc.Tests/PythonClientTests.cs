@@ -56,6 +56,9 @@ public class PythonClientTests
             await ReadUntilAsync("WAITING");
             // The other way round: the C# node calls the Python node's function.
             Assert.Contains("shout", await bob.GetMethodsAsync(serving[1]).Within());
+            // The Python node serves no streams and its hello says so: the C# caller refuses at once, sending nothing.
+            var refused = await Assert.ThrowsAsync<NotSupportedException>(() => bob.RequestStreamAsync(serving[1], "shout").ToListAsync().AsTask()).Within();
+            Assert.Contains("'stream' feature", refused.Message, StringComparison.Ordinal);
             Assert.Equal("HI!", await bob.RequestAsync(serving[1], "shout", new Dictionary<string, object?> { ["text"] = "hi" }).Within()); // ends the script
             await ReadUntilAsync("DONE");
             var closed = Stopwatch.StartNew();
