@@ -167,10 +167,20 @@ public class PythonClientTests
 
         using var python = StartPython(new Dictionary<string, string> { ["P2PLOCAL_TARGET"] = "bob", ["P2PLOCAL_DISCOVERY_PORT"] = port.ToString(CultureInfo.InvariantCulture) },
             "-m", "unittest", "-v", "test_p2plocal.InteropTests");
-        var stdout = python.StandardOutput.ReadToEndAsync();
-        var stderr = await python.StandardError.ReadToEndAsync().Within();
-        await python.WaitForExitAsync().Within();
-        Assert.True(python.ExitCode == 0, $"the Python InteropTests failed:\n{await stdout}\n{stderr}");
+        string stderr;
+        try
+        {
+            var stdout = python.StandardOutput.ReadToEndAsync();
+            stderr = await python.StandardError.ReadToEndAsync().Within();
+            await python.WaitForExitAsync().Within();
+            Assert.True(python.ExitCode == 0, $"the Python InteropTests failed:\n{await stdout}\n{stderr}");
+        }
+        finally
+        {
+            if (!python.HasExited)
+                python.Kill(entireProcessTree: true);
+        }
+
         Assert.Contains("Ran 7 tests", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("skipped", stderr, StringComparison.Ordinal);
 
