@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using P2PLocal.Rpc.Diagnostics;
 using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Transport;
 
 namespace P2PLocal.Rpc;
 
@@ -82,9 +84,55 @@ public sealed partial class Node
         var peer = ResolveCallee(target, function);
         if (peer.IsLegacy)
             throw new NotSupportedException($"Peer '{peer.Name}' is a Python p2p-local node (XML-RPC), which cannot stream results; '{function}' was not sent.");
-        var connection = await _pool.GetAsync(AddressOf(peer), cancellationToken).ConfigureAwait(false);
-        using var stream = await connection.OpenStreamAsync(function, state, writeKwargs, _options.StreamWindow, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
-        while (await stream.NextAsync(_options.RequestTimeout, cancellationToken).ConfigureAwait(false) is { } frame)
-            yield return stream.Read(frame, readItem);
+
+        // A stream is observed like a call (Node.Telemetry.cs): one client span from the request to the last item, its
+        // duration recorded, and p2plocal.stream.items on the span. A reader that leaves early ends it as OK.
+        ObservedClientCall? observed = CallTelemetry.IsClientObserved ? ObservedClientCall.Start(target, function, peer.EndPoint) : null;
+        Exception? failure = null;
+        var items = 0L;
+        try
+        {
+            ClientConnection.ReceivingStream stream;
+            try
+            {
+                var connection = await _pool.GetAsync(AddressOf(peer), cancellationToken).ConfigureAwait(false);
+                stream = await connection.OpenStreamAsync(function, state, writeKwargs, _options.StreamWindow, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+                throw;
+            }
+
+            using (stream)
+            {
+                while (true)
+                {
+                    TItem item;
+                    try
+                    {
+                        if (await stream.NextAsync(_options.RequestTimeout, cancellationToken).ConfigureAwait(false) is not { } frame)
+                            break;
+                        item = stream.Read(frame, readItem);
+                    }
+                    catch (Exception e)
+                    {
+                        failure = e;
+                        throw;
+                    }
+
+                    items++;
+                    yield return item;
+                }
+            }
+        }
+        finally
+        {
+            if (observed is { } call)
+            {
+                call.SetTag("p2plocal.stream.items", items);
+                call.Finish(failure);
+            }
+        }
     }
 }

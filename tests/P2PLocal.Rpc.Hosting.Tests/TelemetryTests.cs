@@ -123,6 +123,74 @@ public class TelemetryTests
 
     internal sealed record PointView(string Unit, Dictionary<string, object?> Tags, long Count, double Sum);
 
+    [Fact]
+    public async Task A_stream_is_one_client_span_from_request_to_last_item_with_its_duration_and_item_count()
+    {
+        var spans = new List<Activity>();
+        var metrics = new List<Metric>();
+        using var tracing = Sdk.CreateTracerProviderBuilder()
+            .AddSource(NodeTelemetry.ActivitySourceName, s_test.Name)
+            .AddInMemoryExporter(spans)
+            .Build();
+        using var metering = Sdk.CreateMeterProviderBuilder().AddMeter(NodeTelemetry.MeterName).AddInMemoryExporter(metrics).Build();
+        var port = LoopbackPorts.FreeUdpPort();
+        await using var bob = await TestNetwork.StartNodeAsync("bob", port);
+        bob.RegisterStream("traced_stream", (_, ct) => Items(3, fail: false, ct));
+        bob.RegisterStream("broken_stream", (_, ct) => Items(2, fail: true, ct));
+        await using var alice = await TestNetwork.StartNodeAsync("alice", port);
+        await alice.Peers.WaitForAsync("bob").Within();
+
+        ActivityTraceId traceId;
+        using (var parent = s_test.StartActivity("work"))
+        {
+            traceId = parent!.TraceId;
+            var items = await alice.RequestStreamAsync<int>("bob", "traced_stream").ToListAsync().AsTask().Within();
+            Assert.Equal([0, 1, 2], items);
+            Assert.Same(parent, Activity.Current); // the stream's span never leaked into the reader's context
+        }
+
+        var received = new List<int>();
+        var failed = await Assert.ThrowsAsync<RemoteException>(async () =>
+        {
+            await foreach (var item in alice.RequestStreamAsync<int>("bob", "broken_stream").WithCancellation(CancellationToken.None))
+                received.Add(item);
+        }).Within();
+        Assert.Equal([0, 1], received);
+        metering.ForceFlush();
+
+        Activity[] mine;
+        lock (spans)
+            mine = [.. spans.Where(s => s.TraceId == traceId)];
+        Assert.True(mine.Length == 3, "spans of the trace: " + string.Join(", ", mine.Select(s => $"{s.Kind} {s.DisplayName}")));
+        var client = Assert.Single(mine, s => s.Kind == ActivityKind.Client);
+        var server = Assert.Single(mine, s => s.Kind == ActivityKind.Server);
+        Assert.Equal("traced_stream", client.DisplayName);
+        Assert.Equal(client.SpanId, server.ParentSpanId);
+        Assert.Equal(3L, client.GetTagItem("p2plocal.stream.items"));
+        Assert.Equal("OK", client.GetTagItem("rpc.response.status_code"));
+        Assert.Equal(bob.ServiceEndPoint.Port, client.GetTagItem("server.port"));
+
+        var clientOk = Point(metrics, "rpc.client.call.duration", "traced_stream");
+        Assert.Equal("OK", clientOk.Tags["rpc.response.status_code"]);
+        var clientFailed = Point(metrics, "rpc.client.call.duration", "broken_stream");
+        Assert.Equal(typeof(RemoteException).FullName, clientFailed.Tags["error.type"]);
+        Assert.Equal("HANDLER_FAILED", clientFailed.Tags["rpc.response.status_code"]);
+        Assert.Contains("no more", failed.Message);
+    }
+
+    private static async IAsyncEnumerable<object?> Items(int count, bool fail, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return i;
+        }
+
+        if (fail)
+            throw new InvalidOperationException("no more");
+    }
+
     private static PointView Point(List<Metric> metrics, string name, string method)
     {
         var points = metrics.Where(m => m.Name == name).SelectMany(Points).Where(p => Equals(p.Tags.GetValueOrDefault("rpc.method"), method)).ToList();

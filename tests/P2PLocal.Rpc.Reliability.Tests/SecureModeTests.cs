@@ -78,6 +78,40 @@ public class SecureModeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Streams_and_events_run_over_the_secure_connection_and_carry_the_verified_peer_id()
+    {
+        var port = Net.FreeUdpPort();
+        await using var alice = await Node.StartAsync(Secure("alice", port));
+        var events = new TaskCompletionSource<(int Value, string? Sender)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = alice.Subscribe<int>("ticks", (value, sender) => events.TrySetResult((value, sender.PeerId)));
+        await using var bob = await Node.StartAsync(Secure("bob", port));
+        bob.RegisterStream("count", (kwargs, caller, ct) => CountFor(caller.PeerId, 100, ct));
+        await alice.Peers.WaitForAsync("bob").Within();
+        await bob.Peers.WaitForAsync("alice").Within();
+
+        var items = await alice.RequestStreamAsync("bob", "count").ToListAsync().AsTask().Within();
+        Assert.Equal(101, items.Count);
+        Assert.Equal(alice.PeerId, items[0]); // the producer saw the caller's verified id
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => (object?)(long)i), items.Skip(1));
+
+        await bob.PublishAsync("ticks", 42);
+        var received = await events.Task.Within();
+        Assert.Equal(42, received.Value);
+        Assert.Equal(bob.PeerId, received.Sender);
+    }
+
+    private static async IAsyncEnumerable<object?> CountFor(string? callerId, int count, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        yield return callerId;
+        for (var i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return i;
+        }
+    }
+
+    [Fact]
     public async Task Pinned_nodes_call_each_other_and_a_node_not_pinned_is_neither_listed_nor_answered()
     {
         var port = Net.FreeUdpPort();

@@ -224,10 +224,11 @@ internal sealed partial class ServerConnection : FramedConnection
 
                     var kwargsEnd = (int)reader.Consumed;
                     var window = streamed ? StreamMessages.ReadWindow(ref reader) : 0;
+                    var extrasStart = (int)reader.Consumed; // a stream request's window comes between the kwargs and the extras
                     Messages.SkipRequestExtras(ref reader, streamed ? count - 1 : count);
                     if (reader.Consumed != frame.Length)
                         throw new InvalidDataException("Bytes follow the request's kwargs.");
-                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd, elements, window);
+                    handedOff = Accept(id, function, frame, kwargsStart, kwargsEnd, extrasStart, elements, window);
                     return;
                 case MessageKind.StreamCredit:
                     OnCredit(ref reader, count, frame.Length);
@@ -263,7 +264,7 @@ internal sealed partial class ServerConnection : FramedConnection
 
     /// <summary>Queues a request; returns true when the work item took ownership of the frame.</summary>
     /// <remarks>A <paramref name="window"/> above 0 makes it a stream request (ServerConnection.Streams.cs).</remarks>
-    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int elements, uint window = 0)
+    private bool Accept(uint id, string function, ReceivedFrame frame, int kwargsStart, int kwargsEnd, int extrasStart, int elements, uint window = 0)
     {
         if (_draining)
         {
@@ -319,7 +320,7 @@ internal sealed partial class ServerConnection : FramedConnection
 
             if (!_workPool.TryPop(out work))
                 work = new RequestWork(this);
-            dispatcher = ObservedDispatcher.Wrap(dispatcher, frame.Payload[kwargsEnd..], Peer?.Name ?? "");
+            dispatcher = ObservedDispatcher.Wrap(dispatcher, frame.Payload[extrasStart..], Peer?.Name ?? "");
             work.Start(id, function, frame, kwargsStart, kwargsEnd, elements, dispatcher, cts);
             work.Stream = window > 0 ? StartStream(id, window) : null;
             _running.Add(id, work);
