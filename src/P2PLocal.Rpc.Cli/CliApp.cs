@@ -22,6 +22,8 @@ internal static class CliApp
             MethodsCommand.Create(common, console),
             CallCommand.Create(common, console),
             ListenCommand.Create(common, console),
+            PublishCommand.Create(common, console),
+            SubscribeCommand.Create(common, console),
             DoctorCommand.Create(common, console),
         };
         foreach (var option in common.All)
