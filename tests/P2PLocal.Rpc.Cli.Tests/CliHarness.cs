@@ -75,6 +75,13 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
         return await line;
     }
 
+    /// <summary>Waits for the command to end by itself (<c>--count</c>, <c>--wait</c>) and returns what was printed.</summary>
+    public async Task<CliResult> WaitForExitAsync()
+    {
+        var code = await run.Within();
+        return new CliResult(code, output.ToString(), error.ToString());
+    }
+
     /// <summary>Presses Ctrl+C and returns what was printed.</summary>
     public async Task<CliResult> StopAsync()
     {
