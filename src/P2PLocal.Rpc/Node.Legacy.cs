@@ -16,7 +16,7 @@ namespace P2PLocal.Rpc;
 public sealed partial class Node
 {
     private static readonly TimeSpan s_localAddressesLifetime = TimeSpan.FromSeconds(10);
-    private static (long Ticks, HashSet<IPAddress> Addresses) s_localAddresses = (long.MinValue, []);
+    private static (long Ticks, HashSet<IPAddress>? Addresses) s_localAddresses; // none until the first look
 
     /// <summary>
     /// Sends one call to a legacy peer. The kwargs go as the one struct parameter that the Python
@@ -167,7 +167,8 @@ public sealed partial class Node
     private static HashSet<IPAddress> LocalAddresses()
     {
         var cached = s_localAddresses;
-        if (Environment.TickCount64 - cached.Ticks < s_localAddressesLifetime.TotalMilliseconds)
+        // Stamping "none yet" long.MinValue made now - stamp overflow to a negative age, read as fresh: an empty set forever.
+        if (cached.Addresses is not null && Environment.TickCount64 - cached.Ticks < s_localAddressesLifetime.TotalMilliseconds)
             return cached.Addresses;
         HashSet<IPAddress> addresses = [];
         try

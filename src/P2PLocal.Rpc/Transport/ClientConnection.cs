@@ -85,23 +85,39 @@ internal sealed partial class ClientConnection : FramedConnection
 
     /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, long, Security.TlsChannel?, string?, CancellationToken)"/>
     /// <remarks>Request timeouts and idle times run on <paramref name="clock"/> (the node's <see cref="NodeOptions.TimeProvider"/>).</remarks>
-    public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+    public static Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, string peerName, string? expectedInstance,
+        Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
+        Security.TlsChannel? tls, string? expectedPeerId, TimeProvider clock, CancellationToken cancellationToken) =>
+        ConnectAsync(null, endPoint, peerName, expectedInstance, localHello, options, timeout, maxBufferedBytes, tls, expectedPeerId, clock, cancellationToken);
+
+    /// <inheritdoc cref="ConnectAsync(IPEndPoint, string, string?, Hello, MessagePackSerializerOptions, TimeSpan, long, Security.TlsChannel?, string?, TimeProvider, CancellationToken)"/>
+    /// <remarks><paramref name="dial"/> opens the stream (null: TCP to <paramref name="endPoint"/>); with a dialer, <paramref name="tls"/> must be null.</remarks>
+    public static async Task<ClientConnection> ConnectAsync(PeerDialer? dial, IPEndPoint endPoint, string peerName, string? expectedInstance,
         Hello localHello, MessagePackSerializerOptions options, TimeSpan timeout, long maxBufferedBytes,
         Security.TlsChannel? tls, string? expectedPeerId, TimeProvider clock, CancellationToken cancellationToken)
     {
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
-        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Socket? socket = null;
         ClientConnection? connection = null;
         try
         {
-            await socket.ConnectAsync(endPoint, timeoutCts.Token).ConfigureAwait(false);
             Stream stream;
             string? peerId = null;
-            if (tls is null)
-                stream = new NetworkStream(socket, ownsSocket: true);
+            if (dial is not null)
+            {
+                (socket, stream) = await dial(endPoint, timeoutCts.Token).ConfigureAwait(false);
+            }
             else
-                (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
+            {
+                socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                await socket.ConnectAsync(endPoint, timeoutCts.Token).ConfigureAwait(false);
+                if (tls is null)
+                    stream = new NetworkStream(socket, ownsSocket: true);
+                else
+                    (stream, peerId) = await tls.AuthenticateAsClientAsync(socket, peerName, endPoint, expectedPeerId, timeoutCts.Token).ConfigureAwait(false);
+            }
+
             connection = new ClientConnection(socket, stream, peerName, localHello.MaxFrameSize, options, maxBufferedBytes, clock) { PeerId = peerId, MaxPeerTopics = localHello.MaxPeerTopics };
             connection.StartLoops();
             connection.TrySend(localHello, static (ref MessagePackWriter w, Hello h) => Messages.WriteHello(ref w, h), int.MaxValue);
@@ -117,7 +133,7 @@ internal sealed partial class ClientConnection : FramedConnection
             if (connection is not null)
                 await connection.DisposeAsync().ConfigureAwait(false);
             else
-                socket.Dispose();
+                socket?.Dispose();
             if (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException)
                 throw;
             cancellationToken.ThrowIfCancellationRequested();

@@ -22,6 +22,7 @@ internal sealed class ConnectionPool : IConnectionPool
     private readonly Security.TlsChannel? _tls;
     private readonly ILogger _logger;
     private readonly Action<PeerAddress> _peerRestarted;
+    private readonly PeerDialer? _dial;
     private int _disposed;
 
     /// <param name="localHello">This node's hello.</param>
@@ -30,9 +31,11 @@ internal sealed class ConnectionPool : IConnectionPool
     /// <param name="tls">The node's TLS side in secure mode; null for an open node.</param>
     /// <param name="logger">Where opened and closed connections are logged.</param>
     /// <param name="peerRestarted">Told when an endpoint answers as another instance than the one expected.</param>
+    /// <param name="dial">Opens connections (null: TCP; tests pass an in-memory peer, see <see cref="PeerDialer"/>).</param>
     public ConnectionPool(Hello localHello, MessagePackSerializerOptions serializerOptions, NodeOptions options, Security.TlsChannel? tls,
-        ILogger logger, Action<PeerAddress> peerRestarted)
+        ILogger logger, Action<PeerAddress> peerRestarted, PeerDialer? dial = null)
     {
+        _dial = dial;
         _localHello = localHello;
         _serializerOptions = serializerOptions;
         _options = options;
@@ -106,7 +109,7 @@ internal sealed class ConnectionPool : IConnectionPool
     {
         try
         {
-            var connection = await ClientConnection.ConnectAsync(peer.EndPoint, peer.Name, peer.InstanceId, _localHello, _serializerOptions,
+            var connection = await ClientConnection.ConnectAsync(_dial, peer.EndPoint, peer.Name, peer.InstanceId, _localHello, _serializerOptions,
                 _options.ConnectTimeout, _options.MaxBufferedBytesPerConnection, _tls, peer.PeerId, _options.TimeProvider, CancellationToken.None).ConfigureAwait(false);
             connection.InlineCompletions = _options.InlineCompletions;
             _logger.ConnectionOpened("outbound", connection.RemoteEndPoint);
@@ -140,7 +143,7 @@ internal sealed class ConnectionPool : IConnectionPool
             return false;
         try
         {
-            var connection = await ClientConnection.ConnectAsync(endPoint, peer.Name, peer.InstanceId, _localHello, _serializerOptions,
+            var connection = await ClientConnection.ConnectAsync(_dial, endPoint, peer.Name, peer.InstanceId, _localHello, _serializerOptions,
                 _options.ConnectTimeout, NodeOptions.DefaultMaxBufferedBytesPerConnection, _tls, peer.PeerId, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
             return true;

@@ -1,0 +1,283 @@
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using MessagePack;
+using Microsoft.Extensions.Time.Testing;
+using P2PLocal.Rpc.Framing;
+using P2PLocal.Rpc.Dispatch;
+using P2PLocal.Rpc.Protocol;
+using P2PLocal.Rpc.Testing;
+using P2PLocal.Rpc.Transport;
+
+namespace P2PLocal.Rpc.UnitTests.Transport;
+
+/// <summary>
+/// <see cref="FramedConnection"/> itself, through a minimal subclass over an in-memory connection: frames in order and
+/// whole whatever the reads, request slots freed exactly once on every path, the hello-size limit until
+/// <c>AcceptFullFrames</c>, received bytes held against the buffer limit pausing the read loop, and closing.
+/// </summary>
+public class FramedConnectionTests
+{
+    /// <summary>Records what arrives; sends what the test gives it.</summary>
+    private sealed class TestConnection : FramedConnection
+    {
+        private int _slotsFreed;
+        private int _closes;
+
+        public TestConnection(InMemoryConnection wire, long maxBufferedBytes = 1 << 20, TimeProvider? clock = null)
+            : base(wire.ClientSocket, wire.Client, 64 * 1024, maxBufferedBytes, clock)
+        {
+        }
+
+        public Channel<byte[]> Received { get; } = Channel.CreateUnbounded<byte[]>();
+
+        /// <summary>Received frames are held against the buffer limit until <see cref="Release"/>.</summary>
+        public bool HoldFrames { get; init; }
+
+        public bool Inline { get; set; } = true;
+
+        public int SlotsFreed => Volatile.Read(ref _slotsFreed);
+
+        public int Closes => Volatile.Read(ref _closes);
+
+        public void Start(bool fullFrames = true)
+        {
+            if (fullFrames)
+                AcceptFullFrames();
+            StartLoops();
+        }
+
+        public void Release(int bytes) => ReleaseReceived(bytes);
+
+        /// <summary>A control message whose writing throws.</summary>
+        public bool SendFailing(bool holdsRequestSlot) =>
+            TrySend(0, static (ref MessagePackWriter _, int _) => throw new InvalidOperationException("no"), int.MaxValue, holdsRequestSlot);
+
+        /// <summary>A control message holding <paramref name="text"/>.</summary>
+        public bool SendText(string text, int maxFrameSize, bool holdsRequestSlot) =>
+            TrySend(text, static (ref MessagePackWriter writer, string s) => writer.Write(s), maxFrameSize, holdsRequestSlot);
+
+        protected override bool SendInline => Inline;
+
+        protected override void OnFrame(ReceivedFrame frame)
+        {
+            using (frame)
+            {
+                if (HoldFrames)
+                    HoldReceived(frame.Length);
+                Received.Writer.TryWrite(frame.Payload.ToArray());
+            }
+        }
+
+        protected override void OnClosed(Exception? reason) => Interlocked.Increment(ref _closes);
+
+        protected override void OnRequestSlotsFreed(int count) => Interlocked.Add(ref _slotsFreed, count);
+
+        public async Task<byte[]> NextAsync() => await Received.Reader.ReadAsync().AsTask().Within();
+    }
+
+    private static FrameBuffer Frame(int number, int padding = 0, bool holdsSlot = false)
+    {
+        var frame = new FrameBuffer { HoldsRequestSlot = holdsSlot };
+        var writer = new MessagePackWriter(frame);
+        writer.WriteArrayHeader(2);
+        writer.Write(number);
+        writer.Write(new string('p', padding));
+        writer.Flush();
+        frame.Complete(int.MaxValue);
+        return frame;
+    }
+
+    private static int NumberOf(ReadOnlyMemory<byte> payload)
+    {
+        var reader = new MessagePackReader(payload);
+        reader.ReadArrayHeader();
+        return reader.ReadInt32();
+    }
+
+    private static PipeOptions NotReading => new(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false);
+
+    [Fact]
+    public async Task Frames_from_one_sender_arrive_in_order_whether_written_inline_or_queued()
+    {
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire);
+        connection.Start();
+        for (var i = 0; i < 300; i++)
+        {
+            connection.Inline = i % 3 != 0;
+            Assert.True(connection.TrySend(Frame(i, padding: i % 7 == 0 ? 20_000 : i)));
+        }
+
+        for (var i = 0; i < 300; i++)
+            Assert.Equal(i, NumberOf(await WireFrames.ReadFrameAsync(wire.Peer).Within()));
+        await Patience.Until(() => connection.QueuedSendBytes == 0);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_frame_split_across_reads_arrives_once_and_whole()
+    {
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire);
+        connection.Start();
+        var bytes = WireFrames.Frame((ref MessagePackWriter writer) => writer.Write(new string('s', 3000)));
+        var two = WireFrames.Frame((ref MessagePackWriter writer) => writer.Write(2));
+
+        await wire.Peer.WriteAsync(bytes.AsMemory(0, 2)); // half the prefix
+        await wire.Peer.WriteAsync(bytes.AsMemory(2, 1000));
+        await wire.Peer.WriteAsync((byte[])[.. bytes.AsSpan(1002), .. two.AsSpan(0, 3)]);
+        await wire.Peer.WriteAsync(two.AsMemory(3));
+
+        Assert.Equal(bytes.AsSpan(4).ToArray(), await connection.NextAsync());
+        Assert.Equal(two.AsSpan(4).ToArray(), await connection.NextAsync());
+        Assert.False(connection.IsClosed);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Until_the_hello_is_in_only_frames_up_to_16_KiB_are_read()
+    {
+        var wire = new InMemoryConnection();
+        var small = new TestConnection(wire);
+        small.Start(fullFrames: false);
+        await wire.Peer.WriteAsync(WireFrames.Frame(new byte[Messages.MaxHelloFrameSize]));
+        Assert.Equal(Messages.MaxHelloFrameSize, (await small.NextAsync()).Length);
+        await wire.Peer.WriteAsync(WireFrames.Frame(new byte[Messages.MaxHelloFrameSize + 1]));
+        Assert.Equal($"Frame length {Messages.MaxHelloFrameSize + 1} is above the limit of {Messages.MaxHelloFrameSize} bytes.",
+            Assert.IsType<InvalidDataException>(await small.Closed.Within()).Message);
+        await small.DisposeAsync();
+
+        var fullWire = new InMemoryConnection();
+        var full = new TestConnection(fullWire);
+        full.Start(fullFrames: true);
+        await fullWire.Peer.WriteAsync(WireFrames.Frame(new byte[Messages.MaxHelloFrameSize + 1]));
+        Assert.Equal(Messages.MaxHelloFrameSize + 1, (await full.NextAsync()).Length);
+        await full.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Every_request_slot_is_freed_once_whether_written_inline_queued_batched_or_large()
+    {
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire);
+        connection.Start();
+        connection.TrySend(Frame(0, holdsSlot: true)); // inline
+        connection.Inline = false;
+        connection.TrySend(Frame(1, holdsSlot: true)); // queued, batched
+        connection.TrySend(Frame(2, holdsSlot: true));
+        connection.TrySend(Frame(3, padding: 20_000, holdsSlot: true)); // above one batch: written alone
+        connection.TrySend(Frame(4)); // holds none
+
+        for (var i = 0; i < 5; i++)
+            Assert.Equal(i, NumberOf(await WireFrames.ReadFrameAsync(wire.Peer).Within()));
+        await Patience.Until(() => connection.QueuedSendBytes == 0 && connection.SlotsFreed == 4);
+        await connection.DisposeAsync();
+        Assert.Equal(4, connection.SlotsFreed);
+    }
+
+    [Fact]
+    public async Task Request_slots_of_frames_dropped_by_a_close_or_refused_after_it_are_freed_once()
+    {
+        var wire = new InMemoryConnection(toPeer: NotReading);
+        var connection = new TestConnection(wire);
+        connection.Start();
+        connection.TrySend(Frame(0, padding: 2000, holdsSlot: true)); // inline, stuck in the pipe
+        connection.Inline = false;
+        for (var i = 1; i <= 3; i++)
+            connection.TrySend(Frame(i, padding: 2000, holdsSlot: true));
+        Assert.Equal(0, connection.SlotsFreed);
+
+        connection.Close();
+        await Patience.Until(() => connection.SlotsFreed == 4 && connection.QueuedSendBytes == 0);
+        Assert.False(connection.TrySend(Frame(5, holdsSlot: true)));
+        Assert.Equal(5, connection.SlotsFreed);
+        await connection.DisposeAsync();
+        Assert.Equal(5, connection.SlotsFreed);
+        Assert.Equal(1, connection.Closes);
+    }
+
+    [Fact]
+    public async Task A_control_message_that_fails_to_build_frees_its_slot_and_throws()
+    {
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire);
+        connection.Start();
+        Assert.Throws<InvalidOperationException>(() => connection.SendFailing(holdsRequestSlot: true));
+        Assert.Equal(1, connection.SlotsFreed);
+        Assert.Throws<InvalidOperationException>(() => connection.SendFailing(holdsRequestSlot: false));
+        Assert.Equal(1, connection.SlotsFreed);
+        Assert.Throws<FrameTooLargeException>(() => connection.SendText(new string('x', 100), 50, holdsRequestSlot: true));
+        Assert.Equal(2, connection.SlotsFreed);
+        Assert.Throws<FrameTooLargeException>(() => connection.SendText(new string('x', 100), 50, holdsRequestSlot: false));
+        Assert.Equal(2, connection.SlotsFreed);
+
+        Assert.True(connection.SendText("seven", int.MaxValue, holdsRequestSlot: true));
+        Assert.Equal("seven", MessagePackSerializer.Deserialize<string>(await WireFrames.ReadFrameAsync(wire.Peer).Within()));
+        await Patience.Until(() => connection.SlotsFreed == 3);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Received_frames_held_past_the_limit_pause_the_read_loop_until_released()
+    {
+        var clock = new FakeTimeProvider();
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire, maxBufferedBytes: 4096, clock) { HoldFrames = true };
+        connection.Start();
+        var frame = WireFrames.Frame(new byte[1500]);
+        await wire.Peer.WriteAsync((byte[])[.. frame, .. frame, .. frame, .. frame, .. frame]); // one read: five frames
+
+        await connection.NextAsync();
+        await connection.NextAsync();
+        await connection.NextAsync(); // 4500 bytes held: over the limit, the read loop stops after this frame
+        Assert.Equal(4500, connection.BufferedBytes);
+        Assert.False(connection.Received.Reader.TryRead(out _));
+
+        // Held received bytes alone (nothing waiting to be sent) never make the connection stalled.
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.False(connection.IsStalled(TimeSpan.FromSeconds(1)));
+
+        connection.Release(3000); // back at 1500: reading resumes, and the last two frames come
+        await connection.NextAsync();
+        await connection.NextAsync();
+        await Patience.Until(() => connection.BufferedBytes == 4500);
+        connection.Release(4500);
+        Assert.Equal(0, connection.BufferedBytes);
+        Assert.False(connection.IsClosed);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task LastFrameTicks_moves_with_each_whole_frame_on_the_connection_clock()
+    {
+        var clock = new FakeTimeProvider();
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire, clock: clock);
+        Assert.Equal(clock.GetTimestamp(), connection.LastFrameTicks);
+        Assert.Same(clock, connection.Clock);
+        connection.Start();
+
+        clock.Advance(TimeSpan.FromSeconds(10));
+        var moved = clock.GetTimestamp();
+        await wire.Peer.WriteAsync(WireFrames.Frame([1]));
+        await connection.NextAsync();
+        Assert.Equal(moved, connection.LastFrameTicks);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_peers_end_of_stream_closes_the_connection_once_with_no_reason()
+    {
+        var wire = new InMemoryConnection();
+        var connection = new TestConnection(wire);
+        connection.Start();
+        wire.Peer.Dispose();
+        Assert.Null(await connection.Closed.Within());
+        Assert.True(connection.IsClosed);
+        Assert.False(connection.TrySend(Frame(1)));
+        await connection.DisposeAsync();
+        await connection.DisposeAsync();
+        Assert.Equal(1, connection.Closes);
+        Assert.True(wire.Client.IsDisposed);
+    }
+}
