@@ -74,7 +74,7 @@ internal static class SubscribeCommand
         }).ConfigureAwait(false);
         if (!settings.Json)
         {
-            var until = settings.WaitGiven ? $" for {settings.Wait.TotalSeconds:0.###} s" : "; Ctrl+C stops";
+            var until = (count is null ? "" : $" until {count} event{(count == 1 ? "" : "s")}") + (settings.WaitGiven ? $" for at most {settings.Wait.TotalSeconds:0.###} s" : "; Ctrl+C stops");
             console.WriteLine($"Subscribed to {string.Join(", ", topics)} as {session.Node.Name} on UDP port {settings.Port} (scope {settings.ScopeName}, protocol {settings.Protocol}){until}.");
         }
 
