@@ -105,6 +105,29 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
     }
 }
 
+/// <summary>A fresh network key in a temporary file, for <c>--network-key-file</c>; deleted on dispose.</summary>
+public sealed class NetworkKeyFile : IDisposable
+{
+    private NetworkKeyFile(string key, string path)
+    {
+        Key = key;
+        Path = path;
+    }
+
+    public string Key { get; }
+
+    public string Path { get; }
+
+    public static async Task<NetworkKeyFile> CreateAsync()
+    {
+        var file = new NetworkKeyFile(NodeSecurity.CreateNetworkKey(), System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"p2p-key-{Guid.NewGuid():N}"));
+        await File.WriteAllTextAsync(file.Path, file.Key);
+        return file;
+    }
+
+    public void Dispose() => File.Delete(Path);
+}
+
 /// <summary>A thread-safe captured stream of text that tests can wait on, line by line.</summary>
 public sealed class LineWriter : TextWriter
 {

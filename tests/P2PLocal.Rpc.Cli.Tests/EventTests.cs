@@ -157,26 +157,17 @@ public class EventTests
     public async Task Subscribe_shows_the_verified_id_of_a_secure_publisher()
     {
         var port = LoopbackPorts.FreeUdpPort();
-        var key = NodeSecurity.CreateNetworkKey();
-        var keyFile = Path.Combine(Path.GetTempPath(), $"p2p-key-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(keyFile, key);
-        try
-        {
-            await using var subscribe = Cli.Start(port, "subscribe", "chat", "--count", "1", "--network-key-file", keyFile);
-            await using var bob = await Node.StartAsync(new NodeOptions(LoopbackNodes.Options("bob", port)) { Security = NodeSecurity.SharedKey(key) });
-            await SeesToolAsync(bob);
+        using var key = await NetworkKeyFile.CreateAsync();
+        await using var subscribe = Cli.Start(port, "subscribe", "chat", "--count", "1", "--network-key-file", key.Path);
+        await using var bob = await Node.StartAsync(new NodeOptions(LoopbackNodes.Options("bob", port)) { Security = NodeSecurity.SharedKey(key.Key) });
+        await SeesToolAsync(bob);
 
-            await bob.PublishAsync("chat", 42);
-            var result = await subscribe.WaitForExitAsync();
+        await bob.PublishAsync("chat", 42);
+        var result = await subscribe.WaitForExitAsync();
 
-            Assert.True(result.ExitCode == 0, result.ToString());
-            Assert.NotNull(bob.PeerId);
-            Assert.Contains($"  bob (id {bob.PeerId})  chat  42", result.Out);
-        }
-        finally
-        {
-            File.Delete(keyFile);
-        }
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.NotNull(bob.PeerId);
+        Assert.Contains($"  bob (id {bob.PeerId})  chat  42", result.Out);
     }
 
     [Fact]

@@ -15,19 +15,8 @@ internal static class StreamCall
     public const string End = "end";
 
     /// <summary><c>--max-items</c>: leave a stream after this many items.</summary>
-    public static Option<long?> MaxItemsOption()
-    {
-        var option = new Option<long?>("--max-items")
-        {
-            Description = "For a function that streams: stop after this many items; the peer's producer is cancelled.",
-        };
-        option.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<long?>() is not > 0)
-                r.AddError("--max-items must be at least 1.");
-        });
-        return option;
-    }
+    public static Option<long?> MaxItemsOption() =>
+        CountOption.Create("--max-items", "For a function that streams: stop after this many items; the peer's producer is cancelled.");
 
     /// <summary>
     /// Whether the peer lists <paramref name="function"/> as streaming (<c>stream&lt;T&gt;</c>); false when it does not

@@ -23,12 +23,7 @@ internal static class SubscribeCommand
             Arity = ArgumentArity.OneOrMore,
         };
         topics.Validators.Add(r => CheckTopics(r, r.GetValueOrDefault<string[]>() ?? []));
-        var count = new Option<long?>("--count") { Description = "Stop after this many events." };
-        count.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<long?>() is not > 0)
-                r.AddError("--count must be at least 1.");
-        });
+        var count = CountOption.Create("--count", "Stop after this many events.");
         var command = new Command("subscribe", "Print the events peers publish on the topics as they arrive (time, sender and its verified id when secure, topic, value as JSON), until Ctrl+C, --count or --wait.")
         {
             topics,
