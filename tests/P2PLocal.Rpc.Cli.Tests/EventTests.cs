@@ -74,6 +74,24 @@ public class EventTests
     }
 
     [Fact]
+    public async Task Publish_counts_only_the_peers_that_subscribe()
+    {
+        var port = LoopbackPorts.FreeUdpPort();
+        await using var bob = await TestNetwork.StartAsync("bob", port);
+        await using var carol = await TestNetwork.StartAsync("carol", port);
+        var got = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = bob.Subscribe<int>("prices", value => got.TrySetResult(value));
+        using var elsewhere = carol.Subscribe<int>("news", _ => { });
+
+        var result = await Cli.RunAsync(port, "publish", "prices", "7");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("topic 'prices': reached 1 peer (of 2 seen: bob, carol).", result.Out.Trim());
+        Assert.Equal(7, await got.Task.Within());
+        Assert.Equal(0, carol.GetEventStatistics().Received);
+    }
+
+    [Fact]
     public async Task Publish_that_no_peer_subscribes_to_exits_1_and_says_so()
     {
         var port = LoopbackPorts.FreeUdpPort();
