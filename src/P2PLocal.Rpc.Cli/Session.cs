@@ -21,12 +21,17 @@ internal sealed class Session : IAsyncDisposable
     public Node Node { get; }
 
     /// <summary>Opens the probe and starts the tool's node.</summary>
+    /// <exception cref="SocketException">The discovery port or a service port cannot be bound.</exception>
+    public static Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, CancellationToken cancellationToken) =>
+        StartAsync(settings, requestTimeout, beforeStart: null, cancellationToken);
+
+    /// <summary>Opens the probe and starts the tool's node, after <paramref name="beforeStart"/> ran on it.</summary>
     /// <param name="settings">The common options.</param>
     /// <param name="requestTimeout">The node's request timeout.</param>
-    /// <param name="cancellationToken">Ctrl+C.</param>
     /// <param name="beforeStart">Runs on the node before it starts (subscriptions), so no peer ever sees the tool without them.</param>
+    /// <param name="cancellationToken">Ctrl+C.</param>
     /// <exception cref="SocketException">The discovery port or a service port cannot be bound.</exception>
-    public static async Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, CancellationToken cancellationToken, Action<Node>? beforeStart = null)
+    public static async Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, Action<Node>? beforeStart, CancellationToken cancellationToken)
     {
         var probe = DiscoveryProbe.Open(settings.Port, settings.Scope);
         try

@@ -104,7 +104,7 @@ internal static class CallCommand
         TimeSpan timeout, long? maxItems, CliConsole console, CancellationToken cancellationToken)
     {
         await using var session = await Session.StartAsync(settings, timeout, cancellationToken).ConfigureAwait(false);
-        if (await session.WaitForPeerAsync(name, settings.Wait, cancellationToken).ConfigureAwait(false) is null)
+        if (await session.WaitForPeerAsync(name, settings.Wait, cancellationToken).ConfigureAwait(false) is not { } peer)
         {
             console.Fail(session.NotSeenMessage(name, settings));
             return ExitCodes.PeerNotSeen;
@@ -114,7 +114,8 @@ internal static class CallCommand
         var clock = Stopwatch.StartNew();
         try
         {
-            if (await StreamCall.IsStreamAsync(session.Node, name, function, cancellationToken).ConfigureAwait(false))
+            // A legacy (XML-RPC) peer cannot stream, and may not answer introspection: call it as before.
+            if (!peer.IsLegacy && await StreamCall.IsStreamAsync(session.Node, name, function, cancellationToken).ConfigureAwait(false))
                 return await StreamCall.RunAsync(session.Node, settings, name, function, kwargs, maxItems, console, cancellationToken).ConfigureAwait(false);
             var result = await session.Node.RequestAsync(name, function, kwargs, cancellationToken).ConfigureAwait(false);
             var json = JsonValues.ToJson(result);

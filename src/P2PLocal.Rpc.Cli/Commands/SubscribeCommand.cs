@@ -59,14 +59,14 @@ internal static class SubscribeCommand
             _ => Interlocked.Increment(ref dropped));
         List<IDisposable> subscriptions = [];
         // Subscribed before the node starts: no publisher ever sees the tool without its topics.
-        await using var session = await Session.StartAsync(settings, TimeSpan.FromSeconds(5), cancellationToken, node =>
+        await using var session = await Session.StartAsync(settings, TimeSpan.FromSeconds(5), node =>
         {
             foreach (var topic in topics)
             {
                 subscriptions.Add(node.Subscribe<object?>(topic, (value, sender) =>
                     queue.Writer.TryWrite(new EventJson(Schema.Version, DateTimeOffset.UtcNow, topic, sender.Name, sender.InstanceId, sender.PeerId, JsonValues.ToJson(value)))));
             }
-        }).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
         if (!settings.Json)
         {
             var until = (count is null ? "" : $" until {count} event{(count == 1 ? "" : "s")}") + (settings.WaitGiven ? $" for at most {settings.Wait.TotalSeconds:0.###} s" : "; Ctrl+C stops");
