@@ -79,8 +79,8 @@ public class StreamCallTests
         var lines = result.JsonLines();
         Assert.Equal(5, lines.Count);
         Assert.All(lines, l => Assert.Equal(1, l.GetProperty("schema").GetInt32()));
-        Assert.Equal([(0L, 10), (1L, 11), (2L, 12), (3L, 13)],
-            lines.Take(4).Select(l => (Assert.IsType<string>(l.GetProperty("event").GetString()) == "item" ? l.GetProperty("index").GetInt64() : -1, l.GetProperty("item").GetInt32())));
+        Assert.Equal([("item", 0L, 10), ("item", 1L, 11), ("item", 2L, 12), ("item", 3L, 13)],
+            lines.Take(4).Select(l => (l.GetProperty("event").GetString(), l.GetProperty("index").GetInt64(), l.GetProperty("item").GetInt32())));
         var end = lines[^1];
         Assert.Equal("end", end.GetProperty("event").GetString());
         Assert.True(end.GetProperty("ok").GetBoolean());
