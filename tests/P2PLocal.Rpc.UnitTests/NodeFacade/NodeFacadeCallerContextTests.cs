@@ -117,4 +117,19 @@ public sealed class NodeFacadeCallerContextTests
         Assert.True(facade.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", facade));
         Assert.NotEqual(0, node.ServiceEndPoint.Port);
     }
+
+    [Fact]
+    public async Task A_start_cancelled_during_its_name_check_posts_nothing_of_the_facade_to_the_callers_context()
+    {
+        var logs = new CapturedLogs();
+        var options = new NodeOptions(Options("cancelling")) { NameCheckWindow = TimeSpan.FromMinutes(10), LoggerFactory = logs };
+        using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)); // whenever it fires, the 10-minute check is running
+
+        var (error, posted) = await CallerContext.RunAsync(() => Record.Exception(() => Node.StartAsync(options, stop.Token).GetAwaiter().GetResult())).Within();
+
+        Assert.IsAssignableFrom<OperationCanceledException>(error);
+        Assert.True(logs.Has("NodeStopped"), "the node whose start was cancelled was shut down");
+        var facade = posted.Where(p => !p.Contains("DiscoveryService.AdvertiseLoopAsync", StringComparison.Ordinal)).ToList();
+        Assert.True(facade.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", facade));
+    }
 }

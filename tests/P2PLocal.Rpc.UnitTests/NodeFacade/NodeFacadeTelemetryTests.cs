@@ -251,6 +251,24 @@ public sealed class NodeFacadeTelemetryTests
     }
 
     [Fact]
+    public async Task An_observed_call_posts_nothing_to_the_callers_context()
+    {
+        using var durations = new Durations();
+        await using var pair = await PairAsync();
+        pair.Bob.Register("timed.context", async (_, _) =>
+        {
+            await Task.Yield();
+            return 1;
+        });
+
+        var (result, posted) = await CallerContext.RunAsync(() => pair.Alice.Request("bob", "timed.context")).Within();
+
+        Assert.Equal(1L, result);
+        Assert.True(posted.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", posted));
+        Assert.Equal("OK", durations.Of("timed.context").Tags["rpc.response.status_code"]);
+    }
+
+    [Fact]
     public async Task The_peers_a_running_node_sees_are_counted_in_known_peers()
     {
         await using var node = await StartAsync("counter");
