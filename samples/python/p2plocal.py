@@ -2,7 +2,8 @@
 
 Written from PROTOCOL.md (wire protocol version 1). It finds nodes with UDP beacons, calls their functions by name
 with kwargs (dynamic and generated functions alike), pipelines calls on one TCP connection per peer, cancels them,
-lists a peer's functions, raises each wire error as its own exception, and serves Python functions to other nodes.
+lists a peer's functions, reads streamed results with flow control, publishes and subscribes to events, raises each
+wire error as its own exception, and serves Python functions to other nodes.
 
     import p2plocal
     with p2plocal.Node("py", discovery_port=47474) as node:      # loopback scope by default
@@ -12,11 +13,16 @@ lists a peer's functions, raises each wire error as its own exception, and serve
         call.cancel()                                           # sends a cancel; the handler's token fires there
         # [MessagePackObject] kwargs from dicts of members, by the peer's own description of them ($methods):
         print(node.invoke("bob", "Measure", segment={"From": {"X": 0, "Y": 0}, "To": {"X": 3, "Y": 4}}))
+        for item in node.request_stream("bob", "count", n=10):   # a streamed result, read as it arrives
+            print(item)
+        node.subscribe("prices", print)                          # events other nodes publish on "prices"
+        node.publish("orders", {"id": 7})                        # to every peer that subscribes to "orders"
 
 Thread-safe: any thread may call, and calls may overlap. Close the node (or leave the `with` block) to send a
 goodbye and release its sockets and threads.
 """
 
+import collections
 import datetime
 import itertools
 import secrets
@@ -28,7 +34,8 @@ import time
 __all__ = [
     "Node", "Call", "Peer", "P2PError", "PeerNotFoundError", "NameConflictError", "PeerConnectionError",
     "RemoteError", "MethodNotFoundError", "InvalidKwargsError", "PeerBusyError", "RemoteCancelledError",
-    "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError",
+    "FrameTooLargeError", "ShuttingDownError", "BadRequestError", "CallCancelledError", "FeatureNotSupportedError",
+    "Stream", "Subscription",
     "pack", "unpack", "encode", "decode", "build_kwargs", "fingerprint", "PROTOCOL_VERSION",
 ]
 
@@ -42,6 +49,16 @@ MIN_FRAME = 1024                      # the smallest maxFrameSize a hello may sa
 MAX_HELLO_FRAME = 16 * 1024           # the largest frame read before the hello
 LOOPBACK_BROADCAST = "127.255.255.255"
 REQUEST, RESULT, ERROR, CANCEL, HELLO = 0, 1, 2, 3, 4
+STREAM_ITEM, STREAM_CREDIT, STREAM_REQUEST = 5, 6, 7
+STREAM_FEATURE = "stream"             # hello features (element 6): the peer takes stream requests
+DEFAULT_STREAM_WINDOW = 64
+SUBSCRIPTIONS, EVENT = 8, 9
+EVENTS_FEATURE = "events"             # hello features: the sender takes events and announces its subscriptions
+MAX_TOPIC_BYTES = 256                 # a topic is 1 to 256 UTF-8 bytes
+MAX_TOPICS = 256                      # topics kept of a peer's list, and this node's own limit
+MAX_EVENT_SIZE = 64 * 1024            # the largest event frame (length prefix included) sent or handled
+MAX_QUEUED_EVENTS = 1024              # per peer (publishing) and per incoming connection (subscribing)
+MAX_UINT32 = 0xFFFFFFFF
 ANSWER_SPACING = 0.020                # at most one answer to hellos per 20 ms
 MAX_DEPTH = 64                        # nesting a decoded value may have
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -109,7 +126,16 @@ class BadRequestError(RemoteError):
 
 
 class CallCancelledError(P2PError):
-    """This side cancelled the call (Call.cancel)."""
+    """This side cancelled the call (Call.cancel, Stream.cancel)."""
+
+
+class FeatureNotSupportedError(P2PError):
+    """The peer's hello does not offer a feature the call needs (an older node, or another implementation without
+    it); nothing was sent. `feature` names it, e.g. "stream"."""
+
+    def __init__(self, message, feature):
+        super().__init__(message)
+        self.feature = feature
 
 
 _ERRORS = {2: MethodNotFoundError, 3: InvalidKwargsError, 4: PeerBusyError, 5: RemoteCancelledError,
@@ -539,6 +565,59 @@ def _digits(text):
     return text.isascii() and text.isdigit()
 
 
+def _check_window(window):
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_UINT32:
+        raise ValueError("a stream window is an int from 1 to 2^32-1 items, not %r" % (window,))
+    return window
+
+
+def _topic_problem(topic):
+    """Why `topic` is not a topic (a str of 1 to 256 UTF-8 bytes), or None."""
+    if not isinstance(topic, str):
+        return "a topic is a str, not %s" % type(topic).__name__
+    if not 1 <= len(topic.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES:
+        return "a topic is 1 to %d UTF-8 bytes, not %d" % (MAX_TOPIC_BYTES, len(topic.encode("utf-8", "surrogatepass")))
+    return None
+
+
+class _OrderedWorker:
+    """A bounded queue whose items one thread hands to `work`, in order; the thread runs only while there is work.
+    An item beyond `limit` is refused (the caller counts the drop)."""
+
+    def __init__(self, name, work, limit=MAX_QUEUED_EVENTS):
+        self._name, self._work, self._limit = name, work, limit
+        self._lock = threading.Lock()
+        self._items = collections.deque()
+        self._running = False
+        self._stopped = False
+
+    def offer(self, item):
+        with self._lock:
+            if self._stopped or len(self._items) >= self._limit:
+                return False
+            self._items.append(item)
+            if self._running:
+                return True
+            self._running = True
+        threading.Thread(target=self._run, name=self._name, daemon=True).start()
+        return True
+
+    def stop(self):
+        """Drops what is queued and refuses what comes."""
+        with self._lock:
+            self._stopped = True
+            self._items.clear()
+
+    def _run(self):
+        while True:
+            with self._lock:
+                if not self._items:
+                    self._running = False
+                    return
+                item = self._items.popleft()
+            self._work(item)
+
+
 def _is_loopback(host):
     return host.startswith("127.") or host == "::1"
 
@@ -546,7 +625,10 @@ def _is_loopback(host):
 # ------------------------------------------------------------------------------------------------- framing
 
 def _send_frame(sock, lock, message, limit):
-    payload = pack(message)
+    _send_payload(sock, lock, pack(message), limit)
+
+
+def _send_payload(sock, lock, payload, limit):
     if len(payload) > limit:
         raise FrameTooLargeError(remote_message="the message is %d bytes; the frame limit is %d bytes"
                                  % (len(payload), limit))
@@ -576,23 +658,31 @@ def _recv_exact(sock, n):
 
 def _recv_frame(sock, limit):
     """Reads one frame and decodes its array; raises ValueError for a length outside 1..limit or bad data."""
+    return _recv_sized_frame(sock, limit)[0]
+
+
+def _recv_sized_frame(sock, limit):
+    """`_recv_frame`, and the frame's length with its prefix."""
     length = struct.unpack(">I", _recv_exact(sock, 4))[0]
     if not 0 < length <= limit:
         raise ValueError("frame length %d is outside 1..%d" % (length, limit))
     message = unpack(_recv_exact(sock, length))
     if not isinstance(message, list) or len(message) < 2 or not isinstance(message[0], int):
         raise ValueError("a message is an array that starts with its kind")
-    return message
+    return message, length + 4
 
 
 def _check_hello(message):
-    """Validates a hello (PROTOCOL.md, Hello); returns (name, instance_id, max_frame, idle_ms)."""
+    """Validates a hello (PROTOCOL.md, Hello); returns (name, instance_id, max_frame, idle_ms, features)."""
     if message[0] == ERROR and len(message) >= 5:
         raise BadRequestError(message[2], message[3], message[4])
     if message[0] != HELLO or len(message) < 5:
         raise ValueError("the first frame must be a hello")
     _, version, name, instance_id, max_frame = message[:5]
     idle_ms = message[5] if len(message) > 5 and isinstance(message[5], int) else 0
+    # Element 6, features: strings naming what the sender accepts beyond version 1; others are skipped.
+    listed = message[6] if len(message) > 6 and isinstance(message[6], list) else []
+    features = frozenset(f for f in listed if isinstance(f, str))
     if version != PROTOCOL_VERSION:
         raise ValueError("hello version %r; this node speaks version %d" % (version, PROTOCOL_VERSION))
     if not isinstance(name, str) or not isinstance(instance_id, str):
@@ -601,7 +691,7 @@ def _check_hello(message):
         raise ValueError("hello name or instance id is too long (at most 1024 and 64 UTF-8 bytes)")
     if not isinstance(max_frame, int) or not MIN_FRAME <= max_frame < 1 << 31:
         raise ValueError("hello maxFrameSize %r is not an int32 of at least %d" % (max_frame, MIN_FRAME))
-    return name, instance_id, max_frame, idle_ms
+    return name, instance_id, max_frame, idle_ms, features
 
 
 # ------------------------------------------------------------------------------------------------- calling
@@ -649,6 +739,166 @@ class Call:
         return True
 
 
+class Stream:
+    """The items of one streamed call (`Node.stream`, `Node.request_stream`), in the order the producer yielded them.
+
+    Iterate it (`for item in stream`). Each item waits at most `timeout` seconds (None: no limit); then the stream is
+    cancelled on the peer and TimeoutError is raised. The peer runs at most `window` items ahead of this reader: credit
+    is granted as items are read (each half window, and before every wait). After the last item the iteration ends, or
+    raises the producer's error (a RemoteError subclass) after the items it yielded before, or PeerConnectionError
+    when the connection dropped (after the items received). Stopping early (`close()`, leaving a `with` block,
+    `cancel()`, or dropping the stream) cancels it on the peer, whose producer's token fires.
+
+    One reader at a time; `cancel()` and `close()` may be called from any thread.
+    """
+
+    def __init__(self, receiver, timeout):
+        self._receiver = receiver
+        self.id = receiver.id
+        self.function = receiver.function
+        self.window = receiver.window
+        self.timeout = timeout
+        self._closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._closed:
+            raise StopIteration
+        return self._receiver.next(self.timeout)
+
+    def done(self):
+        """True once the stream ended: its reply came, it was cancelled, or the connection dropped."""
+        return self._receiver.ended()
+
+    def cancel(self):
+        """Cancels the stream: the peer's producer sees its token fire; items not read are dropped, and the next read
+        (also one waiting in another thread) raises CallCancelledError. Returns False when the stream had ended."""
+        return self._receiver.give_up(CallCancelledError("stream %r was cancelled by this node" % self.function))
+
+    def close(self):
+        """Stops reading: like `cancel()`, but the iteration just ends (as a generator's close). Idempotent."""
+        self._closed = True
+        self._receiver.give_up(None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown: the connection may be gone)
+            pass
+
+
+class Subscription:
+    """This node's subscription to a topic (`Node.subscribe`); close it, or leave its `with` block, to stop."""
+
+    def __init__(self, node, topic, handler):
+        self._node, self.topic, self.handler = node, topic, handler
+
+    def close(self):
+        """Stops the handler's events; when it was the topic's last, peers are told. Idempotent."""
+        self._node._unsubscribe(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+class _StreamReceiver:
+    """The connection's side of one stream: the items wait here as they arrive, then its end (PROTOCOL.md,
+    "Streamed results"). The read loop calls `_item` and `_complete`; one reader calls `next`."""
+
+    def __init__(self, connection, request_id, function, window):
+        self._connection = connection
+        self.id = request_id
+        self.function = function
+        self.window = window
+        self._changed = threading.Condition()
+        self._items = collections.deque()
+        self._allowance = window           # items the peer may still send before more credit
+        self._batch = max(1, window // 2)  # credit is granted each half window read...
+        self._uncredited = 0               # ...and before every wait (see next)
+        self._ended = False
+        self._error = None
+
+    def _item(self, value):
+        with self._changed:
+            if self._ended:
+                return
+            if self._allowance <= 0:
+                raise ValueError("peer %r sent more items of %r (stream %d) than the window of %d it was granted"
+                                 % (self._connection.peer_name, self.function, self.id, self.window))
+            self._allowance -= 1
+            self._items.append(value)
+            self._changed.notify_all()
+
+    def _complete(self, value=None, error=None):
+        """The end: the reply (its nil result or its error), the connection's loss, or this side giving up."""
+        with self._changed:
+            if not self._ended:
+                self._ended, self._error = True, error
+                self._changed.notify_all()
+
+    def ended(self):
+        with self._changed:
+            return self._ended
+
+    def give_up(self, error):
+        with self._changed:
+            if self._ended:
+                return False
+            self._items.clear()
+        return self._connection.abandon(self, error)
+
+    def next(self, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            credit, have = 0, False
+            with self._changed:
+                if self._items:
+                    value, have = self._items.popleft(), True
+                    self._uncredited += 1
+                    if self._uncredited >= self._batch and not self._ended:
+                        credit = self._uncredited
+                elif self._ended:
+                    error, self._error = self._error, None  # raised once; then the iteration just ends
+                    if error is not None:
+                        raise error
+                    raise StopIteration
+                elif self._uncredited:
+                    # Nothing to read, and the items read are not all credited: grant them before waiting. The peer
+                    # may run a smaller window than ours and be waiting for exactly this credit.
+                    credit = self._uncredited
+                else:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        self._changed.release()
+                        try:
+                            self._connection.abandon(self, TimeoutError(
+                                "%s sent no item of %r within %s s; the stream was cancelled there"
+                                % (self._connection.peer_name, self.function, timeout)))
+                        finally:
+                            self._changed.acquire()
+                        continue
+                    self._changed.wait(left)
+                    continue
+                if credit:
+                    self._uncredited -= credit
+                    self._allowance += credit
+            if credit:
+                self._connection.credit(self.id, credit)
+            if have:
+                return value
+
+
 class _Connection:
     """An outgoing connection to one peer instance: pipelined requests, replies in any order."""
 
@@ -664,12 +914,18 @@ class _Connection:
         try:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _send_frame(self._sock, self._send_lock, node._hello(), DEFAULT_MAX_FRAME)
-            name, instance_id, max_frame, idle_ms = _check_hello(_recv_frame(self._sock, node.max_frame_size))
+            name, instance_id, max_frame, idle_ms, self.features = _check_hello(
+                _recv_frame(self._sock, node.max_frame_size))
             if peer.instance_id and instance_id != peer.instance_id:
                 raise PeerConnectionError("peer %r at %s:%d is now instance %r, not %r: it restarted"
                                           % (peer.name, peer.host, peer.port, instance_id, peer.instance_id))
             self.instance_id = instance_id
             self._max_send = min(max_frame, node.max_frame_size)
+            # A server that takes events sends its subscriptions right after its hello; one that does not, never.
+            self._peer_topics = frozenset()
+            self._topics_known = threading.Event()
+            if EVENTS_FEATURE not in self.features:
+                self._topics_known.set()
             # Close before the server's idle reaper can (PROTOCOL.md, Connection lifetime).
             self._idle_limit = min(idle_ms / 1000.0, node.idle_timeout) / 2 if idle_ms > 0 else node.idle_timeout / 2
             self._last_used = time.monotonic()
@@ -691,36 +947,69 @@ class _Connection:
             return self.closed or not self._pending and time.monotonic() - self._last_used > self._idle_limit
 
     def call(self, function, kwargs):
+        call = self._register(lambda request_id: Call(self, request_id, function))
+        self._send_request(call, [REQUEST, call.id, function, kwargs])
+        return call
+
+    def stream(self, function, kwargs, window, timeout):
+        """Sends a stream request (PROTOCOL.md, "Streamed results") and returns its Stream; sends nothing to a peer
+        whose hello does not offer streams."""
+        if STREAM_FEATURE not in self.features:
+            raise FeatureNotSupportedError(
+                "peer %r does not take stream requests: its hello does not offer the %r feature (an older "
+                "P2PLocal.Rpc, or another implementation without streams), so %r was not sent; call a function that "
+                "returns one result instead" % (self.peer_name, STREAM_FEATURE, function), STREAM_FEATURE)
+        receiver = self._register(lambda request_id: _StreamReceiver(self, request_id, function, window))
+        self._send_request(receiver, [STREAM_REQUEST, receiver.id, function, kwargs, window])
+        return Stream(receiver, timeout)
+
+    def _register(self, make):
+        """Takes a free request id and files the Call or stream that `make(id)` returns under it."""
         with self._lock:
             self._last_used = time.monotonic()
             if self.closed:
                 raise PeerConnectionError("the connection to %r is closed" % self.peer_name)
-            request_id = next(self._ids) & 0xFFFFFFFF
+            request_id = next(self._ids) & MAX_UINT32
             while request_id in self._pending or request_id == 0:  # never two pending calls on one id
-                request_id = next(self._ids) & 0xFFFFFFFF
-            call = Call(self, request_id, function)
-            self._pending[request_id] = call
+                request_id = next(self._ids) & MAX_UINT32
+            entry = make(request_id)
+            self._pending[request_id] = entry
+        return entry
+
+    def _send_request(self, entry, message):
         try:
-            _send_frame(self._sock, self._send_lock, [REQUEST, request_id, function, kwargs], self._max_send)
+            _send_frame(self._sock, self._send_lock, message, self._max_send)
         except FrameTooLargeError as e:
-            self._forget(request_id)
+            self._forget(entry.id)
             raise FrameTooLargeError(6, "FrameTooLarge", "the request is too large to send: " + e.remote_message,
-                                     function, self.peer_name) from None
+                                     entry.function, self.peer_name) from None
         except OSError as e:
-            self._forget(request_id)
+            self._forget(entry.id)
             self.close(e)
             raise PeerConnectionError("the connection to %r dropped: %s" % (self.peer_name, e))
-        return call
+
+    def credit(self, request_id, items):
+        """Tells the peer that `items` more items of stream `request_id` were read, so it may send that many more."""
+        with self._lock:
+            self._last_used = time.monotonic()
+            if self.closed:
+                return
+        try:
+            _send_frame(self._sock, self._send_lock, [STREAM_CREDIT, request_id, items], self._max_send)
+        except OSError:
+            pass  # the read loop sees the loss and ends the stream
 
     def abandon(self, call, error):
-        """Gives up on a call (cancel or timeout): the peer gets a cancel, a late reply is dropped."""
+        """Gives up on a call or stream (cancel or timeout): the peer gets a cancel, late items and the reply are
+        dropped. Returns False when it had already ended."""
         if self._forget(call.id) is None:
-            return
+            return False
         call._complete(error=error)
         try:
             _send_frame(self._sock, self._send_lock, [CANCEL, call.id], self._max_send)
         except OSError:
             pass
+        return True
 
     def _forget(self, request_id):
         with self._lock:
@@ -732,6 +1021,15 @@ class _Connection:
             while True:
                 message = _recv_frame(self._sock, self._node.max_frame_size)
                 kind, request_id = message[0], message[1]
+                if kind == SUBSCRIPTIONS:
+                    self._on_subscriptions(message[1])
+                    continue
+                if kind == STREAM_ITEM and len(message) >= 3:
+                    with self._lock:
+                        stream = self._pending.get(request_id)
+                    if isinstance(stream, _StreamReceiver):
+                        stream._item(message[2])  # ValueError beyond the window: the peer broke the protocol
+                    continue  # otherwise an item of a stream given up on: dropped
                 if kind not in (RESULT, ERROR) or not isinstance(request_id, int):
                     raise ValueError("a server does not send message kind %r" % (kind,))
                 call = self._forget(request_id)
@@ -749,12 +1047,36 @@ class _Connection:
             reason = e
         self.close(reason)
 
+    def _on_subscriptions(self, topics):
+        """The server's whole list of topics now (PROTOCOL.md, "Events"); it replaces the one before."""
+        if not isinstance(topics, list):
+            raise ValueError("a subscriptions message carries an array of topics")
+        kept = [t for t in topics if _topic_problem(t) is None][:MAX_TOPICS]
+        self._peer_topics = frozenset(kept)
+        self._topics_known.set()
+
+    def subscribes(self, topic, timeout):
+        """Whether the peer's latest list names `topic`, waiting up to `timeout` for its first list."""
+        if not self._topics_known.wait(timeout):
+            raise PeerConnectionError("%r sent no subscriptions within %s s of its hello" % (self.peer_name, timeout))
+        return not self.closed and topic in self._peer_topics
+
+    def send_event(self, payload):
+        with self._lock:
+            self._last_used = time.monotonic()
+        try:
+            _send_payload(self._sock, self._send_lock, payload, self._max_send)
+        except OSError as e:
+            self.close(e)
+            raise PeerConnectionError("the connection to %r dropped: %s" % (self.peer_name, e))
+
     def close(self, reason=None):
         with self._lock:
             if self.closed:
                 return
             self.closed = True
             pending, self._pending = list(self._pending.values()), {}
+        self._topics_known.set()  # wakes a publisher waiting for the list
         _shut(self._sock)
         for call in pending:
             call._complete(error=PeerConnectionError(
@@ -773,6 +1095,8 @@ class _ServerConnection:
         self._send_lock = threading.Lock()
         self._running = set()
         self._gate = threading.Condition()
+        self._caller_features = frozenset()
+        self._events = None
         with node._connect_lock:
             node._served.add(self)
         threading.Thread(target=self._serve, name="p2plocal-serve", daemon=True).start()
@@ -782,13 +1106,15 @@ class _ServerConnection:
         try:
             hello = _recv_frame(self._sock, min(MAX_HELLO_FRAME, node.max_frame_size))
             try:
-                _, _, self._max_send, _ = _check_hello(hello)
+                _, _, self._max_send, _, self._caller_features = _check_hello(hello)
             except ValueError as e:
                 _send_frame(self._sock, self._send_lock, [ERROR, 0, 8, "BadHello", str(e)], DEFAULT_MAX_FRAME)
                 return
             _send_frame(self._sock, self._send_lock, node._hello(), self._max_send)
+            if EVENTS_FEATURE in self._caller_features:
+                node._attach_listener(self)  # sends this node's topics now, and again whenever they change
             while True:
-                message = _recv_frame(self._sock, node.max_frame_size)
+                message, size = _recv_sized_frame(self._sock, node.max_frame_size)
                 kind = message[0]
                 if kind == REQUEST and (len(message) == 4 or len(message) == 5 and isinstance(message[4], dict)):
                     _, request_id, function, kwargs = message[:4]
@@ -809,6 +1135,9 @@ class _ServerConnection:
                     threading.Thread(target=self._run, args=(request_id, function, kwargs), daemon=True).start()
                 elif kind == CANCEL and len(message) == 2:
                     pass  # Python threads cannot be interrupted: the reply comes when the handler returns
+                elif kind == EVENT and len(message) >= 3:
+                    if size <= MAX_EVENT_SIZE:  # bounds what queued events hold: 1024 of 64 KiB per connection
+                        self._on_event(message[1], message[2])
                 else:
                     raise ValueError("bad message of kind %r with %d elements" % (kind, len(message)))
         except (OSError, ValueError, P2PError):
@@ -816,7 +1145,28 @@ class _ServerConnection:
         finally:
             with node._connect_lock:
                 node._served.discard(self)
+            node._detach_listener(self)
             self.close()
+
+    def _on_event(self, topic, value):
+        """An event from the caller: handed to this node's handlers of its topic in arrival order, on one thread per
+        connection; dropped when nobody here subscribes to it (or the queue is full: counted)."""
+        if _topic_problem(topic) is not None or not self._node._handlers(topic):
+            return
+        if self._events is None:
+            self._events = _OrderedWorker("p2plocal-events-in", self._node._deliver)
+        if not self._events.offer((topic, value)):
+            self._node._count("dropped_received")
+
+    def send_topics(self, topics):
+        """Announces `topics` (sorted), as many as fit in the caller's frame limit."""
+        message = [SUBSCRIPTIONS, topics]
+        while len(pack(message)) > self._max_send:
+            message[1] = topics = topics[:-1]
+        try:
+            _send_frame(self._sock, self._send_lock, message, self._max_send)
+        except OSError:
+            pass  # the serving loop sees the loss
 
     def drain(self, deadline):
         """Waits until the running handlers have replied, or the deadline (time.monotonic()) passes."""
@@ -872,9 +1222,11 @@ class Node:
 
     def __init__(self, name, discovery_port=DEFAULT_DISCOVERY_PORT, protocol=DEFAULT_PROTOCOL, timer=3.0,
                  functions=None, host="127.0.0.1", broadcast=LOOPBACK_BROADCAST, request_timeout=30.0,
-                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME, idle_timeout=120.0):
+                 connect_timeout=5.0, max_frame_size=DEFAULT_MAX_FRAME, idle_timeout=120.0,
+                 stream_window=DEFAULT_STREAM_WINDOW):
         if not name or "|" in name or "|" in protocol:
             raise ValueError("name and protocol must be non-empty and must not contain '|'")
+        self.stream_window = _check_window(stream_window)
         self.name = name
         self.protocol = protocol
         self.discovery_port = discovery_port
@@ -894,6 +1246,12 @@ class Node:
         self._listed = {}
         self._served = set()
         self._connect_lock = threading.Lock()
+        self._events_lock = threading.Lock()   # subscriptions, listeners, event links and counts
+        self._subscriptions = {}               # topic -> [Subscription]
+        self._listeners = set()                # incoming connections whose callers take our topic lists
+        self._links = {}                       # peer key -> _OrderedWorker sending it our published events
+        self._event_counts = dict.fromkeys(("sent", "received", "dropped_sent", "dropped_received",
+                                            "handler_failures"), 0)
         self._stop = threading.Event()
         self._last_answer = 0.0
         self._answer_timer = None
@@ -960,6 +1318,98 @@ class Node:
         """Calls `function` on peer `target` with kwargs and returns its result (like p2p-local's request)."""
         return self.call(target, function, kwargs).result(self.request_timeout)
 
+    def stream(self, target, function, kwargs=None, window=None, timeout=None):
+        """Calls a function that streams its result (PROTOCOL.md, "Streamed results") and returns its Stream at once;
+        iterate it for the items. `window` (1 to 2^32-1; default `stream_window`) bounds how far the producer may run
+        ahead of the reading; `timeout` bounds each wait for an item (default `request_timeout`; float("inf"): none).
+
+        Raises FeatureNotSupportedError at once, sending nothing, when the peer's hello does not offer streams.
+        A function that does not stream is MethodNotFoundError (error 2) on the first read.
+        """
+        if self._stop.is_set():
+            raise P2PError("the node is closed")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError("kwargs must be a dict from parameter name to value")
+        window = self.stream_window if window is None else _check_window(window)
+        timeout = self.request_timeout if timeout is None else timeout
+        return self._connection(target).stream(function, kwargs or {}, window,
+                                               None if timeout == float("inf") else timeout)
+
+    def request_stream(self, target, function, /, **kwargs):
+        """`stream` with the kwargs as keywords (like `request`), the node's `stream_window` and `request_timeout`:
+        `for item in node.request_stream("bob", "count", n=10): ...`."""
+        return self.stream(target, function, kwargs)
+
+    def subscribe(self, topic, handler):
+        """Calls `handler(value)` with each event that peers publish on `topic` (PROTOCOL.md, "Events") until the
+        returned Subscription is closed. Peers are told of the topic at once (and of its end on close).
+
+        The events of one publisher reach the handlers one at a time, in the order published, on a thread of their
+        own; a handler that raises is counted (`event_statistics()["handler_failures"]`) and the next event goes on.
+        Raises ValueError for a topic that is not 1 to 256 UTF-8 bytes, or a 257th topic. Thread-safe.
+        """
+        problem = _topic_problem(topic)
+        if problem:
+            raise ValueError(problem)
+        if not callable(handler):
+            raise TypeError("handler must be callable with the event's value")
+        subscription = Subscription(self, topic, handler)
+        with self._events_lock:
+            handlers = self._subscriptions.get(topic)
+            if handlers is None and len(self._subscriptions) >= MAX_TOPICS:
+                raise ValueError("node %r already subscribes to %d topics, as many as peers keep" % (self.name, MAX_TOPICS))
+            self._subscriptions.setdefault(topic, []).append(subscription)
+            if handlers is None:
+                self._announce_locked()
+        return subscription
+
+    def publish(self, topic, value):
+        """Publishes `value` on `topic` to every live peer that subscribes to it, and returns at once with the number
+        of peers it was queued for (peers known not to listen are left out; one whose list has not arrived yet is
+        counted, and sent the event only if its list names the topic).
+
+        Each peer has its own bounded queue and sender thread, so a slow or unreachable peer never holds up this
+        call or the others; an event that its full queue or a lost connection costs is dropped and counted
+        (`event_statistics()`), never resent. A peer's events arrive in the order published.
+        Raises ValueError for a bad topic, FrameTooLargeError for an event above 64 KiB, TypeError for a value
+        that cannot be sent. Thread-safe.
+        """
+        problem = _topic_problem(topic)
+        if problem:
+            raise ValueError(problem)
+        if self._stop.is_set():
+            raise P2PError("the node is closed")
+        payload = pack([EVENT, topic, value])
+        if len(payload) + 4 > MAX_EVENT_SIZE:
+            raise FrameTooLargeError(remote_message="the event on topic %r is %d bytes, above the %d bytes of an event"
+                                     % (topic, len(payload) + 4, MAX_EVENT_SIZE))
+        live = {p.key: p for p in self.peers() if not p.legacy}
+        queued = 0
+        with self._events_lock:
+            for key in [k for k in self._links if k not in live]:
+                self._links.pop(key).stop()  # the peer left: its queue goes with it
+            for key, peer in live.items():
+                with self._connect_lock:
+                    connection = self._connections.get(key)
+                if connection is not None and not connection.closed and connection._topics_known.is_set() \
+                        and topic not in connection._peer_topics:
+                    continue  # known not to listen: nothing is queued, and it is no drop
+                link = self._links.get(key)
+                if link is None:
+                    link = self._links[key] = _OrderedWorker(
+                        "p2plocal-events-" + peer.name, lambda event, peer=peer: self._send_event(peer, *event))
+                if link.offer((topic, payload)):
+                    queued += 1
+                else:
+                    self._event_counts["dropped_sent"] += 1
+        return queued
+
+    def event_statistics(self):
+        """Event counts since the node started: sent, received, dropped_sent (full queue, lost connection, no list
+        in time), dropped_received (full queue), handler_failures. A snapshot."""
+        with self._events_lock:
+            return dict(self._event_counts)
+
     def functions(self, target):
         """The peer's functions with their signatures: a list of dicts as `$methods` returns them."""
         return self.call(target, "$methods").result(self.request_timeout)
@@ -1005,6 +1455,10 @@ class Node:
         _shut(self._udp)
         with self._peers_changed:
             self._peers_changed.notify_all()
+        with self._events_lock:
+            links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.stop()
         if self._answer_timer is not None:
             self._answer_timer.cancel()
         with self._connect_lock:
@@ -1161,8 +1615,62 @@ class Node:
             connection.close()
 
     def _hello(self):
-        # idleTimeoutMs 0: this node does not close quiet incoming connections.
-        return [HELLO, PROTOCOL_VERSION, self.name, self.instance_id, self.max_frame_size, 0]
+        # idleTimeoutMs 0: this node does not close quiet incoming connections. Features: it skips request extras and
+        # takes events (it does not serve streams, so it does not list "stream").
+        return [HELLO, PROTOCOL_VERSION, self.name, self.instance_id, self.max_frame_size, 0, ["extras", EVENTS_FEATURE]]
+
+    # ---- events
+
+    def _count(self, what):
+        with self._events_lock:
+            self._event_counts[what] += 1
+
+    def _send_event(self, peer, topic, payload):
+        """A link's thread: sends one event if the peer's latest list names its topic."""
+        try:
+            connection = self._connection_to(peer)
+            if connection.subscribes(topic, self.connect_timeout):
+                connection.send_event(payload)
+                self._count("sent")
+        except (P2PError, OSError):
+            self._count("dropped_sent")
+
+    def _handlers(self, topic):
+        with self._events_lock:
+            return list(self._subscriptions.get(topic, ()))
+
+    def _deliver(self, event):
+        topic, value = event
+        self._count("received")
+        for subscription in self._handlers(topic):  # those subscribed now: a closed one gets nothing more
+            try:
+                subscription.handler(value)
+            except Exception:  # noqa: BLE001 (a handler's failure must not stop the next event)
+                self._count("handler_failures")
+
+    def _unsubscribe(self, subscription):
+        with self._events_lock:
+            handlers = self._subscriptions.get(subscription.topic, [])
+            if subscription not in handlers:
+                return
+            handlers.remove(subscription)
+            if not handlers:
+                del self._subscriptions[subscription.topic]
+                self._announce_locked()
+
+    def _announce_locked(self):
+        topics = sorted(self._subscriptions)
+        for listener in list(self._listeners):
+            listener.send_topics(topics)
+
+    def _attach_listener(self, connection):
+        with self._events_lock:
+            self._listeners.add(connection)
+            connection.send_topics(sorted(self._subscriptions))
+
+    def _detach_listener(self, connection):
+        with self._events_lock:
+            self._listeners.discard(connection)
 
     def _describe(self):
         return [{"name": name, "params": [], "returns": "object", "fingerprint": None}

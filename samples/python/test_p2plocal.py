@@ -1,12 +1,21 @@
-"""Unit tests of p2plocal.py's MessagePack codec and beacon format, without a network.
+"""Unit tests of p2plocal.py's MessagePack codec, beacon format, objects, and connections and streams against fake
+servers on loopback.
+
+    cd samples/python && python3 -m unittest test_p2plocal
+
+InteropTests run only against a real C# node that PythonClientTests starts (it sets P2PLOCAL_TARGET and
+P2PLOCAL_DISCOVERY_PORT); without those they are skipped.
 
     cd samples/python && python3 -m unittest test_p2plocal
 """
 
 import datetime
+import os
+import queue
 import socket
 import struct
 import threading
+import time
 import unittest
 
 import p2plocal as p
@@ -74,6 +83,15 @@ class BeaconTests(unittest.TestCase):
             self.assertIsNone(p.parse_beacon(data), data[:40])
 
 
+def loopback_node():
+    """A node in loopback scope on a discovery port the OS picked."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    port = udp.getsockname()[1]
+    udp.close()
+    return p.Node("tester", discovery_port=port)
+
+
 class ConnectionTests(unittest.TestCase):
     """Against a fake server on loopback that says idleTimeoutMs 2000 in its hello."""
 
@@ -83,11 +101,7 @@ class ConnectionTests(unittest.TestCase):
         self.server.listen(8)
         self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        udp.close()
-        self.node = p.Node("tester", discovery_port=port)
+        self.node = loopback_node()
         self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], "fake-1", 3.0, 0, 0, False)
 
     def tearDown(self):
@@ -130,6 +144,361 @@ class ConnectionTests(unittest.TestCase):
         restarted = p.Peer("fake", self.peer.host, self.peer.port, "fake-0", 3.0, 0, 0, False)
         with self.assertRaises(p.PeerConnectionError):
             self.node._connection_to(restarted)
+
+
+class FakeStreamServer:
+    """A fake node on loopback: says hello with `features` (then its subscriptions `topics`, unless None), records
+    each frame it reads, answers requests "ok", and hands stream requests to `serve(send, request, credits)`, where
+    `credits` is a queue of the credits the client grants that stream."""
+
+    def __init__(self, features, serve, instance_id, topics=None):
+        self.features, self.serve, self.instance_id, self.topics = features, serve, instance_id, topics
+        self.frames = queue.Queue()
+        self.credits = queue.Queue()
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+        self.peer = p.Peer("fake", "127.0.0.1", self.server.getsockname()[1], instance_id, 3.0, 0, 0, False)
+
+    def close(self):
+        self.server.close()
+
+    def _accept(self):
+        try:
+            sock, _ = self.server.accept()
+        except OSError:
+            return
+        lock = threading.Lock()
+        with sock:
+            try:
+                p._recv_frame(sock, 1 << 20)
+                hello = [4, 1, "fake", self.instance_id, 1 << 20, 0] + ([self.features] if self.features is not None else [])
+                p._send_frame(sock, lock, hello, 1 << 20)
+                if self.topics is not None:
+                    p._send_frame(sock, lock, [8, self.topics], 1 << 20)
+                while True:
+                    frame = p._recv_frame(sock, 1 << 20)
+                    self.frames.put(frame)
+                    if frame[0] == 6:
+                        self.credits.put(frame[2])
+                    elif frame[0] == 0:
+                        p._send_frame(sock, lock, [1, frame[1], "ok"], 1 << 20)
+                    elif frame[0] == 7:
+                        send = lambda message: p._send_frame(sock, lock, message, 1 << 20)  # noqa: E731
+                        threading.Thread(target=self.serve, args=(send, frame, self.credits), daemon=True).start()
+            except (OSError, ValueError):
+                pass
+
+    def next_frame(self, kind):
+        """The next frame of `kind` the server read (others are skipped); fails after 5 s."""
+        while True:
+            frame = self.frames.get(timeout=5)
+            if frame[0] == kind:
+                return frame
+
+
+def produce(count, server_window=None, end=None):
+    """A producer that sends `count` items 0, 1, ... with credit as PROTOCOL.md says (at most the smaller of the
+    client's window and `server_window` unacknowledged), then `end(id)` (default: the nil result; None: nothing)."""
+    def serve(send, request, credits):
+        request_id, window = request[1], min(request[4], server_window or request[4])
+        allowance = window
+        for i in range(count):
+            while allowance == 0:
+                allowance += credits.get(timeout=5)
+            send([5, request_id, i])
+            allowance -= 1
+        last = end(request_id) if end else [1, request_id, None]
+        if last is not None:
+            send(last)
+    return serve
+
+
+class FakePeerTestCase(unittest.TestCase):
+    """A node, and the fake servers and sockets a test makes, closed after it."""
+
+    def setUp(self):
+        self.node = loopback_node()
+        self.fakes, self.socks = [], []
+
+    def tearDown(self):
+        self.node.close()
+        for closable in self.fakes + self.socks:
+            closable.close()
+
+    def fake(self, features, serve=None, topics=None):
+        fake = FakeStreamServer(features, serve, "fake-%d" % len(self.fakes), topics)
+        self.fakes.append(fake)
+        return fake
+
+
+class StreamTests(FakePeerTestCase):
+    """Streamed results (PROTOCOL.md, "Streamed results") against fake servers."""
+
+    def connect(self, serve, features=("extras", "stream", "events")):
+        fake = self.fake(list(features) if features is not None else None, serve)
+        return fake, self.node._connection_to(fake.peer)
+
+    def test_a_peer_without_the_stream_feature_is_refused_at_once_and_sent_nothing(self):
+        for features in (None, ["extras"]):
+            fake, connection = self.connect(produce(3), features)
+            with self.assertRaisesRegex(p.FeatureNotSupportedError, "does not offer the 'stream' feature") as caught:
+                connection.stream("count", {}, 4, 5)
+            self.assertEqual(caught.exception.feature, "stream")
+            self.assertEqual(connection.call("f", {}).result(5), "ok")
+            self.assertEqual(fake.frames.get(timeout=5)[0], 0)  # the call is the first frame after the hello
+            self.assertTrue(fake.frames.empty())
+
+    def test_items_arrive_in_order_and_credit_is_granted_only_for_items_read(self):
+        fake, connection = self.connect(produce(10))
+        stream = connection.stream("count", {"n": 10}, 4, 5)
+        self.assertEqual(fake.next_frame(7)[2:], ["count", {"n": 10}, 4])
+        self.assertEqual(list(stream), list(range(10)))
+        self.assertTrue(stream.done())
+        self.assertEqual(connection.call("f", {}).result(5), "ok")  # every credit was read before this call
+        credits = []
+        while not fake.frames.empty():
+            frame = fake.frames.get()
+            if frame[0] == 6:
+                credits.append(frame)
+        self.assertEqual({c[1] for c in credits}, {stream.id})
+        # At most half a window at a time (less when the reader caught up and waits), never more than was read, and
+        # enough for the 6 items beyond the window of 4.
+        self.assertTrue(all(1 <= c[2] <= 2 for c in credits), credits)
+        self.assertTrue(6 <= sum(c[2] for c in credits) <= 10, credits)
+
+    def test_a_server_window_smaller_than_ours_does_not_stall_the_stream(self):
+        # The server runs with 2 of our 64: credit must be granted before waiting, not only each 32 items read.
+        fake, connection = self.connect(produce(10, server_window=2))
+        self.assertEqual(list(connection.stream("count", {}, 64, 5)), list(range(10)))
+
+    def test_the_producers_error_is_raised_after_its_items(self):
+        boom = lambda request_id: [2, request_id, 1, "ValueError", "boom"]  # noqa: E731
+        fake, connection = self.connect(produce(2, end=boom))
+        stream = connection.stream("count", {}, 4, 5)
+        self.assertEqual([next(stream), next(stream)], [0, 1])
+        with self.assertRaisesRegex(p.RemoteError, "boom") as caught:
+            next(stream)
+        self.assertEqual((type(caught.exception), caught.exception.remote_type), (p.RemoteError, "ValueError"))
+        self.assertEqual(list(stream), [])  # raised once, then the iteration ends
+        missing = lambda request_id: [2, request_id, 2, "MethodNotFound", "no such function"]  # noqa: E731
+        _, connection = self.connect(produce(0, end=missing))
+        with self.assertRaises(p.MethodNotFoundError):
+            list(connection.stream("count", {}, 4, 5))
+
+    def test_no_item_within_the_timeout_cancels_the_stream_there(self):
+        fake, connection = self.connect(produce(1, end=lambda request_id: None))
+        stream = connection.stream("count", {}, 1, 0.3)
+        self.assertEqual(next(stream), 0)
+        with self.assertRaisesRegex(TimeoutError, "within 0.3 s; the stream was cancelled there"):
+            next(stream)
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+
+    def test_stopping_early_cancels_the_stream_there(self):
+        fake, connection = self.connect(produce(100))
+        with connection.stream("count", {}, 4, 5) as stream:
+            self.assertEqual(next(stream), 0)
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+        self.assertEqual(list(stream), [])
+        for item in connection.stream("count", {}, 4, 5):  # dropped without close: collected, then cancelled
+            break
+        self.assertEqual(fake.next_frame(3)[0], 3)
+        stream = connection.stream("count", {}, 4, 5)
+        self.assertTrue(stream.cancel())
+        self.assertEqual(fake.next_frame(3), [3, stream.id])
+        with self.assertRaises(p.CallCancelledError):
+            next(stream)
+        self.assertFalse(stream.cancel())
+        self.assertEqual(connection.call("f", {}).result(5), "ok")  # the connection stays
+
+    def test_more_items_than_granted_closes_the_connection(self):
+        def flood(send, request, credits):
+            for i in range(request[4] + 1):
+                send([5, request[1], i])
+        fake, connection = self.connect(flood)
+        stream = connection.stream("count", {}, 2, 5)
+        deadline = time.monotonic() + 5
+        while not stream.done() and time.monotonic() < deadline:  # read nothing until the third item closed it
+            time.sleep(0.01)
+        self.assertEqual([next(stream), next(stream)], [0, 1])
+        with self.assertRaisesRegex(p.PeerConnectionError, "more items of 'count' .stream 1. than the window of 2"):
+            next(stream)
+        self.assertTrue(connection.closed)
+
+    def test_a_window_outside_1_to_2_to_the_32_is_refused(self):
+        for window in (0, -1, 2**32, 1.5, True):
+            with self.assertRaises(ValueError):
+                self.node.stream("anyone", "count", window=window)
+
+
+class EventTests(FakePeerTestCase):
+    """Events (PROTOCOL.md, "Events"): publishing to fake servers, subscribing for a raw caller, on loopback."""
+
+    def fake_peer(self, features, topics):
+        fake = self.fake(features, topics=topics)
+        fake.peer.last_seen = time.monotonic()
+        with self.node._peers_changed:
+            self.node._peers[fake.peer.key] = fake.peer  # as if its beacon had come
+        return fake
+
+    def test_an_event_goes_only_to_a_peer_whose_list_names_its_topic_in_order(self):
+        fake = self.fake_peer(["extras", "stream", "events"], ["a", "", 5, "c" * 257])  # bad topics are skipped
+        self.assertEqual(self.node.publish("a", 1), 1)  # its list is not known yet: queued
+        self.assertEqual(fake.next_frame(9), [9, "a", 1])
+        self.assertEqual(self.node.publish("b", 2), 0)  # known not to listen: not even queued
+        for i in range(20):
+            self.assertEqual(self.node.publish("a", i), 1)
+        self.assertEqual([fake.next_frame(9) for _ in range(20)], [[9, "a", i] for i in range(20)])
+        self.assertEqual(self.node.event_statistics()["sent"], 21)
+
+    def test_a_peer_without_the_events_feature_is_sent_no_event(self):
+        fake = self.fake_peer(["extras", "stream"], None)
+        self.node.publish("a", 1)  # queued until its hello says it takes no events; then dropped unsent
+        connection = self.node._connection_to(fake.peer)
+        self.assertEqual(connection.call("f", {}).result(5), "ok")
+        self.assertEqual(self.node.publish("a", 2), 0)
+        self.assertEqual(connection.call("f", {}).result(5), "ok")
+        self.assertEqual([fake.frames.get(timeout=5)[0] for _ in range(2)], [0, 0])
+        self.assertTrue(fake.frames.empty())
+
+    def test_bad_topics_and_large_events_are_refused_before_anything_is_queued(self):
+        for topic in ("", "x" * 257, "é" * 129, 5, None):
+            with self.assertRaises(ValueError):
+                self.node.publish(topic, 1)
+            with self.assertRaises(ValueError):
+                self.node.subscribe(topic, print)
+        with self.assertRaises(p.FrameTooLargeError):
+            self.node.publish("a", b"x" * (64 * 1024))
+        self.assertEqual(self.node.publish("é" * 128, 1), 0)  # 256 bytes: a topic; nobody listens
+
+    def caller(self, features):
+        """A raw caller connected to the node: returns (send, receive) of frames, after the hellos."""
+        sock = socket.create_connection(("127.0.0.1", self.node.port), timeout=5)
+        self.socks.append(sock)
+        lock = threading.Lock()
+        p._send_frame(sock, lock, [4, 1, "raw", "raw-1", 1 << 20, 0] + ([features] if features is not None else []),
+                      1 << 20)
+        hello = p._recv_frame(sock, 1 << 20)
+        self.assertIn("events", hello[6])
+        self.assertNotIn("stream", hello[6])  # this node does not serve streams
+        return (lambda message: p._send_frame(sock, lock, message, 1 << 20)), (lambda: p._recv_frame(sock, 1 << 20))
+
+    def test_a_caller_that_takes_events_is_told_the_topics_and_its_events_reach_the_handlers_in_order(self):
+        send, receive = self.caller(["events"])
+        self.assertEqual(receive(), [8, []])
+        got, failures = queue.Queue(), []
+
+        def handler(value):
+            if value == "fail":
+                failures.append(value)
+                raise RuntimeError("a handler's failure is counted, not fatal")
+            got.put(value)
+        subscription = self.node.subscribe("t", handler)
+        self.assertEqual(receive(), [8, ["t"]])
+        with self.node.subscribe("u", print):
+            self.assertEqual(receive(), [8, ["t", "u"]])
+        self.assertEqual(receive(), [8, ["t"]])
+        for value in [1, "fail", 2, {"x": [3]}]:
+            send([9, "t", value, "an element a later version may add"])
+        send([9, "x", "nobody listens"])
+        send([9, 7, "not a topic: dropped"])
+        send([9, "t", b"x" * (64 * 1024)])  # above the 64 KiB of an event: dropped
+        self.assertEqual([got.get(timeout=5) for _ in range(3)], [1, 2, {"x": [3]}])
+        self.assertEqual(failures, ["fail"])
+        subscription.close()
+        subscription.close()
+        self.assertEqual(receive(), [8, []])
+        self.assertEqual(self.node.event_statistics()["handler_failures"], 1)
+        self.assertEqual(self.node.event_statistics()["received"], 4)
+        send([9, "t"])  # too short: a bad frame closes the connection
+        with self.assertRaises(ConnectionError):
+            receive()
+
+    def test_a_caller_that_does_not_take_events_is_sent_no_topics(self):
+        self.node.subscribe("t", print)
+        send, receive = self.caller(None)
+        send([0, 1, "$methods", {}])
+        self.assertEqual(receive()[:2], [1, 1])  # the reply is the first frame after the hello
+
+
+@unittest.skipUnless(os.environ.get("P2PLOCAL_TARGET"), "needs the C# node that PythonClientTests starts")
+class InteropTests(unittest.TestCase):
+    """Against the C# node of PythonClientTests, whose functions are:
+    count(n): streams 0..n-1, counting what it produced; progress(read): that count, after this side read `read`
+    items (the node keeps the largest lead); endless(): streams until cancelled; endless_cancelled(): true once the
+    endless producer's token fired; failing(): streams 0, 1, 2 and throws; greet(name): one result;
+    publish(topic, start, n): publishes start, start + 1, ... (n values); events_received(): the 20 values it got
+    on "cs.topic", once they came. Its StreamWindow is SERVER_WINDOW."""
+
+    SERVER_WINDOW = 8
+
+    @classmethod
+    def setUpClass(cls):
+        cls.target = os.environ["P2PLOCAL_TARGET"]
+        cls.node = p.Node("py-interop-%d" % os.getpid(), discovery_port=int(os.environ["P2PLOCAL_DISCOVERY_PORT"]))
+        cls.node.wait_for(cls.target)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.close()
+
+    def test_items_arrive_in_order_and_the_producer_stays_within_the_window_of_the_reading(self):
+        window, read = 4, 0
+        for item in self.node.stream(self.target, "count", {"n": 60}, window=window):
+            self.assertEqual(item, read)
+            read += 1
+            produced = self.node.request(self.target, "progress", read=read)
+            self.assertLessEqual(produced, read + window + 1, "the producer ran ahead of the reading")
+        self.assertEqual(read, 60)
+        self.assertEqual(list(self.node.request_stream(self.target, "count", n=5)), [0, 1, 2, 3, 4])
+
+    def test_a_window_above_the_servers_does_not_stall(self):
+        # The node runs the stream with its own window of 8, below our 64: credit must not wait for 32 items read.
+        items = list(self.node.stream(self.target, "count", {"n": 100}, window=64, timeout=30))
+        self.assertEqual(items, list(range(100)))
+
+    def test_stopping_early_fires_the_producers_token(self):
+        with self.node.stream(self.target, "endless", window=4) as stream:
+            self.assertEqual([next(stream) for _ in range(3)], [0, 1, 2])
+        self.assertTrue(self.node.request(self.target, "endless_cancelled"))
+
+    def test_the_producers_error_arrives_after_its_items(self):
+        stream = self.node.stream(self.target, "failing", window=2)
+        self.assertEqual([next(stream), next(stream), next(stream)], [0, 1, 2])
+        with self.assertRaisesRegex(p.RemoteError, "boom after 3 items") as caught:
+            next(stream)
+        self.assertEqual((caught.exception.code, caught.exception.remote_type),
+                         (1, "System.InvalidOperationException"))
+
+    def test_events_from_the_csharp_node_arrive_in_order(self):
+        got = queue.Queue()
+        with self.node.subscribe("py.topic", got.put):
+            # The node publishes only once our list reached it (a round trip): ask for markers until one arrives.
+            deadline = time.monotonic() + 10
+            while got.empty() and time.monotonic() < deadline:
+                self.node.request(self.target, "publish", topic="py.topic", start=-1, n=1)
+                try:
+                    got.put(got.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+            self.node.request(self.target, "publish", topic="py.topic", start=0, n=20)
+            values = []
+            while len(values) < 20:
+                value = got.get(timeout=10)
+                if value >= 0:  # markers come first: one publisher's events keep their order
+                    values.append(value)
+        self.assertEqual(values, list(range(20)))
+
+    def test_events_to_the_csharp_node_arrive_in_order_and_only_on_its_topics(self):
+        self.assertEqual([self.node.publish("cs.topic", i) for i in range(20)], [1] * 20)
+        self.assertEqual(self.node.request(self.target, "events_received"), list(range(20)))
+        self.assertEqual(self.node.publish("nobody.listens", 1), 0)
+
+    def test_a_function_that_does_not_stream_is_error_2(self):
+        with self.assertRaises(p.MethodNotFoundError):
+            list(self.node.request_stream(self.target, "greet", name="Ann"))
+        self.assertEqual(self.node.request(self.target, "greet", name="Ann"), "Hello, Ann!")  # the connection stays
 
 
 # What `$methods` says of the sample's Geometry.Measure (PROTOCOL.md, "Object values").

@@ -16,12 +16,14 @@ internal static class CliApp
     public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
     {
         var common = new CommonOptions();
-        var root = new RootCommand($"p2plocal {DiscoveryDiagnostics.LibraryVersion}: see the P2PLocal.Rpc nodes on the network, call a function by hand, and find out why a peer is missing.")
+        var root = new RootCommand($"p2plocal {DiscoveryDiagnostics.LibraryVersion}: see the P2PLocal.Rpc nodes on the network, call a function by hand, publish and print events, and find out why a peer is missing.")
         {
             PeersCommand.Create(common, console),
             MethodsCommand.Create(common, console),
             CallCommand.Create(common, console),
             ListenCommand.Create(common, console),
+            PublishCommand.Create(common, console),
+            SubscribeCommand.Create(common, console),
             DoctorCommand.Create(common, console),
         };
         foreach (var option in common.All)

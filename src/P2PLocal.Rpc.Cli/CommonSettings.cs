@@ -135,5 +135,21 @@ internal sealed class CommonOptions
     }
 }
 
+/// <summary>Options that several commands declare alike.</summary>
+internal static class CountOption
+{
+    /// <summary>An optional count of at least 1 (<c>--max-items</c>, <c>--count</c>).</summary>
+    public static Option<long?> Create(string name, string description)
+    {
+        var option = new Option<long?>(name) { Description = description };
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<long?>() is not > 0)
+                r.AddError($"{name} must be at least 1.");
+        });
+        return option;
+    }
+}
+
 /// <summary>A secure-mode option (a key file, a network key, a trusted id) cannot be used; the message says why.</summary>
 internal sealed class SecurityOptionException(string message, Exception inner) : Exception(message, inner);

@@ -22,12 +22,21 @@ internal sealed class Session : IAsyncDisposable
 
     /// <summary>Opens the probe and starts the tool's node.</summary>
     /// <exception cref="SocketException">The discovery port or a service port cannot be bound.</exception>
-    public static async Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, CancellationToken cancellationToken)
+    public static Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, CancellationToken cancellationToken) =>
+        StartAsync(settings, requestTimeout, beforeStart: null, cancellationToken);
+
+    /// <summary>Opens the probe and starts the tool's node, after <paramref name="beforeStart"/> ran on it.</summary>
+    /// <param name="settings">The common options.</param>
+    /// <param name="requestTimeout">The node's request timeout.</param>
+    /// <param name="beforeStart">Runs on the node before it starts (subscriptions), so no peer ever sees the tool without them.</param>
+    /// <param name="cancellationToken">Ctrl+C.</param>
+    /// <exception cref="SocketException">The discovery port or a service port cannot be bound.</exception>
+    public static async Task<Session> StartAsync(CommonSettings settings, TimeSpan requestTimeout, Action<Node>? beforeStart, CancellationToken cancellationToken)
     {
         var probe = DiscoveryProbe.Open(settings.Port, settings.Scope);
         try
         {
-            var node = await Node.StartAsync(new NodeOptions
+            var node = Node.Create(new NodeOptions
             {
                 Name = $"p2plocal-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}",
                 Protocol = settings.Protocol,
@@ -36,7 +45,18 @@ internal sealed class Session : IAsyncDisposable
                 RequestTimeout = requestTimeout,
                 ShutdownGracePeriod = TimeSpan.FromSeconds(1),
                 Security = settings.CreateSecurity(),
-            }, cancellationToken).ConfigureAwait(false);
+            });
+            try
+            {
+                beforeStart?.Invoke(node);
+                await node.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await node.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
             return new Session(probe, node);
         }
         catch
@@ -93,6 +113,29 @@ internal sealed class Session : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits up to <paramref name="wait"/> for any peer; false when none is seen.</summary>
+    public async Task<bool> WaitForAnyPeerAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Joined(object? sender, PeerInfo peer) => seen.TrySetResult();
+        Node.Peers.Joined += Joined;
+        try
+        {
+            if (Node.Peers.Count > 0)
+                return true;
+            await seen.Task.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+        finally
+        {
+            Node.Peers.Joined -= Joined;
+        }
+    }
+
     /// <summary>Why <paramref name="name"/> was not found, in one sentence, for the commands that call it.</summary>
     public string NotSeenMessage(string name, CommonSettings settings)
     {
@@ -104,6 +147,10 @@ internal sealed class Session : IAsyncDisposable
             return $"peer '{name}' was not seen with protocol '{settings.Protocol}', but a node of that name beacons with protocol '{other.Protocol}': add --protocol {other.Protocol}.";
         return $"peer '{name}' was not seen in {settings.Wait.TotalSeconds:0.###} s on port {settings.Port} (protocol {settings.Protocol}, scope {settings.ScopeName}). Run `p2plocal peers` to list who is there, or `p2plocal doctor {name}` to find out why.";
     }
+
+    /// <summary>Why no peer at all was found, in one sentence.</summary>
+    public static string NoPeerMessage(CommonSettings settings) =>
+        $"no peer was seen in {settings.Wait.TotalSeconds:0.###} s on port {settings.Port} (protocol {settings.Protocol}, scope {settings.ScopeName}). Start a node, or run `p2plocal doctor` to find out why none is heard.";
 
     public async ValueTask DisposeAsync()
     {

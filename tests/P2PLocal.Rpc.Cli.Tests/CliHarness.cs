@@ -75,6 +75,13 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
         return await line;
     }
 
+    /// <summary>Waits for the command to end by itself (<c>--count</c>, <c>--wait</c>) and returns what was printed.</summary>
+    public async Task<CliResult> WaitForExitAsync()
+    {
+        var code = await run.Within();
+        return new CliResult(code, output.ToString(), error.ToString());
+    }
+
     /// <summary>Presses Ctrl+C and returns what was printed.</summary>
     public async Task<CliResult> StopAsync()
     {
@@ -96,6 +103,29 @@ public sealed class RunningCli(Task<int> run, LineWriter output, LineWriter erro
 
         stop.Dispose();
     }
+}
+
+/// <summary>A fresh network key in a temporary file, for <c>--network-key-file</c>; deleted on dispose.</summary>
+public sealed class NetworkKeyFile : IDisposable
+{
+    private NetworkKeyFile(string key, string path)
+    {
+        Key = key;
+        Path = path;
+    }
+
+    public string Key { get; }
+
+    public string Path { get; }
+
+    public static async Task<NetworkKeyFile> CreateAsync()
+    {
+        var file = new NetworkKeyFile(NodeSecurity.CreateNetworkKey(), System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"p2p-key-{Guid.NewGuid():N}"));
+        await File.WriteAllTextAsync(file.Path, file.Key);
+        return file;
+    }
+
+    public void Dispose() => File.Delete(Path);
 }
 
 /// <summary>A thread-safe captured stream of text that tests can wait on, line by line.</summary>

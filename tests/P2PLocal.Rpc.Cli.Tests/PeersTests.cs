@@ -44,30 +44,21 @@ public class PeersTests
     public async Task Peers_with_the_network_key_lists_secure_peers_with_their_verified_id()
     {
         var port = TestNetwork.FreeUdpPort();
-        var key = NodeSecurity.CreateNetworkKey();
-        var keyFile = Path.Combine(Path.GetTempPath(), $"p2p-key-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(keyFile, key);
-        try
+        using var key = await NetworkKeyFile.CreateAsync();
+        await using var bob = await Node.StartAsync(new NodeOptions
         {
-            await using var bob = await Node.StartAsync(new NodeOptions
-            {
-                Name = "bob",
-                DiscoveryPort = port,
-                Scope = DiscoveryScope.Loopback,
-                Security = NodeSecurity.SharedKey(key),
-            });
+            Name = "bob",
+            DiscoveryPort = port,
+            Scope = DiscoveryScope.Loopback,
+            Security = NodeSecurity.SharedKey(key.Key),
+        });
 
-            var result = await Cli.RunAsync(port, "peers", "--json", "--wait", "3", "--network-key-file", keyFile);
+        var result = await Cli.RunAsync(port, "peers", "--json", "--wait", "3", "--network-key-file", key.Path);
 
-            Assert.True(result.ExitCode == 0, result.ToString());
-            var peers = result.Json().GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!);
-            Assert.NotNull(bob.PeerId);
-            Assert.Equal(bob.PeerId, peers["bob"].GetProperty("peerId").GetString());
-        }
-        finally
-        {
-            File.Delete(keyFile);
-        }
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var peers = result.Json().GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!);
+        Assert.NotNull(bob.PeerId);
+        Assert.Equal(bob.PeerId, peers["bob"].GetProperty("peerId").GetString());
     }
 
     [Fact]

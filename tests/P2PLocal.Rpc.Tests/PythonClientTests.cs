@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using P2PLocal.Rpc.Sample;
 
 namespace P2PLocal.Rpc.Tests;
@@ -55,6 +56,9 @@ public class PythonClientTests
             await ReadUntilAsync("WAITING");
             // The other way round: the C# node calls the Python node's function.
             Assert.Contains("shout", await bob.GetMethodsAsync(serving[1]).Within());
+            // The Python node serves no streams and its hello says so: the C# caller refuses at once, sending nothing.
+            var refused = await Assert.ThrowsAsync<NotSupportedException>(() => bob.RequestStreamAsync(serving[1], "shout").ToListAsync().AsTask()).Within();
+            Assert.Contains("'stream' feature", refused.Message, StringComparison.Ordinal);
             Assert.Equal("HI!", await bob.RequestAsync(serving[1], "shout", new Dictionary<string, object?> { ["text"] = "hi" }).Within()); // ends the script
             await ReadUntilAsync("DONE");
             var closed = Stopwatch.StartNew();
@@ -105,10 +109,118 @@ public class PythonClientTests
         Assert.Contains("OK", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Python_client_reads_streams_within_its_window_stops_them_early_gets_their_errors_and_exchanges_events()
+    {
+        var port = TestNetwork.FreeUdpPort();
+        const int ServerWindow = 8; // InteropTests.SERVER_WINDOW
+        await using var bob = await Node.StartAsync(new NodeOptions(TestNetwork.Options("bob", port)) { StreamWindow = ServerWindow });
+        long produced = 0, maxLead = long.MinValue;
+        var gate = new Lock();
+        var endlessCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bob.RegisterStream("count", (kwargs, ct) => Count((long)kwargs["n"]!, ct));
+        bob.RegisterStream("endless", (_, ct) =>
+        {
+            ct.Register(() => endlessCancelled.TrySetResult());
+            return Count(long.MaxValue, ct);
+        });
+        bob.RegisterStream("failing", (_, ct) => Failing(ct));
+        // After reading `read` items, Python asks how many the producer made: never more than its window (+1 made and
+        // waiting for credit) ahead.
+        bob.Register("progress", kwargs =>
+        {
+            var now = Interlocked.Read(ref produced);
+            lock (gate)
+                maxLead = Math.Max(maxLead, now - (long)kwargs["read"]!);
+            return now;
+        });
+        bob.Register("endless_cancelled", async (_, ct) =>
+        {
+            await endlessCancelled.Task.WaitAsync(TestNetwork.Patience, ct);
+            return true;
+        });
+        bob.Register("greet", kwargs => $"Hello, {kwargs["name"]}!");
+        bob.Register("publish", async (kwargs, ct) =>
+        {
+            var (topic, start, n) = ((string)kwargs["topic"]!, (long)kwargs["start"]!, (long)kwargs["n"]!);
+            for (var i = start; i < start + n; i++)
+                await bob.PublishAsync(topic, i, ct);
+            return null;
+        });
+        var received = new List<long>();
+        var twentyReceived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = bob.Subscribe<long>("cs.topic", value =>
+        {
+            lock (received)
+            {
+                received.Add(value);
+                if (received.Count == 20)
+                    twentyReceived.TrySetResult();
+            }
+        });
+        bob.Register("events_received", async (_, ct) =>
+        {
+            await twentyReceived.Task.WaitAsync(TestNetwork.Patience, ct);
+            lock (received)
+                return received.ToArray();
+        });
+
+        using var python = StartPython(new Dictionary<string, string> { ["P2PLOCAL_TARGET"] = "bob", ["P2PLOCAL_DISCOVERY_PORT"] = port.ToString(CultureInfo.InvariantCulture) },
+            "-m", "unittest", "-v", "test_p2plocal.InteropTests");
+        string stderr;
+        try
+        {
+            var stdout = python.StandardOutput.ReadToEndAsync();
+            stderr = await python.StandardError.ReadToEndAsync().Within();
+            await python.WaitForExitAsync().Within();
+            Assert.True(python.ExitCode == 0, $"the Python InteropTests failed:\n{await stdout}\n{stderr}");
+        }
+        finally
+        {
+            if (!python.HasExited)
+                python.Kill(entireProcessTree: true);
+        }
+
+        Assert.Contains("Ran 7 tests", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("skipped", stderr, StringComparison.Ordinal);
+
+        await endlessCancelled.Task.Within(); // leaving the with block cancelled the producer here
+        lock (gate)
+            Assert.InRange(maxLead, 0, 4 + 1); // Python's window of 4 (below the node's 8) bounded the producer
+        var statistics = bob.GetEventStatistics();
+        Assert.True(statistics.Received >= 20 && statistics.Sent >= 21, $"received {statistics.Received}, sent {statistics.Sent}");
+
+        async IAsyncEnumerable<object?> Count(long n, [EnumeratorCancellation] CancellationToken ct)
+        {
+            Interlocked.Exchange(ref produced, 0);
+            for (var i = 0L; i < n; i++)
+            {
+                await Task.Yield();
+                ct.ThrowIfCancellationRequested();
+                Interlocked.Increment(ref produced);
+                yield return i;
+            }
+        }
+
+        static async IAsyncEnumerable<object?> Failing([EnumeratorCancellation] CancellationToken ct)
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await Task.Yield();
+                yield return i;
+            }
+
+            ct.ThrowIfCancellationRequested();
+            throw new InvalidOperationException("boom after 3 items");
+        }
+    }
+
     private static string Fingerprint<TContract>(Node node) =>
         node.Functions.First(f => f.Contract == typeof(TContract).FullName).Fingerprint!;
 
-    private static Process StartPython(params string[] args)
+    private static Process StartPython(params string[] args) => StartPython(new Dictionary<string, string>(), args);
+
+    private static Process StartPython(Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("python3", args)
         {
@@ -117,6 +229,8 @@ public class PythonClientTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
         try
         {
             return Process.Start(start)!;

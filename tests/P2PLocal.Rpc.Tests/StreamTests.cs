@@ -117,6 +117,21 @@ public class StreamTests
     }
 
     [Fact]
+    public async Task A_caller_whose_window_is_far_larger_than_the_producers_gets_every_item()
+    {
+        // The producer runs the smaller window (8); a caller holding its credit back for half of its own (64 / 2) would
+        // leave it waiting after 8 items until RequestTimeout (found by the Python client's interop tests).
+        var port = TestNetwork.FreeUdpPort();
+        await using var bob = await StartAsync("bob", port, window: 8);
+        await using var alice = await StartAsync("alice", port, window: 64, requestTimeout: TimeSpan.FromSeconds(10));
+        await alice.Peers.WaitForAsync("bob").Within();
+        bob.RegisterStream("count", (kwargs, ct) => Count((long)kwargs["n"]!, ct));
+
+        var items = await alice.RequestStreamAsync("bob", "count", N(200)).ToListAsync().AsTask().Within();
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => (object?)(long)i), items);
+    }
+
+    [Fact]
     public async Task Leaving_the_loop_or_cancelling_the_reader_stops_the_producer()
     {
         var (alice, bob) = await PairAsync();

@@ -5,7 +5,10 @@ using P2PLocal.Rpc.Cli.Output;
 
 namespace P2PLocal.Rpc.Cli.Commands;
 
-/// <summary><c>p2plocal call &lt;peer&gt; &lt;function&gt; [key=value ...] [--kwargs JSON]</c>: one dynamic call, result as JSON.</summary>
+/// <summary>
+/// <c>p2plocal call &lt;peer&gt; &lt;function&gt; [key=value ...] [--kwargs JSON] [--max-items N]</c>: one dynamic call, result
+/// as JSON; a function that streams (<c>stream&lt;T&gt;</c> in <c>$methods</c>) prints each item as it arrives (<see cref="StreamCall"/>).
+/// </summary>
 internal static class CallCommand
 {
     public static Command Create(CommonOptions common, CliConsole console)
@@ -19,13 +22,15 @@ internal static class CallCommand
         };
         var json = new Option<string>("--kwargs") { Description = "The kwargs as one JSON object, e.g. '{\"name\": \"Ann\"}'." };
         var timeout = TimeoutOption();
-        var command = new Command("call", "Call a function on a peer and print its result as JSON.")
+        var maxItems = StreamCall.MaxItemsOption();
+        var command = new Command("call", "Call a function on a peer and print its result as JSON. A function that streams (its result is stream<...> in `methods`) prints each item on a line of its own as it arrives, until the stream ends, --max-items or Ctrl+C.")
         {
             peer,
             function,
             pairs,
             json,
             timeout,
+            maxItems,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -37,7 +42,7 @@ internal static class CallCommand
             }
 
             return CliApp.RunGuardedAsync(console, () =>
-                RunAsync(settings, result.GetValue(peer)!, result.GetValue(function)!, kwargs, Timeout(result, timeout), console, cancellationToken));
+                RunAsync(settings, result.GetValue(peer)!, result.GetValue(function)!, kwargs, Timeout(result, timeout), result.GetValue(maxItems), console, cancellationToken));
         });
         return command;
     }
@@ -96,10 +101,10 @@ internal static class CallCommand
     }
 
     private static async Task<int> RunAsync(CommonSettings settings, string name, string function, Dictionary<string, object?> kwargs,
-        TimeSpan timeout, CliConsole console, CancellationToken cancellationToken)
+        TimeSpan timeout, long? maxItems, CliConsole console, CancellationToken cancellationToken)
     {
         await using var session = await Session.StartAsync(settings, timeout, cancellationToken).ConfigureAwait(false);
-        if (await session.WaitForPeerAsync(name, settings.Wait, cancellationToken).ConfigureAwait(false) is null)
+        if (await session.WaitForPeerAsync(name, settings.Wait, cancellationToken).ConfigureAwait(false) is not { } peer)
         {
             console.Fail(session.NotSeenMessage(name, settings));
             return ExitCodes.PeerNotSeen;
@@ -109,6 +114,9 @@ internal static class CallCommand
         var clock = Stopwatch.StartNew();
         try
         {
+            // A legacy (XML-RPC) peer cannot stream, and may not answer introspection: call it as before.
+            if (!peer.IsLegacy && await StreamCall.IsStreamAsync(session.Node, name, function, cancellationToken).ConfigureAwait(false))
+                return await StreamCall.RunAsync(session.Node, settings, name, function, kwargs, maxItems, console, cancellationToken).ConfigureAwait(false);
             var result = await session.Node.RequestAsync(name, function, kwargs, cancellationToken).ConfigureAwait(false);
             var json = JsonValues.ToJson(result);
             if (settings.Json)

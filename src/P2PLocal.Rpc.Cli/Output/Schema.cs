@@ -51,6 +51,23 @@ internal sealed record ErrorJson(string Type, string Message, string? RemoteType
 
 internal sealed record CallJson(int Schema, NetworkJson Network, string Peer, string Function, bool Ok, JsonNode? Result, ErrorJson? Error, double ElapsedMs);
 
+/// <summary>One line of <c>call --json</c> on a function that streams: an item, in the order the producer yielded it.</summary>
+internal sealed record StreamItemJson(int Schema, string Event, long Index, JsonNode? Item);
+
+/// <summary>
+/// The last line of <c>call --json</c> on a function that streams. <c>Complete</c> is true when the producer ended the
+/// stream itself, false when the tool left early (<c>--max-items</c>, Ctrl+C) or the stream failed.
+/// </summary>
+internal sealed record StreamEndJson(int Schema, string Event, NetworkJson Network, string Peer, string Function, bool Ok, long Items, bool Complete,
+    ErrorJson? Error, double ElapsedMs);
+
+/// <summary>What <c>publish --json</c> writes: who was seen, and how many the event reached (<see cref="EventStatistics"/>).</summary>
+internal sealed record PublishJson(int Schema, NetworkJson Network, string Topic, JsonNode? Value, bool Ok, IReadOnlyList<string> PeersSeen, long Reached,
+    long Dropped, double ElapsedMs);
+
+/// <summary>One line of <c>subscribe --json</c>: an event a peer published.</summary>
+internal sealed record EventJson(int Schema, DateTimeOffset Time, string Topic, string Sender, string Instance, string? PeerId, JsonNode? Value);
+
 /// <summary>One line of <c>listen --json</c>: a datagram heard on the discovery port.</summary>
 internal sealed record DatagramJson(
     int Schema,
@@ -81,6 +98,10 @@ internal sealed record DoctorJson(int Schema, NetworkJson Network, string? Peer,
 [JsonSerializable(typeof(CallJson))]
 [JsonSerializable(typeof(DatagramJson))]
 [JsonSerializable(typeof(DoctorJson))]
+[JsonSerializable(typeof(StreamItemJson))]
+[JsonSerializable(typeof(StreamEndJson))]
+[JsonSerializable(typeof(PublishJson))]
+[JsonSerializable(typeof(EventJson))]
 internal sealed partial class CliJson : JsonSerializerContext
 {
     public static CliJson Compact { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)

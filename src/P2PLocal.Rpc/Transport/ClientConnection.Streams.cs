@@ -130,6 +130,7 @@ internal sealed partial class ClientConnection
         private readonly int _creditBatch = Math.Max(1, window / 2);
         private int _allowance = window; // items the peer may still send before more credit
         private int _readSinceCredit;
+        private long _read; // items read in all: grants fall on every half window read, whatever went out before a wait
         private ReceivedFrame _end;
         private Exception? _lost;
         private bool _ended;
@@ -213,6 +214,9 @@ internal sealed partial class ClientConnection
                         return Take(item);
                     if (_ended)
                         return End();
+                    // The peer may run a smaller window than ours (it takes the smaller of the two, and we cannot see
+                    // which): credit held back for a batch could be what it waits for, so it goes out before we wait.
+                    SendCredit();
                     arrived = (_arrived ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
                 }
 
@@ -228,19 +232,28 @@ internal sealed partial class ClientConnection
             }
         }
 
-        /// <summary>Hands out a received item (under <see cref="_gate"/>), granting the peer credit for each half window read.</summary>
+        /// <summary>
+        /// Hands out a received item (under <see cref="_gate"/>), granting the peer what was read at each half window read,
+        /// so a reader that pauses there leaves the producer a whole window ahead.
+        /// </summary>
         private ReceivedFrame Take(ReceivedFrame item)
         {
             owner.ReleaseReceived(item.Length);
-            if (++_readSinceCredit >= _creditBatch)
-            {
-                var credit = _readSinceCredit;
-                _readSinceCredit = 0;
-                _allowance += credit;
-                owner.TrySend((id, credit), static (ref MessagePackWriter w, (uint Id, int Items) c) => StreamMessages.WriteCredit(ref w, c.Id, c.Items), int.MaxValue);
-            }
-
+            _readSinceCredit++;
+            if (++_read % _creditBatch == 0)
+                SendCredit();
             return item;
+        }
+
+        /// <summary>Grants the peer the items read since the last grant, if any (under <see cref="_gate"/>).</summary>
+        private void SendCredit()
+        {
+            if (_readSinceCredit == 0)
+                return;
+            var credit = _readSinceCredit;
+            _readSinceCredit = 0;
+            _allowance += credit;
+            owner.TrySend((id, credit), static (ref MessagePackWriter w, (uint Id, int Items) c) => StreamMessages.WriteCredit(ref w, c.Id, c.Items), int.MaxValue);
         }
 
         /// <summary>Reads the end: nothing more (a result), or the error it carries.</summary>
