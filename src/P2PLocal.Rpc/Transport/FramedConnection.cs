@@ -543,7 +543,16 @@ internal abstract class FramedConnection
                         var bytes = frame.Frame;
                         if (filled + bytes.Length > batch.Length && filled > 0)
                         {
-                            await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                            try
+                            {
+                                await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                            }
+                            catch
+                            {
+                                Retire(frame); // taken off the queue already: dropped with the connection, retired once like the others
+                                throw;
+                            }
+
                             ReleaseBatched(ref batched);
                             filled = 0;
                         }

@@ -245,6 +245,8 @@ public sealed class NodeFacadeCallTests
         var busy = await Assert.ThrowsAsync<PeerBusyException>(() => pair.Alice.RequestAsync("bob", "hold").Within());
         Assert.Contains("refused the connection", busy.Message, StringComparison.Ordinal);
         Assert.True(await pair.Alice.IsAliveAsync(pair.Alice.Peers.Resolve("bob")).Within());
+        // A call to the instance that the peer refuses as busy stays busy (not "unreachable"): the caller may retry it.
+        await Assert.ThrowsAsync<PeerBusyException>(() => CallOnAsync(pair.Alice, pair.Alice.Peers.Resolve("bob"), "hold").Within());
         release.TrySetResult();
         await holding.Within();
     }

@@ -36,6 +36,8 @@ public sealed class NodeFacadeLifecycleTests
         Assert.Equal("Node 'early' has not started: call StartAsync before calling peers.", call.Message);
         var listing = await Assert.ThrowsAsync<InvalidOperationException>(() => node.GetMethodsAsync("bob"));
         Assert.Equal(call.Message, listing.Message);
+        var someone = new PeerInfo("bob", "itecnet", new IPEndPoint(IPAddress.Loopback, 1), "0123456789abcdef");
+        Assert.Equal(call.Message, (await Assert.ThrowsAsync<InvalidOperationException>(() => CallOnAsync(node, someone, "f"))).Message);
 
         await node.StartAsync();
 
@@ -312,6 +314,8 @@ public sealed class NodeFacadeLifecycleTests
         });
 
         Assert.Equal("generated", ((TaggedFormatter)standard.SerializerOptions.Resolver.GetFormatter<ResolverProbe>()!).Tag);
+        // A type the standard resolver serves too: the generated formatter still wins.
+        Assert.IsType<AttributedFormatter>(standard.SerializerOptions.Resolver.GetFormatter<AttributedProbe>());
         Assert.Equal("custom", ((TaggedFormatter)custom.SerializerOptions.Resolver.GetFormatter<ResolverProbe>()!).Tag);
         // The standard resolver still serves everything else, behind the generated formatters.
         Assert.NotNull(standard.SerializerOptions.Resolver.GetFormatter<int>());
@@ -455,11 +459,28 @@ public sealed class NodeFacadeLifecycleTests
         }
     }
 
+    [MessagePackObject]
+    public sealed class AttributedProbe
+    {
+        [Key(0)]
+        public int Value { get; set; }
+    }
+
+    private sealed class AttributedFormatter : MessagePack.Formatters.IMessagePackFormatter<AttributedProbe>
+    {
+        public void Serialize(ref MessagePackWriter writer, AttributedProbe value, MessagePackSerializerOptions options) => writer.Write(value.Value);
+
+        public AttributedProbe Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options) => new() { Value = reader.ReadInt32() };
+    }
+
     private sealed class OneFormatterResolver(string tag) : IFormatterResolver
     {
         private readonly TaggedFormatter _formatter = new(tag);
+        private readonly AttributedFormatter _attributed = new();
 
         public MessagePack.Formatters.IMessagePackFormatter<T>? GetFormatter<T>() =>
-            typeof(T) == typeof(ResolverProbe) ? (MessagePack.Formatters.IMessagePackFormatter<T>)(object)_formatter : null;
+            typeof(T) == typeof(ResolverProbe) ? (MessagePack.Formatters.IMessagePackFormatter<T>)(object)_formatter
+            : typeof(T) == typeof(AttributedProbe) && tag == "generated" ? (MessagePack.Formatters.IMessagePackFormatter<T>)(object)_attributed
+            : null;
     }
 }

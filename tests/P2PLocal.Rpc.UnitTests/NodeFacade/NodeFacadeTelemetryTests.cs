@@ -177,6 +177,98 @@ public sealed class NodeFacadeTelemetryTests
     }
 
     [Fact]
+    public async Task A_stream_is_one_client_span_with_its_item_count_and_one_duration()
+    {
+        using var spans = new Spans();
+        using var durations = new Durations();
+        await using var pair = await PairAsync();
+        pair.Bob.RegisterStream("traced.stream", (_, token) => Items(3, token));
+        pair.Bob.RegisterStream("traced.endless", (_, token) => Items(int.MaxValue, token));
+
+        var read = new List<object?>();
+        await foreach (var item in pair.Alice.RequestStreamAsync("bob", "traced.stream"))
+            read.Add(item);
+        await foreach (var _ in pair.Alice.RequestStreamAsync("bob", "traced.endless"))
+            break; // a reader that leaves early ends the span as OK
+        await Assert.ThrowsAsync<MethodNotFoundException>(async () =>
+        {
+            await foreach (var _ in pair.Alice.RequestStreamAsync("bob", "traced.nostream"))
+            {
+            }
+        }).Within();
+
+        Assert.Equal(3, read.Count);
+        var span = spans.Client("traced.stream");
+        Assert.Equal(3L, span.GetTagItem("p2plocal.stream.items"));
+        Assert.Equal("OK", span.GetTagItem("rpc.response.status_code"));
+        Assert.Equal("bob", span.GetTagItem("p2plocal.peer.name"));
+        Assert.Equal(pair.Bob.ServiceEndPoint.Port, span.GetTagItem("server.port"));
+        var left = spans.Client("traced.endless");
+        Assert.Equal(1L, left.GetTagItem("p2plocal.stream.items"));
+        Assert.Equal("OK", left.GetTagItem("rpc.response.status_code"));
+        var missing = spans.Client("traced.nostream");
+        Assert.Equal("METHOD_NOT_FOUND", missing.GetTagItem("rpc.response.status_code"));
+        Assert.Equal(ActivityStatusCode.Error, missing.Status);
+        Assert.Equal("OK", durations.Of("traced.stream").Tags["rpc.response.status_code"]);
+        Assert.Equal("METHOD_NOT_FOUND", durations.Of("traced.nostream").Tags["rpc.response.status_code"]);
+    }
+
+    [Fact]
+    public async Task A_stream_span_sampled_for_propagation_only_gets_no_item_count()
+    {
+        using var spans = new Spans(ActivitySamplingResult.PropagationData);
+        await using var pair = await PairAsync();
+        pair.Bob.RegisterStream("traced.sparse.stream", (_, token) => Items(2, token));
+
+        await foreach (var _ in pair.Alice.RequestStreamAsync("bob", "traced.sparse.stream"))
+        {
+        }
+
+        Assert.Null(spans.Client("traced.sparse.stream").GetTagItem("p2plocal.stream.items"));
+    }
+
+    [Fact]
+    public async Task Without_listeners_a_stream_reads_the_same_and_records_nothing()
+    {
+        await using var pair = await PairAsync();
+        pair.Bob.RegisterStream("quiet.stream", (_, token) => Items(2, token));
+
+        var read = new List<object?>();
+        await foreach (var item in pair.Alice.RequestStreamAsync("bob", "quiet.stream"))
+            read.Add(item);
+
+        Assert.Equal(new object?[] { 0L, 1L }, read);
+    }
+
+    private static async IAsyncEnumerable<object?> Items(int count, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken token = default)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            token.ThrowIfCancellationRequested();
+            yield return (long)i;
+        }
+    }
+
+    [Fact]
+    public async Task An_observed_call_posts_nothing_to_the_callers_context()
+    {
+        using var durations = new Durations();
+        await using var pair = await PairAsync();
+        pair.Bob.Register("timed.context", async (_, _) =>
+        {
+            await Task.Yield();
+            return 1;
+        });
+
+        var (result, posted) = await CallerContext.RunAsync(() => pair.Alice.Request("bob", "timed.context")).Within();
+
+        Assert.Equal(1L, result);
+        Assert.True(posted.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", posted));
+        Assert.Equal("OK", durations.Of("timed.context").Tags["rpc.response.status_code"]);
+    }
+
+    [Fact]
     public async Task The_peers_a_running_node_sees_are_counted_in_known_peers()
     {
         await using var node = await StartAsync("counter");
