@@ -38,10 +38,13 @@ public sealed class NodeFacadeCallerContextTests
         pair.Bob.Register("f", _ => "x");
         var bob = pair.Alice.Peers.Resolve("bob");
 
+        // The second call finds the connection open, so its send is awaited on the caller's thread.
         var (result, posted) = await CallerContext.RunAsync(() =>
-            (CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult(), pair.Bob.IsAliveAsync(pair.Alice.SelfInfo).GetAwaiter().GetResult())).Within();
+            (CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult(), pair.Bob.IsAliveAsync(pair.Alice.SelfInfo).GetAwaiter().GetResult(),
+                CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult())).Within();
 
         Assert.Equal("x", result.Item1);
+        Assert.Equal("x", result.Item3);
         Assert.True(result.Item2);
         Assert.True(posted.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", posted));
     }
