@@ -7,6 +7,7 @@ namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 /// The blocking forms called from a thread with a <see cref="SynchronizationContext"/>: the library posts nothing back
 /// to it, so a UI thread that blocks in <c>Request</c> or <c>Shutdown</c> cannot deadlock.
 /// </summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeCallerContextTests
 {
     [Fact]
