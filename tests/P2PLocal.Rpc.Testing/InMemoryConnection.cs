@@ -50,6 +50,7 @@ public sealed class PipeEndStream : Stream
     private bool _reading;
     private bool _disposed;
     private int _writes;
+    private Exception? _writeError;
 
     internal PipeEndStream(PipeReader input, PipeWriter output, IDisposable? owned)
     {
@@ -120,12 +121,38 @@ public sealed class PipeEndStream : Stream
     {
         Interlocked.Increment(ref _writes);
         lock (_gate)
+        {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_writeError is { } error)
+                throw error;
+        }
+
         var result = await _output.WriteAsync(buffer, cancellationToken);
         if (result.IsCanceled)
             throw new ObjectDisposedException(nameof(PipeEndStream), "The stream was closed during the write.");
         if (result.IsCompleted)
             throw new IOException("The other end is closed: nothing more is read.");
+    }
+
+    /// <summary>
+    /// Stops reading (a peer that shut its receiving side): the other end's writes fail with <see cref="IOException"/>
+    /// from now on, while this end can still write. Call it while no read is in progress here.
+    /// </summary>
+    public void StopReading()
+    {
+        lock (_gate)
+        {
+            if (_reading)
+                throw new InvalidOperationException("A read is in progress on this end.");
+            _input.Complete();
+        }
+    }
+
+    /// <summary>From now on every write to this end fails with <paramref name="error"/> (a connection reset while sending).</summary>
+    public void FailWrites(Exception error)
+    {
+        lock (_gate)
+            _writeError = error;
     }
 
     /// <summary>Ends the connection with an error: the other end's reads throw <paramref name="error"/> (a reset).</summary>

@@ -90,7 +90,9 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private async Task AdvertiseLoopAsync(PeriodicTimer timer)
     {
         using var _ = timer;
-        await Task.Yield(); // the rest runs on the thread pool, never inside Start
+        // The rest runs on the thread pool, never inside Start, and never on the starter's SynchronizationContext (a UI
+        // thread blocked in a synchronous start would hold every beacon back): Task.Yield() alone posts there.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))

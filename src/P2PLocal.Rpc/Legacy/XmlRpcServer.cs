@@ -74,7 +74,7 @@ internal sealed class XmlRpcServer(IRequestHost host, int maxBodyBytes)
 
     private async Task RunAsync(Exchange exchange, Action serveFramed, Action release)
     {
-        await Task.Yield(); // off the accept loop
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding); // off the accept loop, onto the pool
         var handedOff = false;
         try
         {

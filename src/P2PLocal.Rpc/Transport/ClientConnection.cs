@@ -15,13 +15,14 @@ namespace P2PLocal.Rpc.Transport;
 /// <remarks>
 /// Thread-safe: any number of callers may invoke at once. Each call waits on a pooled <see cref="PendingCall"/>;
 /// replies, timeouts and a lost connection complete it under <see cref="_pendingGate"/>, so a call is never
-/// completed after its caller has returned it to the pool.
+/// completed after its caller has returned it to the pool. Timeouts run on one timer per connection
+/// (ClientConnection.Deadlines.cs).
 /// </remarks>
 internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
     private readonly object _pendingGate = new();
-    private readonly Dictionary<uint, PendingCall> _pending = [];
+    private readonly Dictionary<uint, Waiting> _pending = [];
     private readonly Stack<PendingCall> _pool = new();
     private readonly TaskCompletionSource<Hello> _hello = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly MessagePackSerializerOptions _options;
@@ -148,9 +149,12 @@ internal sealed partial class ClientConnection : FramedConnection
         ResultReader<TResult> readResult, TimeSpan timeout, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        LastUsedTicks = Clock.GetTimestamp();
+        var now = Clock.GetTimestamp();
+        LastUsedTicks = now;
         // The peer is not reading: wait for room, one caller at a time, so waking callers cannot overshoot the limit.
         var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
+        if (admission is not null)
+            now = Clock.GetTimestamp(); // the timeout runs from when the request is let through, as before
         var id = (uint)Interlocked.Increment(ref _nextId);
         FrameBuffer frame;
         try
@@ -163,10 +167,8 @@ internal sealed partial class ClientConnection : FramedConnection
             throw;
         }
 
-        var pending = Rent();
-        lock (_pendingGate)
-            _pending[id] = pending;
-        pending.Arm(timeout, cancellationToken);
+        var pending = Register(id, DeadlineAfter(now, timeout));
+        pending.Arm(cancellationToken); // the caller's token only: the deadline is the connection's (Deadlines.cs)
         var sent = TrySend(frame);
         admission?.Release();
         if (!sent)
@@ -233,14 +235,18 @@ internal sealed partial class ClientConnection : FramedConnection
             new($"Peer '{_peerName}' did not read the requests already sent to it ({QueuedSendBytes} bytes waiting), so '{function}' was not sent within {timeout.TotalMilliseconds:0} ms.");
     }
 
-    private PendingCall Rent()
+    /// <summary>Takes a pooled call and makes it the waiter for <paramref name="id"/>, due by <paramref name="deadline"/>: one lock.</summary>
+    private PendingCall Register(uint id, long deadline)
     {
-        PendingCall? pending = null;
         lock (_pendingGate)
-            _pool.TryPop(out pending);
-        pending ??= new PendingCall(Clock);
-        pending.Reset();
-        return pending;
+        {
+            if (!_pool.TryPop(out var pending))
+                pending = new PendingCall();
+            pending.Reset();
+            _pending[id] = new Waiting(pending, deadline);
+            WatchDeadlineLocked(deadline);
+            return pending;
+        }
     }
 
     private void Return(PendingCall pending)
@@ -249,13 +255,8 @@ internal sealed partial class ClientConnection : FramedConnection
         lock (_pendingGate)
         {
             if (_pool.Count < MaxPooledCalls && !IsClosed)
-            {
                 _pool.Push(pending);
-                return;
-            }
         }
-
-        pending.Dispose();
     }
 
     /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
@@ -389,8 +390,8 @@ internal sealed partial class ClientConnection : FramedConnection
         lock (_pendingGate)
         {
             // Claimed under the lock, so a caller that gave up cannot return it to the pool in between; resumed outside it.
-            if (_pending.Remove(id, out var pending) && pending.TryTakeResult(frame))
-                taken = pending;
+            if (_pending.Remove(id, out var waiting) && waiting.Call.TryTakeResult(frame))
+                taken = waiting.Call;
         }
 
         if (taken is not null)
@@ -425,12 +426,12 @@ internal sealed partial class ClientConnection : FramedConnection
     {
         lock (_pendingGate)
         {
-            foreach (var (_, pending) in _pending)
-                pending.TrySetException(ConnectionLost(reason));
+            foreach (var (_, waiting) in _pending)
+                waiting.Call.TrySetException(ConnectionLost(reason));
             _pending.Clear();
+            StopDeadlinesLocked();
             FailStreams(reason);
-            while (_pool.TryPop(out var pooled))
-                pooled.Dispose();
+            _pool.Clear();
         }
     }
 

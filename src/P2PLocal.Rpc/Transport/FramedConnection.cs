@@ -374,13 +374,19 @@ internal abstract class FramedConnection
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                var stamped = false;
                 lock (_sendGate)
                     _gathering = true;
                 try
                 {
                     while (FrameDecoder.TryReadFrame(ref buffer, _receiveLimit, out var frame))
                     {
-                        LastFrameTicks = Clock.GetTimestamp();
+                        if (!stamped)
+                        {
+                            LastFrameTicks = Clock.GetTimestamp(); // once per read: its frames arrived together
+                            stamped = true;
+                        }
+
                         RpcMetrics.BytesReceived(frame.Length + FrameBuffer.PrefixLength);
                         OnFrame(frame);
                         if (IsOverBufferLimit)
@@ -537,7 +543,16 @@ internal abstract class FramedConnection
                         var bytes = frame.Frame;
                         if (filled + bytes.Length > batch.Length && filled > 0)
                         {
-                            await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                            try
+                            {
+                                await _stream.WriteAsync(batch.AsMemory(0, filled)).ConfigureAwait(false);
+                            }
+                            catch
+                            {
+                                Retire(frame); // taken off the queue already: dropped with the connection, retired once like the others
+                                throw;
+                            }
+
                             ReleaseBatched(ref batched);
                             filled = 0;
                         }

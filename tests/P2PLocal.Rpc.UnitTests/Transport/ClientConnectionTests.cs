@@ -268,6 +268,19 @@ public class ClientConnectionTests
     }
 
     [Fact]
+    public async Task A_write_that_fails_closes_the_connection_with_its_error_and_fails_the_call()
+    {
+        var (connection, peer) = await ScriptedPeer.ConnectAsync();
+        peer.Stream.StopReading();
+        var call = Call(connection, "f", 1).AsTask();
+
+        var reason = Assert.IsType<IOException>(await connection.Closed.Within());
+        Assert.Equal("The other end is closed: nothing more is read.", reason.Message);
+        Assert.Same(reason, (await Assert.ThrowsAsync<PeerConnectionException>(() => call.Within())).InnerException);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Closing_the_connection_here_fails_pending_calls_and_closes_the_stream()
     {
         var (connection, peer) = await ScriptedPeer.ConnectAsync();

@@ -266,6 +266,27 @@ public class FramedConnectionTests
     }
 
     [Fact]
+    public async Task A_failed_write_of_the_write_loop_closes_the_connection_with_its_error_and_frees_every_slot_once()
+    {
+        var wire = new InMemoryConnection(toPeer: NotReading);
+        var connection = new TestConnection(wire);
+        connection.Start();
+        connection.TrySend(Frame(0, padding: 2000, holdsSlot: true)); // inline, stuck in the pipe until the peer reads
+        connection.Inline = false;
+        connection.TrySend(Frame(1, holdsSlot: true)); // queued: fits the write loop's batch
+        connection.TrySend(Frame(2, padding: 20_000, holdsSlot: true)); // queued: above a batch, so the batch is written first
+        var broken = new IOException("Connection reset while sending");
+        wire.Client.FailWrites(broken);
+
+        // The peer reads frame 0, so the write loop takes over: its first write (the batch before frame 2) fails.
+        Assert.Equal(0, NumberOf(await WireFrames.ReadFrameAsync(wire.Peer).Within()));
+        Assert.Same(broken, await connection.Closed.Within());
+        await Patience.Until(() => connection.SlotsFreed == 3 && connection.QueuedSendBytes == 0);
+        await connection.DisposeAsync();
+        Assert.Equal(3, connection.SlotsFreed);
+    }
+
+    [Fact]
     public async Task The_peers_end_of_stream_closes_the_connection_once_with_no_reason()
     {
         var wire = new InMemoryConnection();
