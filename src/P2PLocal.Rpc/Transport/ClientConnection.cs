@@ -168,7 +168,7 @@ internal sealed partial class ClientConnection : FramedConnection
         }
 
         var pending = Register(id, DeadlineAfter(now, timeout));
-        pending.Arm(Timeout.InfiniteTimeSpan, cancellationToken); // the caller's token only: the deadline is the connection's (Deadlines.cs)
+        pending.Arm(cancellationToken); // the caller's token only: the deadline is the connection's (Deadlines.cs)
         var sent = TrySend(frame);
         admission?.Release();
         if (!sent)
@@ -241,7 +241,7 @@ internal sealed partial class ClientConnection : FramedConnection
         lock (_pendingGate)
         {
             if (!_pool.TryPop(out var pending))
-                pending = new PendingCall(Clock);
+                pending = new PendingCall();
             pending.Reset();
             _pending[id] = new Waiting(pending, deadline);
             WatchDeadlineLocked(deadline);
@@ -255,13 +255,8 @@ internal sealed partial class ClientConnection : FramedConnection
         lock (_pendingGate)
         {
             if (_pool.Count < MaxPooledCalls && !IsClosed)
-            {
                 _pool.Push(pending);
-                return;
-            }
         }
-
-        pending.Dispose();
     }
 
     /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
@@ -436,8 +431,7 @@ internal sealed partial class ClientConnection : FramedConnection
             _pending.Clear();
             StopDeadlinesLocked();
             FailStreams(reason);
-            while (_pool.TryPop(out var pooled))
-                pooled.Dispose();
+            _pool.Clear();
         }
     }
 

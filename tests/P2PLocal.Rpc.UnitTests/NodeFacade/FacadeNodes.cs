@@ -10,6 +10,17 @@ using P2PLocal.Rpc.Testing;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>
+/// The facade tests run alone, one after another (about 5 s in all): their nodes feed process-wide spans and meters
+/// (beacons sent, requests refused) that other classes count through listeners of their own, and the telemetry tests
+/// here listen to everything.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class NodeFacadeGroup
+{
+    public const string Name = "node facade (runs alone)";
+}
+
+/// <summary>
 /// Nodes for the facade tests: loopback scope, each on its own OS-picked discovery port, no name-check wait. A caller
 /// learns of a callee from a beacon handed straight to its peer table (<see cref="Introduce"/>), so no test waits for
 /// the network to deliver one.

@@ -8,6 +8,7 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>Calls through the facade: routing by peer name, the checks made before a call goes out, the typed and blocking forms.</summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeCallTests
 {
     [Fact]

@@ -7,6 +7,7 @@ namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 /// The blocking forms called from a thread with a <see cref="SynchronizationContext"/>: the library posts nothing back
 /// to it, so a UI thread that blocks in <c>Request</c> or <c>Shutdown</c> cannot deadlock.
 /// </summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeCallerContextTests
 {
     [Fact]
@@ -38,10 +39,13 @@ public sealed class NodeFacadeCallerContextTests
         pair.Bob.Register("f", _ => "x");
         var bob = pair.Alice.Peers.Resolve("bob");
 
+        // The second call finds the connection open, so its send is awaited on the caller's thread.
         var (result, posted) = await CallerContext.RunAsync(() =>
-            (CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult(), pair.Bob.IsAliveAsync(pair.Alice.SelfInfo).GetAwaiter().GetResult())).Within();
+            (CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult(), pair.Bob.IsAliveAsync(pair.Alice.SelfInfo).GetAwaiter().GetResult(),
+                CallOnAsync(pair.Alice, bob, "f").GetAwaiter().GetResult())).Within();
 
         Assert.Equal("x", result.Item1);
+        Assert.Equal("x", result.Item3);
         Assert.True(result.Item2);
         Assert.True(posted.Count == 0, "posted to the caller's context from:\n" + string.Join("\n---\n", posted));
     }

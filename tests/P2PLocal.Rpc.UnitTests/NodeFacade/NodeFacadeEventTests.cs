@@ -7,6 +7,7 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>The events facade (Node.Events.cs): the checks of publish and subscribe, the size limit at its boundary, delivery in every handler form.</summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeEventTests
 {
     [Fact]

@@ -15,6 +15,7 @@ namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 /// Calls to Python p2p-local peers (Node.Legacy.cs): XML-RPC over HTTP/1.0 to a fake Python server on loopback, with
 /// the Python node's beacon handed to the caller's peer table.
 /// </summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeLegacyTests
 {
     private static Task<Node> StartCallerAsync(Func<NodeOptions, NodeOptions>? change = null) =>

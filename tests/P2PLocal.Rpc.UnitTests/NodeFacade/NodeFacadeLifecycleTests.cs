@@ -12,6 +12,7 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>What Node.cs decides about creating, starting and shutting down a node, and what it reports about itself.</summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeLifecycleTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>The registration rules of the facade: names, handlers, dispatchers, services, and what the node lists and finds.</summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeRegistrationTests
 {
     [Fact]

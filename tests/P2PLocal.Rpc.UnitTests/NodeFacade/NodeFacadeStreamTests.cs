@@ -6,6 +6,7 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
 /// <summary>The streams facade (Node.Streams.cs): registering producers, reading streams, the checks made now and at the first item.</summary>
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeStreamTests
 {
     private static async IAsyncEnumerable<object?> Count(long to, Action<CancellationToken>? seeToken = null, [EnumeratorCancellation] CancellationToken token = default)

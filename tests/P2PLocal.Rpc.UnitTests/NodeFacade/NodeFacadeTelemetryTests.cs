@@ -6,15 +6,8 @@ using static P2PLocal.Rpc.UnitTests.NodeFacade.FacadeNodes;
 
 namespace P2PLocal.Rpc.UnitTests.NodeFacade;
 
-/// <summary>Listeners are process-wide: these tests run alone, so the spans and measurements they see are their own.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class FacadeTelemetryGroup
-{
-    public const string Name = "node facade telemetry";
-}
-
 /// <summary>The client span and duration of a call (Node.Telemetry.cs), through an <see cref="ActivityListener"/> and a <see cref="MeterListener"/>.</summary>
-[Collection(FacadeTelemetryGroup.Name)]
+[Collection(NodeFacadeGroup.Name)]
 public sealed class NodeFacadeTelemetryTests
 {
     private sealed class Spans : IDisposable
