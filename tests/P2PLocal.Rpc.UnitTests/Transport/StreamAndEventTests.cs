@@ -16,6 +16,14 @@ public class StreamAndEventTests
     private static ValueTask<ClientConnection.ReceivingStream> Open(ClientConnection connection, string function, int window, CancellationToken cancellationToken = default) =>
         connection.OpenStreamAsync(function, 1, ScriptedPeer.WriteX, window, ScriptedPeer.Forever, cancellationToken);
 
+    /// <summary>A connection to a scripted peer with one stream of "numbers" open on it, and the request the peer read.</summary>
+    private static async Task<(ClientConnection Connection, ScriptedPeer Peer, ClientConnection.ReceivingStream Stream, SentMessage Request)> StreamingAsync(int window)
+    {
+        var (connection, peer) = await ScriptedPeer.ConnectAsync();
+        var stream = await Open(connection, "numbers", window).AsTask().Within();
+        return (connection, peer, stream, await peer.ReadAsync(MessageKind.StreamRequest));
+    }
+
     private static async Task<int?> Next(ClientConnection.ReceivingStream stream, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var frame = await stream.NextAsync(timeout ?? ScriptedPeer.Forever, cancellationToken).AsTask().Within();
@@ -25,9 +33,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task A_stream_request_carries_its_window_and_items_come_in_order_then_the_end()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 4).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(4);
+        using var _ = stream;
         Assert.Equal("numbers", request.Function);
         Assert.Equal(5, request.Count);
         Assert.Equal(4u, request.Number);
@@ -49,9 +56,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task The_consumer_grants_credit_for_each_half_window_read()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 4).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(4);
+        using var _ = stream;
         for (var i = 0; i < 4; i++)
             await peer.SendItemAsync(request.Id, i);
 
@@ -76,9 +82,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task A_window_of_one_is_credited_after_every_item()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 1).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(1);
+        using var _ = stream;
         await peer.SendItemAsync(request.Id, 1);
         Assert.Equal(1, await Next(stream));
         Assert.Equal(1u, (await peer.ReadAsync(MessageKind.StreamCredit)).Number);
@@ -91,9 +96,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task More_items_than_the_window_close_the_connection_with_the_reason()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 2).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(2);
+        using var _ = stream;
         for (var i = 0; i < 3; i++)
             await peer.SendItemAsync(request.Id, i);
 
@@ -111,9 +115,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task A_stream_that_ends_in_an_error_throws_it_after_its_items()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 8).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(8);
+        using var _ = stream;
         await peer.SendItemAsync(request.Id, 1);
         await peer.FailAsync(request.Id, ErrorCode.HandlerFailed, "System.IO.IOException", "disk gone");
 
@@ -126,9 +129,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task An_item_that_cannot_be_read_is_named()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 8).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(8);
+        using var _ = stream;
         await peer.SendAsync((ref MessagePackWriter writer) =>
         {
             StreamMessages.WriteItemHeader(ref writer, request.Id);
@@ -225,9 +227,8 @@ public class StreamAndEventTests
     [Fact]
     public async Task A_cancelled_reader_stops_even_with_items_waiting()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
-        using var stream = await Open(connection, "numbers", 8).AsTask().Within();
-        var request = await peer.ReadAsync(MessageKind.StreamRequest);
+        var (connection, peer, stream, request) = await StreamingAsync(8);
+        using var _ = stream;
         await peer.SendItemAsync(request.Id, 1);
         await Patience.Until(() => stream.Waiting == 1);
         using var cts = new CancellationTokenSource();
