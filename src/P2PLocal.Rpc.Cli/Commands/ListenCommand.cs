@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text;
-using System.Threading.Channels;
 using P2PLocal.Rpc.Cli.Output;
 
 namespace P2PLocal.Rpc.Cli.Commands;
@@ -8,9 +7,6 @@ namespace P2PLocal.Rpc.Cli.Commands;
 /// <summary><c>p2plocal listen</c>: every datagram heard on the discovery port, decoded. It never sends.</summary>
 internal static class ListenCommand
 {
-    /// <summary>Datagrams waiting to be printed; a flood past it drops the oldest and says so.</summary>
-    private const int MaxQueued = 10_000;
-
     public static Command Create(CommonOptions common, CliConsole console)
     {
         var command = new Command("listen", "Print every datagram heard on the discovery port, decoded (hello, alive, bye; other protocols, legacy, undecodable), until Ctrl+C (or --wait). Sends nothing.");
@@ -24,34 +20,21 @@ internal static class ListenCommand
 
     private static async Task<int> RunAsync(CommonSettings settings, CliConsole console, CancellationToken cancellationToken)
     {
-        long dropped = 0;
-        var queue = Channel.CreateBounded<HeardDatagram>(new BoundedChannelOptions(MaxQueued) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
-            _ => Interlocked.Increment(ref dropped));
+        var queue = new PrintQueue<HeardDatagram>();
         // Listen prints as it goes: it keeps nothing, so a long run on a busy port does not grow.
         await using var probe = DiscoveryProbe.Open(settings.Port, settings.Scope, maxKept: 0);
-        probe.Received += datagram => queue.Writer.TryWrite(datagram);
+        probe.Received += queue.Add;
         if (!settings.Json)
             console.WriteLine($"Listening on UDP port {settings.Port} (scope {settings.ScopeName}; our protocol {settings.Protocol}){(settings.WaitGiven ? $" for {settings.Wait.TotalSeconds:0.###} s" : "; Ctrl+C stops")}.");
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (settings.WaitGiven)
-            stop.CancelAfter(settings.Wait);
-        try
+        await queue.PrintAsync(settings, datagram =>
         {
-            await foreach (var datagram in queue.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
-            {
-                if (settings.Json)
-                    console.WriteJson(ToJson(datagram, settings.Protocol), line: true);
-                else
-                    console.WriteLine(Describe(datagram, settings.Protocol));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        if (Interlocked.Read(ref dropped) > 0)
-            console.Fail($"{Interlocked.Read(ref dropped)} datagrams arrived faster than they could be printed and were not shown.");
+            if (settings.Json)
+                console.WriteJson(ToJson(datagram, settings.Protocol), line: true);
+            else
+                console.WriteLine(Describe(datagram, settings.Protocol));
+        }, count: null, cancellationToken).ConfigureAwait(false);
+        queue.ReportDropped(console, "datagrams");
         return ExitCodes.Ok;
     }
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Text;
-using System.Threading.Channels;
 using P2PLocal.Rpc.Cli.Output;
 
 namespace P2PLocal.Rpc.Cli.Commands;
@@ -12,9 +11,6 @@ namespace P2PLocal.Rpc.Cli.Commands;
 /// </summary>
 internal static class SubscribeCommand
 {
-    /// <summary>Events waiting to be printed; a flood past it drops the oldest and says so (as <c>listen</c>).</summary>
-    private const int MaxQueued = 10_000;
-
     public static Command Create(CommonOptions common, CliConsole console)
     {
         var topics = new Argument<string[]>("topic")
@@ -54,9 +50,7 @@ internal static class SubscribeCommand
 
     private static async Task<int> RunAsync(CommonSettings settings, string[] topics, long? count, CliConsole console, CancellationToken cancellationToken)
     {
-        long dropped = 0;
-        var queue = Channel.CreateBounded<EventJson>(new BoundedChannelOptions(MaxQueued) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
-            _ => Interlocked.Increment(ref dropped));
+        var queue = new PrintQueue<EventJson>();
         List<IDisposable> subscriptions = [];
         // Subscribed before the node starts: no publisher ever sees the tool without its topics.
         await using var session = await Session.StartAsync(settings, TimeSpan.FromSeconds(5), node =>
@@ -64,7 +58,7 @@ internal static class SubscribeCommand
             foreach (var topic in topics)
             {
                 subscriptions.Add(node.Subscribe<object?>(topic, (value, sender) =>
-                    queue.Writer.TryWrite(new EventJson(Schema.Version, DateTimeOffset.UtcNow, topic, sender.Name, sender.InstanceId, sender.PeerId, JsonValues.ToJson(value)))));
+                    queue.Add(new EventJson(Schema.Version, DateTimeOffset.UtcNow, topic, sender.Name, sender.InstanceId, sender.PeerId, JsonValues.ToJson(value)))));
             }
         }, cancellationToken).ConfigureAwait(false);
         if (!settings.Json)
@@ -73,24 +67,16 @@ internal static class SubscribeCommand
             console.WriteLine($"Subscribed to {string.Join(", ", topics)} as {session.Node.Name} on UDP port {settings.Port} (scope {settings.ScopeName}, protocol {settings.Protocol}){until}.");
         }
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (settings.WaitGiven)
-            stop.CancelAfter(settings.Wait);
-        long printed = 0;
+        long printed;
         try
         {
-            await foreach (var received in queue.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
+            printed = await queue.PrintAsync(settings, received =>
             {
                 if (settings.Json)
                     console.WriteJson(received, line: true);
                 else
                     console.WriteLine(Describe(received));
-                if (++printed == count)
-                    break;
-            }
-        }
-        catch (OperationCanceledException)
-        {
+            }, count, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -98,8 +84,7 @@ internal static class SubscribeCommand
                 subscription.Dispose();
         }
 
-        if (Interlocked.Read(ref dropped) > 0)
-            console.Fail($"{Interlocked.Read(ref dropped)} events arrived faster than they could be printed and were not shown.");
+        queue.ReportDropped(console, "events");
         var unreadable = session.Node.GetEventStatistics().HandlerFailures;
         if (unreadable > 0)
             console.Fail($"{unreadable} events could not be read as MessagePack values and were not shown.");
