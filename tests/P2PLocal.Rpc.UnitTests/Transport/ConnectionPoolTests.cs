@@ -219,10 +219,11 @@ public class ConnectionPoolTests
         var first = await pool.GetAsync(s_bob, CancellationToken.None).Within();
         using var closeReached = new ManualResetEventSlim();
         using var closeMayEnd = new ManualResetEventSlim();
+        var heldUntilLetGo = true;
         (await farm.NextAsync()).Connection.Client.Disposing = () =>
         {
             closeReached.Set();
-            closeMayEnd.Wait(Patience.Limit);
+            heldUntilLetGo &= closeMayEnd.Wait(Patience.Limit);
         };
 
         // Held half-way: closed, but its close handling (the pool forgetting it) has not run.
@@ -243,6 +244,7 @@ public class ConnectionPoolTests
         Assert.Same(second, open);
         Assert.Same(second, Assert.Single(pool.Connections));
         Assert.Equal(2, farm.Dials);
+        Assert.True(heldUntilLetGo); // the successor came while the close was held, not after the hold gave up
     }
 
     [Fact]
@@ -390,6 +392,21 @@ public class ConnectionPoolTests
         Assert.True(connection.IsClosed);
         Assert.False(pool.TryGetOpen("bob-1", out _));
         Assert.Empty(pool.Connections);
+    }
+
+    [Fact]
+    public async Task A_connection_dropped_from_the_pool_still_has_its_close_logged()
+    {
+        var farm = new PeerFarm();
+        var logger = new RecordingLogger();
+        await using var pool = Pool(farm, logger: logger);
+        var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+
+        // Drop forgets it first, so its close handling finds no entry of its own.
+        pool.Drop("bob-1", new IPEndPoint(IPAddress.Loopback, 45999));
+        Assert.True(connection.IsClosed);
+        await Patience.Until(() => logger.Lines.Count == 2);
+        Assert.Equal("Closed outbound connection with ?: closed in order", logger.Lines.Last());
     }
 
     [Fact]
