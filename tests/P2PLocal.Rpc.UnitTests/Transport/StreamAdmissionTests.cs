@@ -52,6 +52,23 @@ public class StreamAdmissionTests
         frame.Value.Dispose();
     }
 
+    /// <summary>
+    /// Puts the connection over the limit, opens a stream of <paramref name="function"/> (it waits: nothing is sent),
+    /// then makes room; the request goes out.
+    /// </summary>
+    private static async Task<ClientConnection.ReceivingStream> OpenOnceThereIsRoomAsync(ClientConnection connection, ScriptedPeer peer,
+        ClientConnection.ReceivingStream held, uint id, string function)
+    {
+        await SendBigItemAsync(connection, peer, held, id);
+        var opening = Open(connection, function).AsTask();
+        Assert.False(opening.IsCompleted);
+
+        await ReadHeldItemAsync(held);
+        var stream = await opening.Within();
+        Assert.Equal(function, (await peer.ReadAsync(MessageKind.StreamRequest)).Function);
+        return stream;
+    }
+
     [Fact]
     public async Task A_stream_request_waits_for_room_and_each_one_let_through_frees_the_admission_for_the_next()
     {
@@ -59,15 +76,7 @@ public class StreamAdmissionTests
         using var _ = held;
         var opened = new List<ClientConnection.ReceivingStream>();
         foreach (var function in new[] { "second", "third" })
-        {
-            await SendBigItemAsync(connection, peer, held, id);
-            var opening = Open(connection, function).AsTask();
-            Assert.False(opening.IsCompleted); // over the limit: it waits, nothing is sent
-
-            await ReadHeldItemAsync(held);
-            opened.Add(await opening.Within());
-            Assert.Equal(function, (await peer.ReadAsync(MessageKind.StreamRequest)).Function);
-        }
+            opened.Add(await OpenOnceThereIsRoomAsync(connection, peer, held, id, function));
 
         Assert.Equal(3, connection.PendingCount);
         opened.ForEach(stream => stream.Dispose());
@@ -88,12 +97,7 @@ public class StreamAdmissionTests
         Assert.Equal(1, connection.PendingCount);
 
         // The next request that waits is let through once there is room again.
-        await SendBigItemAsync(connection, peer, held, id);
-        var opening = Open(connection, "next").AsTask();
-        Assert.False(opening.IsCompleted);
-        await ReadHeldItemAsync(held);
-        using var next = await opening.Within();
-        Assert.Equal("next", (await peer.ReadAsync(MessageKind.StreamRequest)).Function);
+        using var next = await OpenOnceThereIsRoomAsync(connection, peer, held, id, "next");
         await connection.DisposeAsync();
     }
 
