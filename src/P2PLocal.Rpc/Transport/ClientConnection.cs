@@ -49,6 +49,19 @@ internal sealed partial class ClientConnection : FramedConnection
         }
     }
 
+    /// <summary>Calls kept for reuse; a test hook (each call goes back once it ends, none after the close).</summary>
+    internal int PooledCalls
+    {
+        get
+        {
+            lock (_pendingGate)
+                return _pool.Count;
+        }
+    }
+
+    /// <summary>The socket under the stream; a test hook (the connection must close it).</summary>
+    internal Socket DialedSocket => Socket;
+
     /// <summary>When a call was last made (a timestamp of <see cref="FramedConnection.Clock"/>).</summary>
     public long LastUsedTicks { get; private set; }
 
