@@ -21,6 +21,7 @@ namespace P2PLocal.Rpc.Transport;
 internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
+    private static readonly TimeSpan s_longestSemaphoreWait = TimeSpan.FromMilliseconds(int.MaxValue);
     private readonly object _pendingGate = new();
     private readonly Dictionary<uint, Waiting> _pending = [];
     private readonly Stack<PendingCall> _pool = new();
@@ -227,7 +228,10 @@ internal sealed partial class ClientConnection : FramedConnection
     {
         var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
         var started = Clock.GetTimestamp();
-        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
+        // SemaphoreSlim waits at most int.MaxValue ms (about 24.8 days): a longer timeout waits for room without a bound.
+        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan || timeout > s_longestSemaphoreWait
+            ? Timeout.InfiniteTimeSpan
+            : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
         if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
             throw NotRead();
         try
