@@ -140,7 +140,7 @@ internal sealed partial class ClientConnection : FramedConnection
             if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
                 throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.") { PeerName = peerName };
             connection.PeerHello = hello;
-            connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
+            connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize); // ReadHello refuses one below MinFrameSize
             return connection;
         }
         catch (Exception e)
@@ -193,9 +193,8 @@ internal sealed partial class ClientConnection : FramedConnection
             throw ConnectionLost(null);
         }
 
-        if (IsClosed)
-            FailPending(null); // the close raced the registration; make sure nothing waits forever
-
+        // A close after TrySend fails this call too: it was registered before, and Close marks the connection closed
+        // (which TrySend checks) before OnClosed fails what is registered.
         ReceivedFrame response;
         try
         {
