@@ -87,12 +87,13 @@ public class ClientConnectionAdmissionTests
     }
 
     [Fact]
-    public async Task A_timeout_longer_than_a_semaphore_can_wait_is_taken_by_a_call_waiting_for_room()
+    public async Task A_timeout_longer_than_a_timer_can_wait_is_taken_by_a_call_waiting_for_room()
     {
+        // 60 days: above what SemaphoreSlim and Task.WaitAsync wait at once (2^31 - 1 ms on .NET 8, 2^32 - 2 ms).
         var (connection, peer, clock, calls) = await FillAsync();
-        var waiting = CallPadded(connection, "late", 10, TimeSpan.FromDays(30));
+        var waiting = CallPadded(connection, "late", 10, TimeSpan.FromDays(60));
         Assert.False(waiting.IsCompleted);
-        clock.Advance(TimeSpan.FromDays(29));
+        clock.Advance(TimeSpan.FromDays(59));
         Assert.False(waiting.IsCompleted);
 
         var requests = await AnswerAsync(peer, 4);
