@@ -1,5 +1,3 @@
-using MessagePack;
-using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;
@@ -13,14 +11,6 @@ namespace P2PLocal.Rpc.UnitTests.Transport;
 /// </summary>
 public class ClientConnectionCallPoolTests
 {
-    /// <summary>Kwargs <c>{s: 'p' x size}</c>.</summary>
-    private static readonly KwargsWriter<int> s_writePadding = static (ref MessagePackWriter writer, int size, MessagePackSerializerOptions _) =>
-    {
-        writer.WriteMapHeader(1);
-        writer.Write("s");
-        writer.Write(new string('p', size));
-    };
-
     private static ValueTask<int> Call(ClientConnection connection, string function, int x, CancellationToken cancellationToken = default) =>
         connection.InvokeAsync(function, x, ScriptedPeer.WriteX, ScriptedPeer.ReadInt, ScriptedPeer.Forever, cancellationToken);
 
@@ -99,8 +89,8 @@ public class ClientConnectionCallPoolTests
     [Fact]
     public async Task A_call_refused_while_the_connection_closes_after_its_flush_is_not_left_registered()
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync(toPeer: new(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false));
-        var first = connection.InvokeAsync("f", 2000, s_writePadding, ScriptedPeer.ReadInt, ScriptedPeer.Forever, CancellationToken.None).AsTask();
+        var (connection, peer) = await ScriptedPeer.ConnectAsync(toPeer: ScriptedPeer.NotReading);
+        var first = connection.InvokeAsync("f", 2000, ScriptedPeer.WritePadding, ScriptedPeer.ReadInt, ScriptedPeer.Forever, CancellationToken.None).AsTask();
         // Above the pipe's 1 KiB: its write waits until the test's end reads, so the close waits to flush it.
         Assert.Equal(1, connection.PendingCount);
         var closing = connection.CloseAfterFlushAsync(Patience.Limit);

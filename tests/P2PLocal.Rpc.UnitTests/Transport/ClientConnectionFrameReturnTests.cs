@@ -104,7 +104,13 @@ public class ClientConnectionFrameReturnTests
         writer.Write(new string('t', 77));
     });
 
-    private static byte[] Concat(byte[] first, byte[] second) => [.. first, .. second];
+    /// <summary>Sends <paramref name="frame"/> and the trigger in one write, and waits until the read loop gave the frame's array back.</summary>
+    private static async Task SendAndSeeItGivenBackAsync(ScriptedPeer peer, byte[] frame, byte[] marker)
+    {
+        using var probe = PoolProbe.OnReceived(marker, frame, s_trigger.Length);
+        await peer.SendRawAsync([.. frame, .. s_trigger]);
+        await Patience.Until(() => probe.Found);
+    }
 
     [Fact]
     public async Task A_request_above_the_frame_limit_gives_its_buffer_back_before_it_fails()
@@ -149,16 +155,14 @@ public class ClientConnectionFrameReturnTests
     {
         var (name, marker) = MarkerText(1000);
         var hello = WireFrames.Frame((ref MessagePackWriter writer) => Messages.WriteHello(ref writer, new Hello(Messages.ProtocolVersion, name, "bob-1", 64 * 1024)));
-        using var probe = PoolProbe.OnReceived(marker, hello, s_trigger.Length);
         var peer = new ScriptedPeer();
         var connecting = ClientConnection.ConnectAsync(peer.Dial, ScriptedPeer.EndPoint, "bob", "bob-1", ScriptedPeer.CallerHello, ScriptedPeer.Options,
             TimeSpan.FromSeconds(20), NodeOptions.DefaultMaxBufferedBytesPerConnection, null, null, TimeProvider.System, CancellationToken.None);
         await peer.ReadAsync(MessageKind.Hello);
-        await peer.SendRawAsync(Concat(hello, s_trigger));
+        await SendAndSeeItGivenBackAsync(peer, hello, marker);
 
         var connection = await connecting.Within();
         Assert.Equal(name, connection.PeerHello.Name);
-        await Patience.Until(() => probe.Found);
         await connection.DisposeAsync();
     }
 
@@ -167,16 +171,14 @@ public class ClientConnectionFrameReturnTests
     {
         var (reason, marker) = MarkerText(1000);
         var refusal = WireFrames.Frame((ref MessagePackWriter writer) => Messages.WriteRefusal(ref writer, ErrorCode.Busy, Messages.NodeFullType, reason));
-        using var probe = PoolProbe.OnReceived(marker, refusal, s_trigger.Length);
         var peer = new ScriptedPeer();
         var connecting = ClientConnection.ConnectAsync(peer.Dial, ScriptedPeer.EndPoint, "bob", "bob-1", ScriptedPeer.CallerHello, ScriptedPeer.Options,
             TimeSpan.FromSeconds(20), NodeOptions.DefaultMaxBufferedBytesPerConnection, null, null, TimeProvider.System, CancellationToken.None);
         await peer.ReadAsync(MessageKind.Hello);
-        await peer.SendRawAsync(Concat(refusal, s_trigger));
+        await SendAndSeeItGivenBackAsync(peer, refusal, marker);
 
         var error = await Assert.ThrowsAsync<PeerBusyException>(() => connecting.Within());
         Assert.Equal($"Peer 'bob' at ? refused the connection: {reason}", error.Message);
-        await Patience.Until(() => probe.Found);
     }
 
     [Fact]
@@ -184,11 +186,7 @@ public class ClientConnectionFrameReturnTests
     {
         var (connection, peer) = await ScriptedPeer.ConnectAsync();
         var (topic, marker) = MarkerText(300); // a frame of another size than the trigger's, whose array the trigger would take
-        var subscriptions = WireFrames.Frame((ref MessagePackWriter writer) => EventMessages.WriteSubscriptions(ref writer, [topic]));
-        using var probe = PoolProbe.OnReceived(marker, subscriptions, s_trigger.Length);
-        await peer.SendRawAsync(Concat(subscriptions, s_trigger));
-
-        await Patience.Until(() => probe.Found);
+        await SendAndSeeItGivenBackAsync(peer, WireFrames.Frame((ref MessagePackWriter writer) => EventMessages.WriteSubscriptions(ref writer, [topic])), marker);
         Assert.False(connection.IsClosed);
         await connection.DisposeAsync();
     }
@@ -203,10 +201,7 @@ public class ClientConnectionFrameReturnTests
             Messages.WriteResultHeader(ref writer, 12345);
             writer.Write(text);
         });
-        using var probe = PoolProbe.OnReceived(marker, orphan, s_trigger.Length);
-        await peer.SendRawAsync(Concat(orphan, s_trigger));
-
-        await Patience.Until(() => probe.Found);
+        await SendAndSeeItGivenBackAsync(peer, orphan, marker);
         Assert.False(connection.IsClosed);
         await connection.DisposeAsync();
     }
@@ -243,7 +238,7 @@ public class ClientConnectionFrameReturnTests
         var end = WireFrames.Frame((ref MessagePackWriter writer) => Messages.WriteError(ref writer, request.Id, ErrorCode.HandlerFailed, "System.IO.IOException", reason));
         // Were the end given back to the pool while the stream holds it, the next user of the array would overwrite it.
         using var probe = PoolProbe.OnReceived(marker, end, s_trigger.Length, scribble: true);
-        await peer.SendRawAsync(Concat(end, s_trigger));
+        await peer.SendRawAsync([.. end, .. s_trigger]);
 
         await Patience.Until(() => probe.Triggered);
         Assert.False(probe.Found);
