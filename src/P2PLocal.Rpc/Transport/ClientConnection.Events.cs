@@ -24,7 +24,7 @@ internal sealed partial class ClientConnection
     {
         try
         {
-            await _peerTopicsKnown.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            await _peerTopicsKnown.Task.WaitAsync(Waitable(timeout), Clock, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)

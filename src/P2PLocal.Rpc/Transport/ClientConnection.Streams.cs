@@ -222,7 +222,7 @@ internal sealed partial class ClientConnection
 
                 try
                 {
-                    await arrived.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+                    await arrived.WaitAsync(Waitable(timeout), owner.Clock, cancellationToken).ConfigureAwait(false); // the node's clock, as for requests
                 }
                 catch (TimeoutException)
                 {

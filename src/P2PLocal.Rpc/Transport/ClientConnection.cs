@@ -21,7 +21,8 @@ namespace P2PLocal.Rpc.Transport;
 internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
-    private static readonly TimeSpan s_longestSemaphoreWait = TimeSpan.FromMilliseconds(int.MaxValue);
+    /// <summary>The longest wait a timer or semaphore takes at once (int.MaxValue ms, about 24.8 days); see <see cref="Waitable"/>.</summary>
+    private static readonly TimeSpan s_longestWait = TimeSpan.FromMilliseconds(int.MaxValue);
     private readonly object _pendingGate = new();
     private readonly Dictionary<uint, Waiting> _pending = [];
     private readonly Stack<PendingCall> _pool = new();
@@ -227,12 +228,10 @@ internal sealed partial class ClientConnection : FramedConnection
     {
         var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
         var started = Clock.GetTimestamp();
-        // SemaphoreSlim waits at most int.MaxValue ms (about 24.8 days): a longer timeout waits for room without a bound.
-        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan || timeout > s_longestSemaphoreWait
+        TimeSpan Left() => Waitable(timeout) == Timeout.InfiniteTimeSpan
             ? Timeout.InfiniteTimeSpan
             : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
-        if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
-            throw NotRead();
+        await WaitForGateAsync(gate, Left(), NotRead, cancellationToken).ConfigureAwait(false);
         try
         {
             while (IsOverBufferLimit && !IsClosed)
@@ -249,6 +248,36 @@ internal sealed partial class ClientConnection : FramedConnection
 
         TimeoutException NotRead() =>
             new($"Peer '{_peerName}' did not read the requests already sent to it ({QueuedSendBytes} bytes waiting), so '{function}' was not sent within {timeout.TotalMilliseconds:0} ms.");
+    }
+
+    /// <summary>
+    /// <paramref name="timeout"/> as a wait on <see cref="FramedConnection.Clock"/> can take it: one longer than a timer
+    /// or semaphore waits at once (about 24.8 days) waits without a bound instead of throwing.
+    /// </summary>
+    private static TimeSpan Waitable(TimeSpan timeout) => timeout > s_longestWait ? Timeout.InfiniteTimeSpan : timeout;
+
+    /// <summary>
+    /// Waits for the admission gate, giving up after <paramref name="timeout"/> on the node's clock (as the wait for room
+    /// does), not the system's: a <see cref="SemaphoreSlim"/> timeout would run on real time.
+    /// </summary>
+    private async Task WaitForGateAsync(SemaphoreSlim gate, TimeSpan timeout, Func<TimeoutException> timedOut, CancellationToken cancellationToken)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        using var giveUp = new CancellationTokenSource(timeout, Clock);
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, giveUp.Token);
+        try
+        {
+            await gate.WaitAsync(either.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw timedOut();
+        }
     }
 
     /// <summary>Takes a pooled call and makes it the waiter for <paramref name="id"/>, due by <paramref name="deadline"/>: one lock.</summary>

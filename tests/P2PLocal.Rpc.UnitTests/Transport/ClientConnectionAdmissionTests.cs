@@ -107,11 +107,13 @@ public class ClientConnectionAdmissionTests
     [Fact]
     public async Task A_caller_left_waiting_for_the_admission_gate_fails_after_its_timeout_with_the_reason()
     {
-        var (connection, _, _, calls) = await FillAsync();
-        var first = CallPadded(connection, "first", 10); // holds the gate while it waits for room
-        // The gate is waited for on the system clock (SemaphoreSlim): 100 ms, then the reason.
-        var error = await Assert.ThrowsAsync<TimeoutException>(() => CallPadded(connection, "second", 10, TimeSpan.FromMilliseconds(100)).Within());
-        Assert.Matches(@"^Peer 'bob' did not read the requests already sent to it \(\d+ bytes waiting\), so 'second' was not sent within 100 ms\.$", error.Message);
+        var (connection, _, clock, calls) = await FillAsync();
+        var first = CallPadded(connection, "first", 10, Timeout.InfiniteTimeSpan); // holds the gate while it waits for room
+        // The gate is waited for on the node's clock, like the room: an hour there, none on the system clock.
+        var second = CallPadded(connection, "second", 10, TimeSpan.FromHours(1)); // waiting for the gate when this returns
+        clock.Advance(TimeSpan.FromHours(1));
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => second.Within());
+        Assert.Matches(@"^Peer 'bob' did not read the requests already sent to it \(\d+ bytes waiting\), so 'second' was not sent within 3600000 ms\.$", error.Message);
         Assert.False(first.IsCompleted);
         Assert.Equal(3, connection.PendingCount);
 

@@ -1,4 +1,5 @@
 using MessagePack;
+using Microsoft.Extensions.Time.Testing;
 using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
@@ -17,9 +18,10 @@ public class StreamAndEventTests
         connection.OpenStreamAsync(function, 1, ScriptedPeer.WriteX, window, ScriptedPeer.Forever, cancellationToken);
 
     /// <summary>A connection to a scripted peer with one stream of "numbers" open on it, and the request the peer read.</summary>
-    private static async Task<(ClientConnection Connection, ScriptedPeer Peer, ClientConnection.ReceivingStream Stream, SentMessage Request)> StreamingAsync(int window)
+    private static async Task<(ClientConnection Connection, ScriptedPeer Peer, ClientConnection.ReceivingStream Stream, SentMessage Request)> StreamingAsync(int window,
+        TimeProvider? clock = null)
     {
-        var (connection, peer) = await ScriptedPeer.ConnectAsync();
+        var (connection, peer) = await ScriptedPeer.ConnectAsync(clock);
         var stream = await Open(connection, "numbers", window).AsTask().Within();
         return (connection, peer, stream, await peer.ReadAsync(MessageKind.StreamRequest));
     }
@@ -226,6 +228,34 @@ public class StreamAndEventTests
     }
 
     [Fact]
+    public async Task No_item_within_the_timeout_is_timed_on_the_connections_clock()
+    {
+        var clock = new FakeTimeProvider();
+        var (connection, peer, stream, request) = await StreamingAsync(8, clock);
+        var next = stream.NextAsync(TimeSpan.FromHours(1), CancellationToken.None).AsTask(); // waiting when this returns
+
+        clock.Advance(TimeSpan.FromHours(1));
+
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => next.Within());
+        Assert.Equal("Peer 'bob' sent no item of 'numbers' within 3600000 ms (NodeOptions.RequestTimeout); the stream was cancelled there.", error.Message);
+        Assert.Equal(request.Id, (await peer.ReadAsync(MessageKind.Cancel)).Id);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_reader_whose_timeout_is_longer_than_a_timer_can_wait_still_gets_its_item()
+    {
+        var (connection, peer, stream, request) = await StreamingAsync(8);
+        using var _ = stream;
+        var next = Next(stream, TimeSpan.FromDays(60)); // above the 49.7 days a timer takes at once
+
+        await peer.SendItemAsync(request.Id, 7);
+
+        Assert.Equal(7, await next);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_cancelled_reader_stops_even_with_items_waiting()
     {
         var (connection, peer, stream, request) = await StreamingAsync(8);
@@ -293,6 +323,19 @@ public class StreamAndEventTests
     {
         var (connection, _) = await ScriptedPeer.ConnectAsync();
         Assert.False(await connection.WaitForPeerTopicsAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None).Within());
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Waiting_for_subscriptions_is_timed_on_the_connections_clock()
+    {
+        var clock = new FakeTimeProvider();
+        var (connection, _) = await ScriptedPeer.ConnectAsync(clock);
+        var waiting = connection.WaitForPeerTopicsAsync(TimeSpan.FromHours(1), CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromHours(1));
+
+        Assert.False(await waiting.Within());
         await connection.DisposeAsync();
     }
 
