@@ -706,6 +706,7 @@ internal abstract class FramedConnection
         lock (_sendGate)
             DisposeQueued(_queued);
         _writeSignal.Stop();
+        WakeRoomWaiters(); // received bytes still held may keep it over the limit: nothing else would wake them
         try
         {
             // Shutdown wakes a read loop blocked in the kernel; Dispose alone does not on every platform.
