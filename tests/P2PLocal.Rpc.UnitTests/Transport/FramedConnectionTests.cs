@@ -17,6 +17,16 @@ namespace P2PLocal.Rpc.UnitTests.Transport;
 public class FramedConnectionTests
 {
     [Fact]
+    public async Task A_connection_turns_off_Nagle_on_its_socket_so_a_lone_frame_is_not_held_back()
+    {
+        var wire = new InMemoryConnection();
+        Assert.False(wire.ClientSocket.NoDelay);
+        var connection = new FramedTestConnection(wire);
+        Assert.True(wire.ClientSocket.NoDelay);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Frames_from_one_sender_arrive_in_order_whether_written_inline_or_queued()
     {
         var wire = new InMemoryConnection();
