@@ -53,7 +53,7 @@ public static class Ceiling
             Report.Percentile([.. s.Value.Select(v => v.Rate)], 50), Report.Percentile([.. s.Value.Select(v => v.Cpu)], 50)))];
     }
 
-    public static string Markdown(IReadOnlyList<Figure> figures, int rounds, TimeSpan slice, string loadBefore, string loadAfter)
+    public static string Markdown(IReadOnlyList<Figure> figures, int rounds, TimeSpan slice, string loadBefore, string loadAfter, double floorCpuUs)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Median of {rounds} rounds of {slice.TotalMilliseconds:0} ms slices per arm, arms interleaved; load average (1 min) {loadBefore} before and {loadAfter} after. CPU µs/call is this process's CPU time (client and server together) over the calls.");
@@ -67,6 +67,23 @@ public static class Ceiling
             {
                 text.AppendLine(CultureInfo.InvariantCulture,
                     $"| `{f.Arm}` | {f.InFlight} | {f.PerSecond:#,0} | {(ceiling is null ? "n/a" : (f.PerSecond / ceiling.PerSecond).ToString("0.00x", CultureInfo.InvariantCulture))} | {f.CpuUsPerCall:0.00} | {(ceiling is null ? "n/a" : (f.CpuUsPerCall / ceiling.CpuUsPerCall).ToString("0.00x", CultureInfo.InvariantCulture))} |");
+            }
+        }
+
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Codec floor (`CodecFloor`: the least any implementation of the wire format must add per call to what the ceiling does, the request and result written and read on one thread without transport): **{floorCpuUs:0.000} CPU µs/call**. What each arm spends per call beyond the ceiling, and the floor's share of it (the rest is the library's own machinery, not the format):");
+        text.AppendLine();
+        text.AppendLine("| arm | in flight | CPU µs/call beyond the ceiling | codec floor's share |");
+        text.AppendLine("|---|---:|---:|---:|");
+        foreach (var group in figures.GroupBy(f => f.InFlight).OrderBy(g => g.Key))
+        {
+            if (group.FirstOrDefault(f => f.Arm == Ceiling_) is not { } ceiling)
+                continue;
+            foreach (var f in group.Where(f => f.Arm != Ceiling_))
+            {
+                var beyond = f.CpuUsPerCall - ceiling.CpuUsPerCall;
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"| `{f.Arm}` | {f.InFlight} | {beyond:0.00} | {(beyond > 0 ? (floorCpuUs / beyond).ToString("0%", CultureInfo.InvariantCulture) : "n/a")} |");
             }
         }
 

@@ -31,7 +31,8 @@ if (Option("--ceiling") is { } ceilingRounds)
     var slice = TimeSpan.FromMilliseconds(double.Parse(Option("--slice-ms") ?? "300", CultureInfo.InvariantCulture));
     var loadBefore = Report.LoadAverage();
     var figures = await Ceiling.RunAsync(arms, [64, 256], int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice);
-    var ceilingText = Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage());
+    var floor = CodecFloor.MeasureCpuUsPerCall(TimeSpan.FromSeconds(2));
+    var ceilingText = Ceiling.Markdown(figures, int.Parse(ceilingRounds, CultureInfo.InvariantCulture), slice, loadBefore, Report.LoadAverage(), floor);
     Console.Write(ceilingText);
     foreach (var arm in arms)
         await arm.DisposeAsync();

@@ -135,6 +135,7 @@ public class SecureModeTests(ITestOutputHelper output)
         var e = await Assert.ThrowsAsync<PeerAuthenticationException>(() => mallory.RequestAsync("alice", "echo", Value("x"))).Within();
         output.WriteLine($"{clock.ElapsedMilliseconds} ms: {e.Message}");
         Assert.Contains("does not trust this node", e.Message);
+        Assert.Equal("alice", e.PeerName);
     }
 
     [Fact]

@@ -174,8 +174,12 @@ public sealed class PipeEndStream : Stream
         _owned?.Dispose();
     }
 
+    /// <summary>Runs at the start of every Dispose, before this end closes (a test holds a close half-way with it).</summary>
+    public Action? Disposing { get; set; }
+
     protected override void Dispose(bool disposing)
     {
+        Disposing?.Invoke();
         lock (_gate)
         {
             if (_disposed)

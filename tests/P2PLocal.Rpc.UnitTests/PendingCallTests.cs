@@ -84,4 +84,28 @@ public class PendingCallTests
         Assert.Equal(new byte[] { 2 }, (await Completion(call)).Payload.ToArray());
         call.Disarm();
     }
+
+    [Fact]
+    public async Task A_completion_never_runs_the_waiters_continuation_on_the_completing_thread()
+    {
+        // The read loop completes calls: a caller that blocks after its await must not hold it (inline is opt-in, Deliver(true)).
+        using var release = new ManualResetEventSlim();
+        var call = new PendingCall();
+        call.Arm(CancellationToken.None);
+        var waiter = AwaitThenBlockAsync();
+
+        var completing = System.Threading.Tasks.Task.Run(() => call.TrySetResult(new ReceivedFrame([1], 1)));
+        var returned = await System.Threading.Tasks.Task.WhenAny(completing, System.Threading.Tasks.Task.Delay(s_net)) == completing;
+        release.Set();
+        await waiter;
+        call.Disarm();
+        Assert.True(returned, "TrySetResult ran the waiter's continuation before returning.");
+        Assert.True(await completing);
+
+        async Task AwaitThenBlockAsync()
+        {
+            await call.Task.ConfigureAwait(false); // no context: the continuation runs where the call is completed
+            release.Wait();
+        }
+    }
 }

@@ -38,8 +38,15 @@ internal sealed partial class ClientConnection
         _deadlineTimer.Change(DueIn(deadline), Timeout.InfiniteTimeSpan);
     }
 
-    private TimeSpan DueIn(long deadline) =>
-        TimeSpan.FromSeconds(Math.Max(0, deadline - Clock.GetTimestamp()) / (double)Clock.TimestampFrequency);
+    /// <summary>The longest a system timer waits at once (2^32 - 2 ms, about 49.7 days).</summary>
+    private static readonly TimeSpan s_longestTimerWait = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
+    /// <remarks>A deadline further away than a timer can wait fires the timer early; <see cref="OnDeadline"/> then finds nothing overdue and sets it again.</remarks>
+    private TimeSpan DueIn(long deadline)
+    {
+        var due = TimeSpan.FromSeconds(Math.Max(0, deadline - Clock.GetTimestamp()) / (double)Clock.TimestampFrequency);
+        return due > s_longestTimerWait ? s_longestTimerWait : due;
+    }
 
     /// <summary>The timer fired: fail every overdue call with <see cref="TimeoutException"/>, and set the timer for the next deadline.</summary>
     /// <remarks>A timer callback queued before the timer was moved may run early; it finds nothing overdue and sets the timer again.</remarks>

@@ -21,6 +21,7 @@ namespace P2PLocal.Rpc.Transport;
 internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
+    private static readonly TimeSpan s_longestSemaphoreWait = TimeSpan.FromMilliseconds(int.MaxValue);
     private readonly object _pendingGate = new();
     private readonly Dictionary<uint, Waiting> _pending = [];
     private readonly Stack<PendingCall> _pool = new();
@@ -48,6 +49,19 @@ internal sealed partial class ClientConnection : FramedConnection
                 return _pending.Count + StreamCount; // a stream is pending until it ends
         }
     }
+
+    /// <summary>Calls kept for reuse; a test hook (each call goes back once it ends, none after the close).</summary>
+    internal int PooledCalls
+    {
+        get
+        {
+            lock (_pendingGate)
+                return _pool.Count;
+        }
+    }
+
+    /// <summary>The socket under the stream; a test hook (the connection must close it).</summary>
+    internal Socket DialedSocket => Socket;
 
     /// <summary>When a call was last made (a timestamp of <see cref="FramedConnection.Clock"/>).</summary>
     public long LastUsedTicks { get; private set; }
@@ -126,7 +140,7 @@ internal sealed partial class ClientConnection : FramedConnection
             if (!string.IsNullOrEmpty(expectedInstance) && hello.InstanceId != expectedInstance)
                 throw new PeerRestartedException($"Peer '{peerName}' at {endPoint} is now another instance ({hello.InstanceId}, expected {expectedInstance}): it restarted.") { PeerName = peerName };
             connection.PeerHello = hello;
-            connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize > 0 ? hello.MaxFrameSize : int.MaxValue);
+            connection._maxSendFrameSize = Math.Min(localHello.MaxFrameSize, hello.MaxFrameSize); // ReadHello refuses one below MinFrameSize
             return connection;
         }
         catch (Exception e)
@@ -179,9 +193,8 @@ internal sealed partial class ClientConnection : FramedConnection
             throw ConnectionLost(null);
         }
 
-        if (IsClosed)
-            FailPending(null); // the close raced the registration; make sure nothing waits forever
-
+        // A close after TrySend fails this call too: it was registered before, and Close marks the connection closed
+        // (which TrySend checks) before OnClosed fails what is registered.
         ReceivedFrame response;
         try
         {
@@ -214,7 +227,10 @@ internal sealed partial class ClientConnection : FramedConnection
     {
         var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
         var started = Clock.GetTimestamp();
-        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan ? timeout : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
+        // SemaphoreSlim waits at most int.MaxValue ms (about 24.8 days): a longer timeout waits for room without a bound.
+        TimeSpan Left() => timeout == Timeout.InfiniteTimeSpan || timeout > s_longestSemaphoreWait
+            ? Timeout.InfiniteTimeSpan
+            : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
         if (!await gate.WaitAsync(Left(), cancellationToken).ConfigureAwait(false))
             throw NotRead();
         try

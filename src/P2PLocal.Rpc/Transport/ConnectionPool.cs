@@ -82,8 +82,9 @@ internal sealed class ConnectionPool : IConnectionPool
                 if (!connection.IsClosed)
                     return connection;
             }
-            catch (Exception e) when (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException)
             {
+                // Whether or not this caller's token fired too: a failed connect kept here would fail the next caller unheard.
                 _connections.TryRemove(new KeyValuePair<string, Task<ClientConnection>>(peer.InstanceId, connecting));
                 throw;
             }

@@ -38,6 +38,9 @@ public class ConnectionPoolTests
         /// <summary>Dials wait for this before they return (null: at once).</summary>
         public TaskCompletionSource? Gate { get; set; }
 
+        /// <summary>Dials fail with this at once (null: they connect).</summary>
+        public Exception? DialError { get; set; }
+
         /// <summary>How the peer answers the caller's hello; a hello of <see cref="InstanceId"/> by default.</summary>
         public WriteMessage? Answer { get; set; }
 
@@ -46,6 +49,8 @@ public class ConnectionPoolTests
         public async ValueTask<(Socket Socket, Stream Stream)> Dial(IPEndPoint endPoint, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _dials);
+            if (DialError is { } error)
+                throw error;
             if (Gate is { } gate)
                 await gate.Task.WaitAsync(cancellationToken);
             var peer = new ScriptedPeer(ToPeer);
@@ -185,6 +190,61 @@ public class ConnectionPoolTests
         var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
         Assert.False(connection.IsClosed);
         Assert.Equal(2, farm.Dials);
+    }
+
+    [Fact]
+    public async Task A_failed_connect_is_not_kept_when_its_caller_had_already_given_up()
+    {
+        var farm = new PeerFarm { DialError = new IOException("refused by the test") };
+        await using var pool = Pool(farm);
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        // The dial fails before the caller's token is looked at: the caller hears of the failure, and the pool forgets it.
+        var error = await Assert.ThrowsAsync<PeerConnectionException>(() => pool.GetAsync(s_bob, cts.Token).Within());
+        Assert.Equal("Cannot connect to peer 'bob' at 127.0.0.1:45123: refused by the test", error.Message);
+
+        farm.DialError = null;
+        var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+        Assert.False(connection.IsClosed);
+        Assert.Equal(2, farm.Dials);
+    }
+
+    [Fact]
+    public async Task A_connection_still_closing_is_replaced_and_its_late_close_does_not_forget_the_successor()
+    {
+        var farm = new PeerFarm();
+        var logger = new RecordingLogger();
+        await using var pool = Pool(farm, logger: logger);
+        var first = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+        using var closeReached = new ManualResetEventSlim();
+        using var closeMayEnd = new ManualResetEventSlim();
+        var heldUntilLetGo = true;
+        (await farm.NextAsync()).Connection.Client.Disposing = () =>
+        {
+            closeReached.Set();
+            heldUntilLetGo &= closeMayEnd.Wait(Patience.Limit);
+        };
+
+        // Held half-way: closed, but its close handling (the pool forgetting it) has not run.
+        var closing = Task.Run(() => first.Close(new IOException("test close")));
+        Assert.True(closeReached.Wait(Patience.Limit));
+        Assert.True(first.IsClosed);
+        Assert.False(first.Closed.IsCompleted);
+        Assert.Same(first, Assert.Single(pool.Connections));
+
+        var second = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+        Assert.NotSame(first, second);
+        Assert.False(second.IsClosed);
+
+        closeMayEnd.Set();
+        await closing.Within();
+        await Patience.Until(() => logger.Lines.Contains("Closed outbound connection with ?: test close"));
+        Assert.True(pool.TryGetOpen("bob-1", out var open));
+        Assert.Same(second, open);
+        Assert.Same(second, Assert.Single(pool.Connections));
+        Assert.Equal(2, farm.Dials);
+        Assert.True(heldUntilLetGo); // the successor came while the close was held, not after the hold gave up
     }
 
     [Fact]
@@ -335,6 +395,21 @@ public class ConnectionPoolTests
     }
 
     [Fact]
+    public async Task A_connection_dropped_from_the_pool_still_has_its_close_logged()
+    {
+        var farm = new PeerFarm();
+        var logger = new RecordingLogger();
+        await using var pool = Pool(farm, logger: logger);
+        var connection = await pool.GetAsync(s_bob, CancellationToken.None).Within();
+
+        // Drop forgets it first, so its close handling finds no entry of its own.
+        pool.Drop("bob-1", new IPEndPoint(IPAddress.Loopback, 45999));
+        Assert.True(connection.IsClosed);
+        await Patience.Until(() => logger.Lines.Count == 2);
+        Assert.Equal("Closed outbound connection with ?: closed in order", logger.Lines.Last());
+    }
+
+    [Fact]
     public async Task AnswersAt_checks_the_instance_on_a_connection_it_does_not_keep()
     {
         var farm = new PeerFarm();
@@ -379,7 +454,8 @@ public class ConnectionPoolTests
         await disposing.Within();
 
         // The connect finished after the pool was disposed: its caller is told, and the peer sees the close.
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => getting.Within());
+        var error = await Assert.ThrowsAsync<ObjectDisposedException>(() => getting.Within());
+        Assert.Equal("ConnectionPool", error.ObjectName); // thrown where the connect ends, not by the next loop's check
         Assert.True(await (await farm.NextAsync()).ReadsEndAsync());
     }
 }

@@ -81,6 +81,7 @@ public class HandshakeTests
         var error = await Assert.ThrowsAnyAsync<P2PException>(() => connecting.Within());
         Assert.IsType(expected, error);
         Assert.Equal(message, error.Message);
+        Assert.Equal("bob", error.PeerName);
     }
 
     [Fact]
@@ -94,6 +95,7 @@ public class HandshakeTests
 
         var error = await Assert.ThrowsAsync<PeerConnectionException>(() => connecting.Within());
         Assert.Equal($"Peer 'bob' at ? sent a hello this node cannot accept: Protocol version {Messages.ProtocolVersion + 1} is not supported; this node speaks version {Messages.ProtocolVersion}.", error.Message);
+        Assert.Equal("bob", error.PeerName);
     }
 
     [Fact]
@@ -179,5 +181,20 @@ public class HandshakeTests
         Assert.Equal(IPAddress.Loopback, connection.RemoteAddress);
         await connection.DisposeAsync();
         Assert.Equal(0, await serving.Within());
+        Assert.Throws<ObjectDisposedException>(() => connection.DialedSocket.Available); // closed, not only shut down
+    }
+
+    [Fact]
+    public async Task A_dialed_socket_the_connection_cannot_take_is_closed_and_the_cause_named()
+    {
+        // A UDP socket takes no TCP options: the connection cannot be made over it.
+        var peer = new ScriptedPeer();
+        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var error = await Assert.ThrowsAsync<PeerConnectionException>(() => ClientConnection.ConnectAsync(
+            (_, _) => new((udp, peer.Connection.Client)), ScriptedPeer.EndPoint, "bob", "bob-1", ScriptedPeer.CallerHello, ScriptedPeer.Options,
+            TimeSpan.FromSeconds(20), NodeOptions.DefaultMaxBufferedBytesPerConnection, null, null, TimeProvider.System, CancellationToken.None).Within());
+        var cause = Assert.IsType<SocketException>(error.InnerException);
+        Assert.Equal($"Cannot connect to peer 'bob' at 127.0.0.1:45123: {cause.Message}", error.Message);
+        Assert.Throws<ObjectDisposedException>(() => udp.Available);
     }
 }

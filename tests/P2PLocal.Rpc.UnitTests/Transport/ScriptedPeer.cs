@@ -70,6 +70,17 @@ internal sealed class ScriptedPeer
         writer.Write(x);
     };
 
+    /// <summary>Writes the kwargs <c>{s: 'p' x size}</c>: a request of about <c>size</c> bytes.</summary>
+    public static readonly KwargsWriter<int> WritePadding = static (ref MessagePackWriter writer, int size, MessagePackSerializerOptions _) =>
+    {
+        writer.WriteMapHeader(1);
+        writer.Write("s");
+        writer.Write(new string('p', size));
+    };
+
+    /// <summary>The pipe toward a peer that reads nothing: it takes 1 KiB before its writer waits.</summary>
+    public static PipeOptions NotReading => new(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false);
+
     /// <summary>Reads an int result.</summary>
     public static readonly ResultReader<int> ReadInt = static (ref MessagePackReader reader, MessagePackSerializerOptions _) => reader.ReadInt32();
 

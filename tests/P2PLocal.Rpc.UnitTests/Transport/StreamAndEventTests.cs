@@ -160,6 +160,7 @@ public class StreamAndEventTests
 
         Assert.Equal(0, connection.PendingCount);
         await Assert.ThrowsAsync<PeerConnectionException>(() => Open(connection, "c", 8).AsTask().Within());
+        Assert.Equal(0, connection.PendingCount); // the stream that could not be sent is not kept
         await connection.DisposeAsync();
     }
 
