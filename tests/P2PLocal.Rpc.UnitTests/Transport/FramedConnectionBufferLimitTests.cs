@@ -34,6 +34,14 @@ public class FramedConnectionBufferLimitTests
         return (connection, clock, stuck);
     }
 
+    /// <summary>A started connection over a quiet in-memory wire, with a buffer limit of 1000 bytes.</summary>
+    private static FramedTestConnection StartedWithLimit1000()
+    {
+        var connection = new FramedTestConnection(new InMemoryConnection(), maxBufferedBytes: 1000);
+        connection.Start();
+        return connection;
+    }
+
     [Fact]
     public async Task A_connection_is_stalled_only_once_more_than_the_timeout_has_passed()
     {
@@ -124,8 +132,7 @@ public class FramedConnectionBufferLimitTests
     [Fact]
     public async Task Every_waiter_for_room_is_woken_when_the_bytes_fall_back_under_the_limit()
     {
-        var connection = new FramedTestConnection(new InMemoryConnection(), maxBufferedBytes: 1000);
-        connection.Start();
+        var connection = StartedWithLimit1000();
         connection.Hold(1500);
         var first = connection.WaitForRoom();
         var second = connection.WaitForRoom();
@@ -142,8 +149,7 @@ public class FramedConnectionBufferLimitTests
     [Fact]
     public async Task Waiting_for_room_ends_at_once_under_the_limit_and_on_a_closed_connection()
     {
-        var connection = new FramedTestConnection(new InMemoryConnection(), maxBufferedBytes: 1000);
-        connection.Start();
+        var connection = StartedWithLimit1000();
         connection.Hold(1000);
         Assert.True(connection.WaitForRoom().IsCompletedSuccessfully);
 
@@ -158,8 +164,7 @@ public class FramedConnectionBufferLimitTests
     [Fact]
     public async Task Closing_wakes_a_waiter_for_room_while_held_bytes_keep_the_connection_over_the_limit()
     {
-        var connection = new FramedTestConnection(new InMemoryConnection(), maxBufferedBytes: 1000);
-        connection.Start();
+        var connection = StartedWithLimit1000();
         connection.Hold(1500); // a handler still serving a large request
         var waiting = connection.WaitForRoom();
         Assert.False(waiting.IsCompleted);
