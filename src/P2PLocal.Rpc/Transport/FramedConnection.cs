@@ -52,16 +52,11 @@ internal abstract class FramedConnection
     private TaskCompletionSource? _room;
     private int _receiveLimit;
 
-    /// <summary>Wraps a connected socket (the connection owns it). Frames up to <paramref name="maxReceiveFrameSize"/> are read once the
-    /// hello is in; above <paramref name="maxBufferedBytes"/> buffered bytes (queued to send, or received and still being served) reading pauses.</summary>
-    protected FramedConnection(Socket socket, int maxReceiveFrameSize, long maxBufferedBytes)
-        : this(socket, new NetworkStream(socket, ownsSocket: true), maxReceiveFrameSize, maxBufferedBytes)
-    {
-    }
-
     /// <summary>
     /// Frames over <paramref name="stream"/> (a <see cref="NetworkStream"/>, or an <see cref="System.Net.Security.SslStream"/>
     /// over one, issue 10), which owns <paramref name="socket"/>; the socket is kept to shut it down on close.
+    /// Frames up to <paramref name="maxReceiveFrameSize"/> are read once the hello is in; above <paramref name="maxBufferedBytes"/>
+    /// buffered bytes (queued to send, or received and still being served) reading pauses.
     /// Idle and stall times are read on <paramref name="clock"/> (the node's <see cref="TimeProvider"/>; the system clock when null).
     /// </summary>
     protected FramedConnection(Socket socket, Stream stream, int maxReceiveFrameSize, long maxBufferedBytes, TimeProvider? clock = null)
@@ -355,7 +350,7 @@ internal abstract class FramedConnection
     /// the only call in progress, so the write loop's thread hop buys no batching; false under load, where letting
     /// frames gather behind the loop's wake-up sends many in one system call.
     /// </summary>
-    protected virtual bool SendInline => false;
+    protected abstract bool SendInline { get; }
 
     /// <summary>Handles one frame; the callee owns <paramref name="frame"/> and disposes it. Throwing closes the connection.</summary>
     protected abstract void OnFrame(ReceivedFrame frame);
@@ -706,6 +701,7 @@ internal abstract class FramedConnection
         lock (_sendGate)
             DisposeQueued(_queued);
         _writeSignal.Stop();
+        WakeRoomWaiters(); // received bytes still held may keep it over the limit: nothing else would wake them
         try
         {
             // Shutdown wakes a read loop blocked in the kernel; Dispose alone does not on every platform.

@@ -1,5 +1,3 @@
-using System.IO.Pipelines;
-using System.Threading.Channels;
 using MessagePack;
 using Microsoft.Extensions.Time.Testing;
 using P2PLocal.Rpc.Framing;
@@ -7,100 +5,32 @@ using P2PLocal.Rpc.Dispatch;
 using P2PLocal.Rpc.Protocol;
 using P2PLocal.Rpc.Testing;
 using P2PLocal.Rpc.Transport;
+using static P2PLocal.Rpc.UnitTests.Transport.FramedTestConnection;
 
 namespace P2PLocal.Rpc.UnitTests.Transport;
 
 /// <summary>
-/// <see cref="FramedConnection"/> itself, through a minimal subclass over an in-memory connection: frames in order and
-/// whole whatever the reads, request slots freed exactly once on every path, the hello-size limit until
+/// <see cref="FramedConnection"/> itself, through a minimal subclass (<see cref="FramedTestConnection"/>) over an
+/// in-memory connection: frames in order and whole whatever the reads, request slots freed exactly once on every path, the hello-size limit until
 /// <c>AcceptFullFrames</c>, received bytes held against the buffer limit pausing the read loop, and closing.
 /// </summary>
 public class FramedConnectionTests
 {
-    /// <summary>Records what arrives; sends what the test gives it.</summary>
-    private sealed class TestConnection : FramedConnection
+    [Fact]
+    public async Task A_connection_turns_off_Nagle_on_its_socket_so_a_lone_frame_is_not_held_back()
     {
-        private int _slotsFreed;
-        private int _closes;
-
-        public TestConnection(InMemoryConnection wire, long maxBufferedBytes = 1 << 20, TimeProvider? clock = null)
-            : base(wire.ClientSocket, wire.Client, 64 * 1024, maxBufferedBytes, clock)
-        {
-        }
-
-        public Channel<byte[]> Received { get; } = Channel.CreateUnbounded<byte[]>();
-
-        /// <summary>Received frames are held against the buffer limit until <see cref="Release"/>.</summary>
-        public bool HoldFrames { get; init; }
-
-        public bool Inline { get; set; } = true;
-
-        public int SlotsFreed => Volatile.Read(ref _slotsFreed);
-
-        public int Closes => Volatile.Read(ref _closes);
-
-        public void Start(bool fullFrames = true)
-        {
-            if (fullFrames)
-                AcceptFullFrames();
-            StartLoops();
-        }
-
-        public void Release(int bytes) => ReleaseReceived(bytes);
-
-        /// <summary>A control message whose writing throws.</summary>
-        public bool SendFailing(bool holdsRequestSlot) =>
-            TrySend(0, static (ref MessagePackWriter _, int _) => throw new InvalidOperationException("no"), int.MaxValue, holdsRequestSlot);
-
-        /// <summary>A control message holding <paramref name="text"/>.</summary>
-        public bool SendText(string text, int maxFrameSize, bool holdsRequestSlot) =>
-            TrySend(text, static (ref MessagePackWriter writer, string s) => writer.Write(s), maxFrameSize, holdsRequestSlot);
-
-        protected override bool SendInline => Inline;
-
-        protected override void OnFrame(ReceivedFrame frame)
-        {
-            using (frame)
-            {
-                if (HoldFrames)
-                    HoldReceived(frame.Length);
-                Received.Writer.TryWrite(frame.Payload.ToArray());
-            }
-        }
-
-        protected override void OnClosed(Exception? reason) => Interlocked.Increment(ref _closes);
-
-        protected override void OnRequestSlotsFreed(int count) => Interlocked.Add(ref _slotsFreed, count);
-
-        public async Task<byte[]> NextAsync() => await Received.Reader.ReadAsync().AsTask().Within();
+        var wire = new InMemoryConnection();
+        Assert.False(wire.ClientSocket.NoDelay);
+        var connection = new FramedTestConnection(wire);
+        Assert.True(wire.ClientSocket.NoDelay);
+        await connection.DisposeAsync();
     }
-
-    private static FrameBuffer Frame(int number, int padding = 0, bool holdsSlot = false)
-    {
-        var frame = new FrameBuffer { HoldsRequestSlot = holdsSlot };
-        var writer = new MessagePackWriter(frame);
-        writer.WriteArrayHeader(2);
-        writer.Write(number);
-        writer.Write(new string('p', padding));
-        writer.Flush();
-        frame.Complete(int.MaxValue);
-        return frame;
-    }
-
-    private static int NumberOf(ReadOnlyMemory<byte> payload)
-    {
-        var reader = new MessagePackReader(payload);
-        reader.ReadArrayHeader();
-        return reader.ReadInt32();
-    }
-
-    private static PipeOptions NotReading => new(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false);
 
     [Fact]
     public async Task Frames_from_one_sender_arrive_in_order_whether_written_inline_or_queued()
     {
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         for (var i = 0; i < 300; i++)
         {
@@ -118,7 +48,7 @@ public class FramedConnectionTests
     public async Task A_frame_split_across_reads_arrives_once_and_whole()
     {
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         var bytes = WireFrames.Frame((ref MessagePackWriter writer) => writer.Write(new string('s', 3000)));
         var two = WireFrames.Frame((ref MessagePackWriter writer) => writer.Write(2));
@@ -138,7 +68,7 @@ public class FramedConnectionTests
     public async Task Until_the_hello_is_in_only_frames_up_to_16_KiB_are_read()
     {
         var wire = new InMemoryConnection();
-        var small = new TestConnection(wire);
+        var small = new FramedTestConnection(wire);
         small.Start(fullFrames: false);
         await wire.Peer.WriteAsync(WireFrames.Frame(new byte[Messages.MaxHelloFrameSize]));
         Assert.Equal(Messages.MaxHelloFrameSize, (await small.NextAsync()).Length);
@@ -148,7 +78,7 @@ public class FramedConnectionTests
         await small.DisposeAsync();
 
         var fullWire = new InMemoryConnection();
-        var full = new TestConnection(fullWire);
+        var full = new FramedTestConnection(fullWire);
         full.Start(fullFrames: true);
         await fullWire.Peer.WriteAsync(WireFrames.Frame(new byte[Messages.MaxHelloFrameSize + 1]));
         Assert.Equal(Messages.MaxHelloFrameSize + 1, (await full.NextAsync()).Length);
@@ -159,7 +89,7 @@ public class FramedConnectionTests
     public async Task Every_request_slot_is_freed_once_whether_written_inline_queued_batched_or_large()
     {
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         connection.TrySend(Frame(0, holdsSlot: true)); // inline
         connection.Inline = false;
@@ -179,7 +109,7 @@ public class FramedConnectionTests
     public async Task Request_slots_of_frames_dropped_by_a_close_or_refused_after_it_are_freed_once()
     {
         var wire = new InMemoryConnection(toPeer: NotReading);
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         connection.TrySend(Frame(0, padding: 2000, holdsSlot: true)); // inline, stuck in the pipe
         connection.Inline = false;
@@ -200,7 +130,7 @@ public class FramedConnectionTests
     public async Task A_control_message_that_fails_to_build_frees_its_slot_and_throws()
     {
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         Assert.Throws<InvalidOperationException>(() => connection.SendFailing(holdsRequestSlot: true));
         Assert.Equal(1, connection.SlotsFreed);
@@ -222,7 +152,7 @@ public class FramedConnectionTests
     {
         var clock = new FakeTimeProvider();
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire, maxBufferedBytes: 4096, clock) { HoldFrames = true };
+        var connection = new FramedTestConnection(wire, maxBufferedBytes: 4096, clock) { HoldFrames = true };
         connection.Start();
         var frame = WireFrames.Frame(new byte[1500]);
         await wire.Peer.WriteAsync((byte[])[.. frame, .. frame, .. frame, .. frame, .. frame]); // one read: five frames
@@ -252,7 +182,7 @@ public class FramedConnectionTests
     {
         var clock = new FakeTimeProvider();
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire, clock: clock);
+        var connection = new FramedTestConnection(wire, clock: clock);
         Assert.Equal(clock.GetTimestamp(), connection.LastFrameTicks);
         Assert.Same(clock, connection.Clock);
         connection.Start();
@@ -269,7 +199,7 @@ public class FramedConnectionTests
     public async Task A_failed_write_of_the_write_loop_closes_the_connection_with_its_error_and_frees_every_slot_once()
     {
         var wire = new InMemoryConnection(toPeer: NotReading);
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         connection.TrySend(Frame(0, padding: 2000, holdsSlot: true)); // inline, stuck in the pipe until the peer reads
         connection.Inline = false;
@@ -290,7 +220,7 @@ public class FramedConnectionTests
     public async Task The_peers_end_of_stream_closes_the_connection_once_with_no_reason()
     {
         var wire = new InMemoryConnection();
-        var connection = new TestConnection(wire);
+        var connection = new FramedTestConnection(wire);
         connection.Start();
         wire.Peer.Dispose();
         Assert.Null(await connection.Closed.Within());
