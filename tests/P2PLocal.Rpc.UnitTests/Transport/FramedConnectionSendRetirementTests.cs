@@ -34,7 +34,7 @@ public class FramedConnectionSendRetirementTests
     /// The library's end of an in-memory connection whose writes the test decides: each completes at once through one
     /// reusable <see cref="IValueTaskSource"/> (counting the results taken), or throws before it returns.
     /// </summary>
-    private sealed class ScriptedWrites(PipeEndStream inner) : Stream, IValueTaskSource
+    private sealed class ScriptedWrites(PipeEndStream inner) : WrappedStream(inner), IValueTaskSource
     {
         private ManualResetValueTaskSourceCore<bool> _core;
 
@@ -65,30 +65,6 @@ public class FramedConnectionSendRetirementTests
 
         void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
             _core.OnCompleted(continuation, state, token, flags);
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
-
-        protected override void Dispose(bool disposing)
-        {
-            inner.Dispose();
-            base.Dispose(disposing);
-        }
-
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private static (FramedTestConnection Connection, ScriptedWrites Stream) OverScriptedWrites()

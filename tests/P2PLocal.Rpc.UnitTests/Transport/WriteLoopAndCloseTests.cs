@@ -23,7 +23,7 @@ public class WriteLoopAndCloseTests
     private static PipeOptions NotReading => new(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false);
 
     /// <summary>The library's end of an in-memory connection, counting its writes and any two at once.</summary>
-    private sealed class GuardedStream(PipeEndStream inner) : Stream
+    private sealed class GuardedStream(PipeEndStream inner) : WrappedStream(inner)
     {
         private int _writing;
         private int _writes;
@@ -51,42 +51,13 @@ public class WriteLoopAndCloseTests
         {
             try
             {
-                await inner.WriteAsync(buffer, cancellationToken);
+                await Inner.WriteAsync(buffer, cancellationToken);
             }
             finally
             {
                 Volatile.Write(ref _writing, 0);
             }
         }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            inner.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        protected override void Dispose(bool disposing)
-        {
-            inner.Dispose();
-            base.Dispose(disposing);
-        }
-
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>A minimal connection: records frames and freed slots, and lets the test act on the read loop.</summary>
