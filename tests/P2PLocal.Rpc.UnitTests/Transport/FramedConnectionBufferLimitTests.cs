@@ -42,6 +42,14 @@ public class FramedConnectionBufferLimitTests
         return connection;
     }
 
+    /// <summary>The connection is over the limit from now: not stalled yet, stalled once the timeout has passed.</summary>
+    private static void StallsOnlyAfterTheTimeout(FramedTestConnection connection, FakeTimeProvider clock)
+    {
+        Assert.False(connection.IsStalled(Timeout));
+        clock.Advance(Timeout + TimeSpan.FromSeconds(1));
+        Assert.True(connection.IsStalled(Timeout));
+    }
+
     [Fact]
     public async Task A_connection_is_stalled_only_once_more_than_the_timeout_has_passed()
     {
@@ -62,9 +70,7 @@ public class FramedConnectionBufferLimitTests
         clock.Advance(TimeSpan.FromSeconds(10));
 
         connection.Hold(1); // over it from now on
-        Assert.False(connection.IsStalled(Timeout));
-        clock.Advance(Timeout + TimeSpan.FromSeconds(1));
-        Assert.True(connection.IsStalled(Timeout));
+        StallsOnlyAfterTheTimeout(connection, clock);
         connection.Release(1001);
         await connection.DisposeAsync();
     }
@@ -81,9 +87,7 @@ public class FramedConnectionBufferLimitTests
         var length = next.Length;
         Assert.True(connection.TrySend(next)); // queued behind the stuck frame: over the limit from now on
         Assert.Equal(stuck + length, connection.QueuedSendBytes);
-        Assert.False(connection.IsStalled(Timeout));
-        clock.Advance(Timeout + TimeSpan.FromSeconds(1));
-        Assert.True(connection.IsStalled(Timeout));
+        StallsOnlyAfterTheTimeout(connection, clock);
         connection.Release(1000);
         await connection.DisposeAsync();
     }
@@ -102,9 +106,7 @@ public class FramedConnectionBufferLimitTests
         Assert.False(connection.IsStalled(Timeout));
         clock.Advance(TimeSpan.FromSeconds(10));
         connection.Hold(1000); // over again: the clock starts again, from now
-        Assert.False(connection.IsStalled(Timeout));
-        clock.Advance(Timeout + TimeSpan.FromSeconds(1));
-        Assert.True(connection.IsStalled(Timeout));
+        StallsOnlyAfterTheTimeout(connection, clock);
         connection.Release(1000);
         await connection.DisposeAsync();
     }
