@@ -143,4 +143,39 @@ public class ClientConnectionAdmissionTests
         Assert.Equal(1, await next.Within());
         await connection.DisposeAsync();
     }
+
+    [Fact]
+    public async Task A_caller_that_timed_out_waiting_for_room_gives_the_gate_back()
+    {
+        var (connection, peer, clock, calls) = await FillAsync();
+        var late = CallPadded(connection, "late", 10, TimeSpan.FromHours(1)); // holds the gate while it waits for room
+        var next = CallPadded(connection, "next", 10, Timeout.InfiniteTimeSpan); // waits for the gate
+
+        clock.Advance(TimeSpan.FromHours(1));
+        await Assert.ThrowsAsync<TimeoutException>(() => late.Within());
+
+        var requests = await AnswerAsync(peer, 4); // the three fills, then 'next', let through once 'late' gave the gate back
+        Assert.Equal(new[] { "fill", "fill", "fill", "next" }, requests.Select(r => r.Function));
+        Assert.Equal(4, await next.Within());
+        await Task.WhenAll(calls).Within();
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_timeout_of_a_call_that_waited_for_room_runs_from_when_it_was_let_through()
+    {
+        var (connection, peer, clock, calls) = await FillAsync();
+        var waited = CallPadded(connection, "waited", 10, TimeSpan.FromMinutes(10));
+        clock.Advance(TimeSpan.FromMinutes(6)); // still waiting for room
+
+        await AnswerAsync(peer, 3); // room: 'waited' goes out now, due ten minutes from here
+        var request = await peer.ReadAsync(MessageKind.Request);
+        Assert.Equal("waited", request.Function);
+        clock.Advance(TimeSpan.FromMinutes(5)); // eleven minutes after the call began, five after it went out
+
+        await peer.ReplyAsync(request.Id, 7); // a TimeoutException had the wait counted against it
+        Assert.Equal(7, await waited.Within());
+        await Task.WhenAll(calls).Within();
+        await connection.DisposeAsync();
+    }
 }

@@ -228,6 +228,32 @@ public class StreamAndEventTests
     }
 
     [Fact]
+    public async Task Credit_held_back_goes_out_before_the_reader_waits_for_the_next_item()
+    {
+        // A peer may run a smaller window than ours: the two items read of a batch of four could be what it waits for.
+        var (connection, peer, stream, request) = await StreamingAsync(8);
+        using var _ = stream;
+        await peer.SendItemAsync(request.Id, 1);
+        await peer.SendItemAsync(request.Id, 2);
+        Assert.Equal(1, await Next(stream));
+        Assert.Equal(2, await Next(stream));
+
+        var next = Next(stream); // nothing waiting: the reader waits, after granting what it read
+        var granted = 0u;
+        while (granted < 2)
+        {
+            var credit = await peer.ReadAsync(MessageKind.StreamCredit);
+            Assert.Equal(request.Id, credit.Id);
+            granted += credit.Number;
+        }
+
+        Assert.Equal(2u, granted);
+        await peer.SendItemAsync(request.Id, 3);
+        Assert.Equal(3, await next);
+        await connection.DisposeAsync();
+    }
+
+    [Fact]
     public async Task No_item_within_the_timeout_is_timed_on_the_connections_clock()
     {
         var clock = new FakeTimeProvider();
