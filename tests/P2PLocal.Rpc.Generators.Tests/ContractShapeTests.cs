@@ -77,6 +77,20 @@ public sealed class ContractShapeTests
     }
 
     [Fact]
+    public void A_bool_default_reaches_the_dispatcher_as_written_false_as_well_as_true()
+    {
+        var (result, _) = GeneratorHarness.Run("""
+            using P2PLocal.Rpc;
+            [P2PService] public partial class Flags { public int Count(bool exact = false, bool strict = true) => 0; }
+            """);
+        var text = Assert.Single(result.GeneratedSources).SourceText.ToString();
+
+        // A kwarg the caller leaves out takes the parameter's default (run S's Parser.cs:400 wrote every bool as true).
+        Assert.Contains(" arg_exact = false;", text, StringComparison.Ordinal);
+        Assert.Contains(" arg_strict = true;", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_fingerprint_hashes_UTF16_code_units_as_PROTOCOL_md_says_and_the_Python_client_computes_it()
     {
         var (result, _) = GeneratorHarness.Run("""
