@@ -227,23 +227,39 @@ internal sealed partial class ClientConnection : FramedConnection
     private async Task<SemaphoreSlim> WaitToSendAsync(string function, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var gate = LazyInitializer.EnsureInitialized(ref _sendAdmission, static () => new SemaphoreSlim(1, 1));
-        var started = Clock.GetTimestamp();
-        TimeSpan Left() => Waitable(timeout) == Timeout.InfiniteTimeSpan
-            ? Timeout.InfiniteTimeSpan
-            : TimeSpan.FromTicks(Math.Max(0, (timeout - Clock.GetElapsedTime(started)).Ticks));
-        await WaitForGateAsync(gate, Left(), NotRead, cancellationToken).ConfigureAwait(false);
+        // One deadline on the node's clock for both waits, the gate's and the room's (a SemaphoreSlim timeout would run on
+        // real time); a timeout longer than a timer takes waits without a bound.
+        using var giveUp = Waitable(timeout) == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(timeout, Clock);
+        using var either = giveUp is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, giveUp.Token);
+        var token = either?.Token ?? cancellationToken;
+        try
+        {
+            await gate.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            throw GaveUp();
+        }
+
         try
         {
             while (IsOverBufferLimit && !IsClosed)
-                await WaitForRoomAsync().WaitAsync(Left(), Clock, cancellationToken).ConfigureAwait(false);
+                await WaitForRoomAsync().WaitAsync(token).ConfigureAwait(false);
             return gate;
         }
         catch (Exception e)
         {
             gate.Release();
-            if (e is TimeoutException)
-                throw NotRead();
+            if (e is OperationCanceledException)
+                throw GaveUp();
             throw;
+        }
+
+        // The caller's own token (not the linked one) when the caller gave up, else the deadline passed.
+        Exception GaveUp()
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return NotRead();
         }
 
         TimeoutException NotRead() =>
@@ -255,30 +271,6 @@ internal sealed partial class ClientConnection : FramedConnection
     /// or semaphore waits at once (about 24.8 days) waits without a bound instead of throwing.
     /// </summary>
     private static TimeSpan Waitable(TimeSpan timeout) => timeout > s_longestWait ? Timeout.InfiniteTimeSpan : timeout;
-
-    /// <summary>
-    /// Waits for the admission gate, giving up after <paramref name="timeout"/> on the node's clock (as the wait for room
-    /// does), not the system's: a <see cref="SemaphoreSlim"/> timeout would run on real time.
-    /// </summary>
-    private async Task WaitForGateAsync(SemaphoreSlim gate, TimeSpan timeout, Func<TimeoutException> timedOut, CancellationToken cancellationToken)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        using var giveUp = new CancellationTokenSource(timeout, Clock);
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, giveUp.Token);
-        try
-        {
-            await gate.WaitAsync(either.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw timedOut();
-        }
-    }
 
     /// <summary>Takes a pooled call and makes it the waiter for <paramref name="id"/>, due by <paramref name="deadline"/>: one lock.</summary>
     private PendingCall Register(uint id, long deadline)
