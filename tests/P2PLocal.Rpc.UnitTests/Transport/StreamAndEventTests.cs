@@ -62,6 +62,7 @@ public class StreamAndEventTests
         using var _ = stream;
         for (var i = 0; i < 4; i++)
             await peer.SendItemAsync(request.Id, i);
+        await Patience.Until(() => stream.Waiting == 4); // all here: no read waits, so no credit goes out before its batch
 
         Assert.Equal(0, await Next(stream));
         Assert.Equal(1, await Next(stream));
