@@ -188,6 +188,7 @@ static IEnumerable<Func<IArm>> AllArms() =>
 [
     () => new RawArm(),
     () => new RawPipelinedArm(),
+    () => new FormatPipelinedArm(),
     () => new DynamicArm(),
     () => new StreamJsonRpcArm(),
     () => new GrpcArm(),

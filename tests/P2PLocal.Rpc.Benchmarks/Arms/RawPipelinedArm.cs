@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Net;
@@ -13,14 +14,32 @@ namespace P2PLocal.Rpc.Benchmarks.Arms;
 /// one read in one send. The client matches replies by id and resumes each caller on its read loop (no hop); the
 /// requests those callers queue meanwhile go out in one send once the read's replies are all completed, and a
 /// caller outside the read loop sends at once unless a send is under way (then its frame joins the next one).
-/// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body.
+/// Frame: 4-byte big-endian length, 4-byte id, 1 op byte, body (<see cref="RawFormat"/>).
 /// </summary>
-public sealed class RawPipelinedArm : IArm
+public sealed class RawPipelinedArm : PipelinedArm<RawFormat>
+{
+    public override string Name => "raw-pipelined";
+}
+
+/// <summary>
+/// The same ceiling speaking the library's wire format (PROTOCOL.md, "Messages"; <see cref="MessagePackFormat"/>):
+/// what the best implementation of that format could do with the same loops, one connection and no hop. Its ratio to
+/// <c>raw-pipelined</c> is the most any typed call can reach on this machine, since a typed call encodes and decodes
+/// at least this much.
+/// </summary>
+public sealed class FormatPipelinedArm : PipelinedArm<MessagePackFormat>
+{
+    public override string Name => "format-pipelined";
+}
+
+/// <summary>The loops of the pipelined ceilings; <typeparamref name="TFormat"/> writes and reads the frame bodies.</summary>
+public abstract class PipelinedArm<TFormat> : IArm
+    where TFormat : struct, IPipelinedFormat
 {
     private LoopbackAcceptor? _acceptor;
     private Client? _client;
 
-    public string Name => "raw-pipelined";
+    public abstract string Name { get; }
 
     public int ServerPort { get; private set; }
 
@@ -51,23 +70,8 @@ public sealed class RawPipelinedArm : IArm
                     var length = BinaryPrimitives.ReadInt32BigEndian(input.AsSpan(offset));
                     if (filled - offset - 4 < length)
                         break;
-                    var body = input.AsSpan(offset + 4, length);
-                    var reply = output.AsSpan(written);
-                    body[..5].CopyTo(reply[4..]); // id and op
-                    int replyLength;
-                    if (body[4] == RawArm.GreetOp)
-                    {
-                        RawArm.s_hello.CopyTo(reply[9..]);
-                        body[5..].CopyTo(reply[(9 + RawArm.s_hello.Length)..]);
-                        replyLength = length + RawArm.s_hello.Length;
-                    }
-                    else
-                    {
-                        body[5..].CopyTo(reply[9..]);
-                        replyLength = length;
-                    }
-
-                    BinaryPrimitives.WriteInt32BigEndian(reply, replyLength);
+                    var replyLength = TFormat.Answer(input.AsMemory(offset + 4, length), output.AsMemory(written + 4));
+                    BinaryPrimitives.WriteInt32BigEndian(output.AsSpan(written), replyLength);
                     written += 4 + replyLength;
                     offset += 4 + length;
                     if (output.Length - written < 64 * 1024)
@@ -101,6 +105,7 @@ public sealed class RawPipelinedArm : IArm
     public ValueTask DisposeAsync()
     {
         _acceptor?.Dispose();
+        GC.SuppressFinalize(this);
         return default;
     }
 
@@ -126,9 +131,9 @@ public sealed class RawPipelinedArm : IArm
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<string> GreetAsync(string name)
         {
-            var call = Send(RawArm.GreetOp, name, static (span, n) => Encoding.UTF8.GetBytes(n, span), Encoding.UTF8.GetMaxByteCount(name.Length));
+            var call = Send(name, static (span, id, n) => TFormat.WriteGreet(span, id, n), TFormat.MaxGreetBody(name));
             var length = await new ValueTask<int>(call, call.Version);
-            var result = Encoding.UTF8.GetString(call.Reply, 0, length);
+            var result = TFormat.ReadGreeting(call.Reply.AsMemory(0, length));
             Return(call);
             return result;
         }
@@ -137,7 +142,7 @@ public sealed class RawPipelinedArm : IArm
         public async ValueTask<Payload> EchoAsync(Payload payload)
         {
             var bytes = MessagePackSerializer.Serialize(payload);
-            var call = Send(RawArm.EchoOp, bytes, static (span, b) => { b.CopyTo(span); return b.Length; }, bytes.Length);
+            var call = Send(bytes, static (span, id, b) => TFormat.WriteEcho(span, id, b), TFormat.MaxEchoBody(bytes));
             var length = await new ValueTask<int>(call, call.Version);
             var result = MessagePackSerializer.Deserialize<Payload>(call.Reply.AsMemory(0, length));
             Return(call);
@@ -145,7 +150,7 @@ public sealed class RawPipelinedArm : IArm
         }
 
         /// <summary>Queues a request; the sender writes it at once unless someone (a sender, or the read loop) will.</summary>
-        private PendingCall Send<T>(byte op, T state, Func<Span<byte>, T, int> writeBody, int maxBody)
+        private PendingCall Send<T>(T state, Func<Memory<byte>, int, T, int> writeBody, int maxBody)
         {
             PendingCall call;
             lock (_gate)
@@ -154,14 +159,11 @@ public sealed class RawPipelinedArm : IArm
                 call.Reset();
                 var id = ++_nextId;
                 _pending[id] = call;
-                if (_queued.Length - _queuedLength < 9 + maxBody)
-                    Array.Resize(ref _queued, Math.Max(_queued.Length * 2, _queuedLength + 9 + maxBody));
-                var frame = _queued.AsSpan(_queuedLength);
-                BinaryPrimitives.WriteInt32BigEndian(frame[4..], id);
-                frame[8] = op;
-                var body = writeBody(frame[9..], state);
-                BinaryPrimitives.WriteInt32BigEndian(frame, 5 + body);
-                _queuedLength += 9 + body;
+                if (_queued.Length - _queuedLength < 4 + maxBody)
+                    Array.Resize(ref _queued, Math.Max(_queued.Length * 2, _queuedLength + 4 + maxBody));
+                var body = writeBody(_queued.AsMemory(_queuedLength + 4), id, state);
+                BinaryPrimitives.WriteInt32BigEndian(_queued.AsSpan(_queuedLength), body);
+                _queuedLength += 4 + body;
                 if (_writing || _completing)
                     return call;
                 _writing = true;
@@ -228,11 +230,11 @@ public sealed class RawPipelinedArm : IArm
                         var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(offset));
                         if (filled - offset - 4 < length)
                             break;
-                        var id = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(offset + 4));
+                        var id = TFormat.ReadReplyId(buffer.AsMemory(offset + 4, length), out var value);
                         PendingCall call;
                         lock (_gate)
                             _pending.Remove(id, out call!);
-                        call.Complete(buffer.AsSpan(offset + 9, length - 5)); // runs the caller's continuation here
+                        call.Complete(buffer.AsSpan(offset + 4 + value, length - value)); // runs the caller's continuation here
                         offset += 4 + length;
                     }
 
@@ -286,5 +288,197 @@ public sealed class RawPipelinedArm : IArm
 
         public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
             _core.OnCompleted(continuation, state, token, flags);
+    }
+}
+
+/// <summary>How a pipelined ceiling writes and reads its frame bodies (the 4-byte length prefix is the loops').</summary>
+public interface IPipelinedFormat
+{
+    /// <summary>The most bytes <see cref="WriteGreet"/> writes for <paramref name="name"/>.</summary>
+    static abstract int MaxGreetBody(string name);
+
+    /// <summary>Writes the body of request <paramref name="id"/> greeting <paramref name="name"/>; returns its length.</summary>
+    static abstract int WriteGreet(Memory<byte> body, int id, string name);
+
+    /// <summary>The most bytes <see cref="WriteEcho"/> writes for <paramref name="payload"/>.</summary>
+    static abstract int MaxEchoBody(byte[] payload);
+
+    /// <summary>Writes the body of request <paramref name="id"/> echoing <paramref name="payload"/> (MessagePack); returns its length.</summary>
+    static abstract int WriteEcho(Memory<byte> body, int id, byte[] payload);
+
+    /// <summary>Server: writes the reply body to one request body; returns its length.</summary>
+    static abstract int Answer(ReadOnlyMemory<byte> request, Memory<byte> reply);
+
+    /// <summary>Client: the request id a reply body answers, and where its value starts.</summary>
+    static abstract int ReadReplyId(ReadOnlyMemory<byte> reply, out int valueOffset);
+
+    /// <summary>Client: the greeting in a reply's value.</summary>
+    static abstract string ReadGreeting(ReadOnlyMemory<byte> value);
+}
+
+/// <summary>
+/// The raw ceiling's bodies: 4-byte big-endian id, 1 op byte (<see cref="RawArm.GreetOp"/> or <see cref="RawArm.EchoOp"/>),
+/// the name's UTF-8 or the payload's bytes; a reply is the same header, then "Hello, " + name or the payload as it came.
+/// </summary>
+public readonly struct RawFormat : IPipelinedFormat
+{
+    public static int MaxGreetBody(string name) => 5 + Encoding.UTF8.GetMaxByteCount(name.Length);
+
+    public static int WriteGreet(Memory<byte> body, int id, string name)
+    {
+        var span = body.Span;
+        BinaryPrimitives.WriteInt32BigEndian(span, id);
+        span[4] = RawArm.GreetOp;
+        return 5 + Encoding.UTF8.GetBytes(name, span[5..]);
+    }
+
+    public static int MaxEchoBody(byte[] payload) => 5 + payload.Length;
+
+    public static int WriteEcho(Memory<byte> body, int id, byte[] payload)
+    {
+        var span = body.Span;
+        BinaryPrimitives.WriteInt32BigEndian(span, id);
+        span[4] = RawArm.EchoOp;
+        payload.CopyTo(span[5..]);
+        return 5 + payload.Length;
+    }
+
+    public static int Answer(ReadOnlyMemory<byte> request, Memory<byte> reply)
+    {
+        var body = request.Span;
+        var output = reply.Span;
+        body[..5].CopyTo(output); // id and op
+        if (body[4] != RawArm.GreetOp)
+        {
+            body[5..].CopyTo(output[5..]);
+            return body.Length;
+        }
+
+        RawArm.s_hello.CopyTo(output[5..]);
+        body[5..].CopyTo(output[(5 + RawArm.s_hello.Length)..]);
+        return body.Length + RawArm.s_hello.Length;
+    }
+
+    public static int ReadReplyId(ReadOnlyMemory<byte> reply, out int valueOffset)
+    {
+        valueOffset = 5;
+        return BinaryPrimitives.ReadInt32BigEndian(reply.Span);
+    }
+
+    public static string ReadGreeting(ReadOnlyMemory<byte> value) => Encoding.UTF8.GetString(value.Span);
+}
+
+/// <summary>
+/// The library's bodies (PROTOCOL.md): request <c>[0, id, "Greet", {"name": name}]</c> or
+/// <c>[0, id, "Echo", {"payload": payload}]</c>, result <c>[1, id, value]</c>, written with <see cref="MessagePackWriter"/> and
+/// read with <see cref="MessagePackReader"/> as a typed implementation must: the function and key compared as UTF-8
+/// bytes, the name read into a string for the handler, its greeting built and written as a string, and read back into a
+/// string by the caller. No lookup tables, limits or checks beyond these: a ceiling, not a design.
+/// </summary>
+public readonly struct MessagePackFormat : IPipelinedFormat
+{
+    private static readonly byte[] s_greet = Encoding.UTF8.GetBytes("Greet");
+    private static readonly byte[] s_echo = Encoding.UTF8.GetBytes("Echo");
+    private static readonly byte[] s_name = Encoding.UTF8.GetBytes("name");
+    private static readonly byte[] s_payload = Encoding.UTF8.GetBytes("payload");
+
+    // [0, id, function, {key: value}]: array, kind, uint32 id, the function and key as strings, the map header.
+    private const int RequestOverhead = 1 + 1 + 5 + 2 + 8 + 1 + 2 + 8;
+
+    public static int MaxGreetBody(string name) => RequestOverhead + 5 + Encoding.UTF8.GetMaxByteCount(name.Length);
+
+    public static int WriteGreet(Memory<byte> body, int id, string name)
+    {
+        var target = MemoryWriter.Over(body);
+        var writer = new MessagePackWriter(target);
+        WriteRequestHead(ref writer, id, s_greet, s_name);
+        writer.Write(name);
+        writer.Flush();
+        return target.Written;
+    }
+
+    public static int MaxEchoBody(byte[] payload) => RequestOverhead + payload.Length;
+
+    public static int WriteEcho(Memory<byte> body, int id, byte[] payload)
+    {
+        var target = MemoryWriter.Over(body);
+        var writer = new MessagePackWriter(target);
+        WriteRequestHead(ref writer, id, s_echo, s_payload);
+        writer.WriteRaw(payload);
+        writer.Flush();
+        return target.Written;
+    }
+
+    private static void WriteRequestHead(ref MessagePackWriter writer, int id, byte[] function, byte[] key)
+    {
+        writer.WriteArrayHeader(4);
+        writer.Write((byte)0);
+        writer.Write((uint)id);
+        writer.WriteString(function);
+        writer.WriteMapHeader(1);
+        writer.WriteString(key);
+    }
+
+    public static int Answer(ReadOnlyMemory<byte> request, Memory<byte> reply)
+    {
+        var reader = new MessagePackReader(request);
+        if (reader.ReadArrayHeader() != 4 || reader.ReadByte() != 0)
+            throw new InvalidDataException("not a request");
+        var id = reader.ReadUInt32();
+        if (!reader.TryReadStringSpan(out var function) || reader.ReadMapHeader() != 1 || !reader.TryReadStringSpan(out var key))
+            throw new InvalidDataException("not a request of this arm");
+        var target = MemoryWriter.Over(reply);
+        var writer = new MessagePackWriter(target);
+        writer.WriteArrayHeader(3);
+        writer.Write((byte)1);
+        writer.Write(id);
+        if (function.SequenceEqual(s_greet) && key.SequenceEqual(s_name))
+            writer.Write("Hello, " + reader.ReadString());
+        else if (function.SequenceEqual(s_echo) && key.SequenceEqual(s_payload))
+            writer.WriteRaw(reader.ReadRaw());
+        else
+            throw new InvalidDataException("unknown function or kwarg");
+        writer.Flush();
+        return target.Written;
+    }
+
+    public static int ReadReplyId(ReadOnlyMemory<byte> reply, out int valueOffset)
+    {
+        var reader = new MessagePackReader(reply);
+        if (reader.ReadArrayHeader() != 3 || reader.ReadByte() != 1)
+            throw new InvalidDataException("not a result");
+        var id = (int)reader.ReadUInt32();
+        valueOffset = (int)reader.Consumed;
+        return id;
+    }
+
+    public static string ReadGreeting(ReadOnlyMemory<byte> value)
+    {
+        var reader = new MessagePackReader(value);
+        return reader.ReadString() ?? throw new InvalidDataException("a nil greeting");
+    }
+
+    /// <summary>A buffer writer over the rest of a loop's buffer (the loops size their buffers to fit); one per thread, reused.</summary>
+    private sealed class MemoryWriter : IBufferWriter<byte>
+    {
+        [ThreadStatic]
+        private static MemoryWriter? t_writer;
+        private Memory<byte> _target;
+
+        public int Written { get; private set; }
+
+        public static MemoryWriter Over(Memory<byte> target)
+        {
+            var writer = t_writer ??= new MemoryWriter();
+            writer._target = target;
+            writer.Written = 0;
+            return writer;
+        }
+
+        public void Advance(int count) => Written += count;
+
+        public Memory<byte> GetMemory(int sizeHint = 0) => _target[Written..];
+
+        public Span<byte> GetSpan(int sizeHint = 0) => _target.Span[Written..];
     }
 }
