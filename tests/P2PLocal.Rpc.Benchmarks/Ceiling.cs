@@ -14,6 +14,9 @@ public static class Ceiling
 {
     public const string Ceiling_ = "raw-pipelined";
 
+    /// <summary>The ceiling's loops speaking the library's wire format: the most any implementation of the format reaches.</summary>
+    public const string FormatCeiling = "format-pipelined";
+
     public sealed record Figure(string Arm, int InFlight, double PerSecond, double CpuUsPerCall);
 
     public static async Task<IReadOnlyList<Figure>> RunAsync(IReadOnlyList<IArm> arms, int[] inFlights, int rounds, TimeSpan slice)
@@ -58,15 +61,16 @@ public static class Ceiling
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Median of {rounds} rounds of {slice.TotalMilliseconds:0} ms slices per arm, arms interleaved; load average (1 min) {loadBefore} before and {loadAfter} after. CPU µs/call is this process's CPU time (client and server together) over the calls.");
         text.AppendLine();
-        text.AppendLine("| arm | in flight | calls/s | ratio to raw-pipelined | CPU µs/call | CPU ratio |");
-        text.AppendLine("|---|---:|---:|---:|---:|---:|");
+        text.AppendLine("| arm | in flight | calls/s | ratio to raw-pipelined | ratio to format-pipelined | CPU µs/call | CPU ratio |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var group in figures.GroupBy(f => f.InFlight).OrderBy(g => g.Key))
         {
             var ceiling = group.FirstOrDefault(f => f.Arm == Ceiling_);
+            var format = group.FirstOrDefault(f => f.Arm == FormatCeiling);
             foreach (var f in group)
             {
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"| `{f.Arm}` | {f.InFlight} | {f.PerSecond:#,0} | {(ceiling is null ? "n/a" : (f.PerSecond / ceiling.PerSecond).ToString("0.00x", CultureInfo.InvariantCulture))} | {f.CpuUsPerCall:0.00} | {(ceiling is null ? "n/a" : (f.CpuUsPerCall / ceiling.CpuUsPerCall).ToString("0.00x", CultureInfo.InvariantCulture))} |");
+                    $"| `{f.Arm}` | {f.InFlight} | {f.PerSecond:#,0} | {Ratio(f.PerSecond, ceiling?.PerSecond)} | {Ratio(f.PerSecond, format?.PerSecond)} | {f.CpuUsPerCall:0.00} | {Ratio(f.CpuUsPerCall, ceiling?.CpuUsPerCall)} |");
             }
         }
 
@@ -89,4 +93,7 @@ public static class Ceiling
 
         return text.ToString();
     }
+
+    private static string Ratio(double value, double? of) =>
+        of is { } denominator ? (value / denominator).ToString("0.00x", CultureInfo.InvariantCulture) : "n/a";
 }
