@@ -233,7 +233,8 @@ public sealed partial class ServiceGenerator
                     Report(diagnostics, DiagnosticDescriptors.TooManyCancellationTokens, at, method.Name);
                 if (IsAsyncStream(parameter.Type))
                     Report(diagnostics, DiagnosticDescriptors.StreamParameter, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
-                else if (!isToken && !isContext && !IsSerializable(parameter.Type))
+                // A bare dynamic kwarg would make the generated proxy's calls bind at run time (CS1978 on its writer).
+                else if (!isToken && !isContext && (!IsSerializable(parameter.Type) || parameter.Type.TypeKind == TypeKind.Dynamic))
                     Report(diagnostics, DiagnosticDescriptors.UnsupportedParameterType, at, parameter.Name, method.Name, parameter.Type.ToDisplayString());
                 else if (!isToken && !isContext)
                     parse.Check(parameter.Type, $"kwarg '{parameter.Name}' of '{method.Name}'", at, reached);

@@ -40,8 +40,10 @@ public sealed partial class ServiceGenerator
                     case IArrayTypeSymbol array:
                         Visit(array.ElementType, via);
                         return;
-                    case ITypeParameterSymbol or IPointerTypeSymbol or IFunctionPointerTypeSymbol or IErrorTypeSymbol:
-                        return; // reported by P2P006/P2P007, or a compile error already
+                    case IErrorTypeSymbol:
+                        return; // a compile error already
+                    // Nothing else but named types gets here: IsSerializable has ruled out pointers and type parameters,
+                    // at the top (P2P006/P2P007) and in members (below); dynamic is object to MessagePack.
                     case INamedTypeSymbol named:
                         VisitNamed(named, via);
                         return;
@@ -52,7 +54,7 @@ public sealed partial class ServiceGenerator
             {
                 // object is allowed: MessagePack writes and reads it as plain values (numbers, strings, arrays, maps),
                 // as dynamic kwargs are; what it cannot do is bring back a class, which its type says nothing about.
-                if (type.SpecialType != SpecialType.None || type.TypeKind is TypeKind.Enum or TypeKind.Delegate || type.IsRefLikeType)
+                if (type.SpecialType != SpecialType.None || type.TypeKind == TypeKind.Enum)
                     return;
                 if (HasAttribute(type, FormatterAttribute) || HasAttribute(type, DataContractAttribute))
                     return;
@@ -92,7 +94,15 @@ public sealed partial class ServiceGenerator
                     if (!keyAsPropertyName && !HasAttribute(member, KeyAttribute))
                         Report(soft, DiagnosticDescriptors.MissingKey, at, member.Name, Name(type), where);
                     var memberType = member is IPropertySymbol property ? property.Type : ((IFieldSymbol)member).Type;
-                    Visit(memberType, Name(type) + "." + member.Name);
+                    if (IsSerializable(memberType))
+                    {
+                        Visit(memberType, Name(type) + "." + member.Name);
+                    }
+                    else
+                    {
+                        Problem(memberType, Name(type) + "." + member.Name, "MessagePack has no formatter for pointers, delegates, ref structs, streams or tasks",
+                            "change the member's type, or mark it [IgnoreMember]");
+                    }
                 }
             }
         }

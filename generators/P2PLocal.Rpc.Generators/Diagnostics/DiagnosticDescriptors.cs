@@ -43,7 +43,7 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor UnsupportedParameterType = Create(
         "P2P006", "Parameter type cannot be sent",
-        "Change the type of parameter '{0}' of '{1}': '{2}' cannot be serialized with MessagePack (pointers, ref structs such as Span<T>, delegates and type parameters cannot); use an array, a collection or a [MessagePackObject] type",
+        "Change the type of parameter '{0}' of '{1}': '{2}' cannot be serialized with MessagePack (pointers, ref structs such as Span<T>, delegates and type parameters cannot; declare a dynamic kwarg as object); use an array, a collection or a [MessagePackObject] type",
         "Every kwarg is sent as a MessagePack value, so its type must be one MessagePack can write and read.");
 
     public static readonly DiagnosticDescriptor UnsupportedReturnType = Create(
