@@ -115,10 +115,10 @@ internal sealed partial class ClientConnection : FramedConnection
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         Socket? socket = null;
+        Stream? stream = null;
         ClientConnection? connection = null;
         try
         {
-            Stream stream;
             string? peerId = null;
             if (dial is not null)
             {
@@ -147,9 +147,16 @@ internal sealed partial class ClientConnection : FramedConnection
         catch (Exception e)
         {
             if (connection is not null)
+            {
                 await connection.DisposeAsync().ConfigureAwait(false);
+            }
             else
+            {
+                // Not a connection yet: the stream (which owns the socket on the TCP path) and the socket go here.
+                if (stream is not null)
+                    await stream.DisposeAsync().ConfigureAwait(false);
                 socket?.Dispose();
+            }
             if (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException)
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
