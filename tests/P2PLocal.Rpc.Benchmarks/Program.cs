@@ -4,7 +4,7 @@ using P2PLocal.Rpc;
 using P2PLocal.Rpc.Benchmarks;
 using P2PLocal.Rpc.Benchmarks.Arms;
 
-// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--no-streams] [--rounds N]
+// Usage: dotnet run -c Release --project tests/P2PLocal.Rpc.Benchmarks -- [--load ARM [--seconds S] [--in-flight N]] [--quick] [--arms raw,dynamic,...] [--out DIR] [--no-discovery] [--no-split] [--no-streams] [--rounds N]
 if (Option("--serve-bob") is { } bobPort)
 {
     await AllocationSplit.ServeBobAsync(int.Parse(bobPort, CultureInfo.InvariantCulture));
@@ -14,12 +14,13 @@ if (Option("--serve-bob") is { } bobPort)
 var quick = args.Contains("--quick");
 if (Option("--load") is { } loaded)
 {
-    // For a CPU profiler: keep 64 Greet calls in flight on one arm for the given seconds.
+    // For a CPU profiler: keep 64 Greet calls (or --in-flight N) in flight on one arm for the given seconds.
     await using var loadedArm = AllArms().Select(f => f()).First(a => a.Name == loaded);
     await loadedArm.StartAsync();
     var seconds = double.Parse(Option("--seconds") ?? "10", CultureInfo.InvariantCulture);
-    var perSecond = await Runner.LoadAsync(loadedArm, 64, TimeSpan.FromSeconds(seconds));
-    Console.WriteLine($"{loaded}: {perSecond:#,0} calls/s with 64 in flight for {seconds} s");
+    var inFlight = int.Parse(Option("--in-flight") ?? "64", CultureInfo.InvariantCulture);
+    var perSecond = await Runner.LoadAsync(loadedArm, inFlight, TimeSpan.FromSeconds(seconds));
+    Console.WriteLine($"{loaded}: {perSecond:#,0} calls/s with {inFlight} in flight for {seconds} s");
     return 0;
 }
 

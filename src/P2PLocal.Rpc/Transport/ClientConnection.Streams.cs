@@ -39,16 +39,7 @@ internal sealed partial class ClientConnection
         LastUsedTicks = Clock.GetTimestamp();
         var admission = IsOverBufferLimit ? await WaitToSendAsync(function, timeout, cancellationToken).ConfigureAwait(false) : null;
         var id = (uint)Interlocked.Increment(ref _nextId);
-        FrameBuffer frame;
-        try
-        {
-            frame = BuildRequest(id, function, state, writeKwargs, window);
-        }
-        catch
-        {
-            admission?.Release();
-            throw;
-        }
+        var frame = BuildRequest(id, function, state, writeKwargs, admission, window);
 
         var stream = new ReceivingStream(this, id, function, window);
         lock (_pendingGate)

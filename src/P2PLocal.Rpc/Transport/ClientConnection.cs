@@ -115,10 +115,10 @@ internal sealed partial class ClientConnection : FramedConnection
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         Socket? socket = null;
+        Stream? stream = null;
         ClientConnection? connection = null;
         try
         {
-            Stream stream;
             string? peerId = null;
             if (dial is not null)
             {
@@ -147,9 +147,16 @@ internal sealed partial class ClientConnection : FramedConnection
         catch (Exception e)
         {
             if (connection is not null)
+            {
                 await connection.DisposeAsync().ConfigureAwait(false);
+            }
             else
+            {
+                // Not a connection yet: the stream (which owns the socket on the TCP path) and the socket go here.
+                if (stream is not null)
+                    await stream.DisposeAsync().ConfigureAwait(false);
                 socket?.Dispose();
+            }
             if (e is PeerConnectionException or PeerBusyException or PeerAuthenticationException)
                 throw;
             cancellationToken.ThrowIfCancellationRequested();
@@ -171,17 +178,7 @@ internal sealed partial class ClientConnection : FramedConnection
         if (admission is not null)
             now = Clock.GetTimestamp(); // the timeout runs from when the request is let through, as before
         var id = (uint)Interlocked.Increment(ref _nextId);
-        FrameBuffer frame;
-        try
-        {
-            frame = BuildRequest(id, function, state, writeKwargs);
-        }
-        catch
-        {
-            admission?.Release();
-            throw;
-        }
-
+        var frame = BuildRequest(id, function, state, writeKwargs, admission);
         var pending = Register(id, DeadlineAfter(now, timeout));
         pending.Arm(cancellationToken); // the caller's token only: the deadline is the connection's (Deadlines.cs)
         var sent = TrySend(frame);
@@ -296,8 +293,11 @@ internal sealed partial class ClientConnection : FramedConnection
         }
     }
 
-    /// <remarks>With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs).</remarks>
-    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, int window = 0)
+    /// <remarks>
+    /// With a <paramref name="window"/> above 0, a stream request (ClientConnection.Streams.cs). When building fails, the
+    /// <paramref name="admission"/> gate the caller holds (see <see cref="WaitToSendAsync"/>) is released.
+    /// </remarks>
+    private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, SemaphoreSlim? admission, int window = 0)
     {
         var frame = new FrameBuffer();
         try
@@ -317,14 +317,12 @@ internal sealed partial class ClientConnection : FramedConnection
             frame.Complete(_maxSendFrameSize);
             return frame;
         }
-        catch (FrameTooLargeException e)
+        catch (Exception e)
         {
             frame.Dispose();
-            throw new FrameTooLargeException($"The request to '{_peerName}'.{function} is too large: {e.Message}", e);
-        }
-        catch
-        {
-            frame.Dispose();
+            admission?.Release();
+            if (e is FrameTooLargeException)
+                throw new FrameTooLargeException($"The request to '{_peerName}'.{function} is too large: {e.Message}", e);
             throw;
         }
     }

@@ -136,8 +136,11 @@ internal abstract class FramedConnection
 
     private void MarkOverLimit()
     {
-        if (Volatile.Read(ref _overLimitSince) == 0)
-            Interlocked.CompareExchange(ref _overLimitSince, Clock.GetTimestamp(), 0);
+        if (Volatile.Read(ref _overLimitSince) != 0)
+            return;
+        // 0 means "not over the limit": a clock that reads 0 now (a test's, or a custom TimeProvider) is taken one tick later.
+        var now = Clock.GetTimestamp();
+        Interlocked.CompareExchange(ref _overLimitSince, now == 0 ? 1 : now, 0);
     }
 
     private void OnBufferReleased()

@@ -62,6 +62,31 @@ public class FramedConnectionBufferLimitTests
     }
 
     [Fact]
+    public async Task A_stall_that_starts_while_the_clock_reads_zero_is_still_seen()
+    {
+        // The stall's start is kept as a timestamp, with 0 meaning "not over the limit": a clock at 0 must not hide it.
+        var clock = new ClockFromZero();
+        var frame = Frame(1, padding: 2000);
+        var connection = new FramedTestConnection(new InMemoryConnection(toPeer: NotReading), frame.Length - 1, clock);
+        connection.Start();
+        Assert.True(connection.TrySend(frame));
+        Assert.Equal(0, clock.GetTimestamp());
+
+        clock.Now = clock.TimestampFrequency * 10; // 10 s later
+        Assert.True(connection.IsStalled(Timeout));
+        Assert.True(connection.CloseIfStalled(Timeout));
+        await connection.DisposeAsync();
+    }
+
+    /// <summary>A clock whose timestamps start at 0 and move only when told.</summary>
+    private sealed class ClockFromZero : TimeProvider
+    {
+        public long Now { get; set; }
+
+        public override long GetTimestamp() => Now;
+    }
+
+    [Fact]
     public async Task Received_bytes_held_start_the_stall_clock_when_they_pass_the_limit_not_when_they_reach_it()
     {
         var (connection, clock, stuck) = Stuck(limit: stuck => stuck + 1000);

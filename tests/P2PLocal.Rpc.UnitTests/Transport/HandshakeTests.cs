@@ -38,6 +38,34 @@ public class HandshakeTests
     }
 
     [Fact]
+    public async Task A_dialed_stream_is_disposed_when_no_connection_can_be_made_over_it()
+    {
+        // The dialer hands over a socket that is already closed, so the connection cannot be built on it.
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Dispose();
+        var stream = new DisposalCountingStream();
+        PeerDialer dial = (_, _) => new((socket, stream));
+
+        var error = await Assert.ThrowsAsync<PeerConnectionException>(() => ClientConnection.ConnectAsync(dial, ScriptedPeer.EndPoint, "bob", "bob-1",
+            ScriptedPeer.CallerHello, ScriptedPeer.Options, TimeSpan.FromSeconds(20), NodeOptions.DefaultMaxBufferedBytesPerConnection, null, null,
+            TimeProvider.System, CancellationToken.None).Within());
+        Assert.IsType<ObjectDisposedException>(error.InnerException);
+        Assert.Equal(1, stream.Disposals);
+    }
+
+    /// <summary>A stream that counts how often it was disposed.</summary>
+    private sealed class DisposalCountingStream : MemoryStream
+    {
+        public int Disposals { get; private set; }
+
+        protected override void Dispose(bool disposing)
+        {
+            Disposals++;
+            base.Dispose(disposing);
+        }
+    }
+
+    [Fact]
     public async Task Another_instance_at_the_endpoint_is_refused_as_a_restart()
     {
         var peer = new ScriptedPeer();
