@@ -12,7 +12,6 @@ public sealed class DiagnosticCaseTests
     private const string Usings = """
         using System;
         using System.Collections.Generic;
-        using System.Runtime.CompilerServices;
         using System.Runtime.Serialization;
         using System.Threading;
         using System.Threading.Tasks;
