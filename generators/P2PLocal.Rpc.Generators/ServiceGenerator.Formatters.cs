@@ -174,7 +174,7 @@ public sealed partial class ServiceGenerator
 
             var name = type.ToDisplayString(s_wireFormat);
             var className = "Formatter_" + new string(typeOf.Replace("global::", "").Select(c => char.IsLetterOrDigit(c) ? c : '_').ToArray());
-            return new ObjectShape(name, className, type.IsValueType, isMap, isMap ? members.Count : members.Max(m => m.IntKey) + 1,
+            return new ObjectShape(name, className, type.IsValueType, isMap, isMap ? members.Count : members.Count == 0 ? 0 : members.Max(m => m.IntKey) + 1,
                 members.ToEquatableArray(), constructor.ToEquatableArray());
         }
 

@@ -121,8 +121,9 @@ public sealed partial class ServiceGenerator
                         continue;
                     if (HasAttribute(member, IgnoreMemberAttribute) || HasAttribute(member, IgnoreDataMemberAttribute))
                         continue;
-                    // Records declare EqualityContract; overrides appear once, at the most derived type.
-                    if (member.Name == "EqualityContract" || !names.Add(member.Name))
+                    // Overrides appear once, at the most derived type. (A record's EqualityContract is the compiler's and
+                    // protected, so it never gets here; a public member of that name is serialized like any other.)
+                    if (!names.Add(member.Name))
                         continue;
                     yield return member;
                 }

@@ -315,6 +315,30 @@ public sealed class DiagnosticCaseTests
     }
 
     [Fact]
+    public void A_MessagePackObject_type_without_members_is_accepted_as_an_empty_array()
+    {
+        // The formatter's array length was the highest key + 1, taken over no keys: the generator threw (CS8785).
+        var outcome = Accepted("""
+            [MessagePackObject] public class Empty { }
+            [MessagePackObject] public class Quiet { [IgnoreMember] public int Hidden { get; set; } }
+            [P2PService] public partial class S { public int Run(Empty empty, Quiet quiet) => 1; }
+            """);
+        Assert.Contains("WriteArrayHeader(0)", outcome.Generated, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_public_member_named_EqualityContract_is_checked_like_any_other_while_a_records_own_is_not_a_member()
+    {
+        // A record's EqualityContract is the compiler's (protected); a class may declare a public one that MessagePack writes.
+        var diagnostic = Single("""
+            [MessagePackObject] public record Point([property: Key(0)] int X);
+            [MessagePackObject] public class Job { [Key(0)] public Func<int> EqualityContract { get; set; } = null!; }
+            [P2PService] public partial class S { public void Run(Job job, Point point) { } }
+            """, "P2P014", "job");
+        Assert.Contains("System.Func<int> (in Job.EqualityContract)", Outcome.Message(diagnostic), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_member_overridden_down_the_hierarchy_is_reported_once_at_the_most_derived_type()
     {
         var diagnostic = Single("""

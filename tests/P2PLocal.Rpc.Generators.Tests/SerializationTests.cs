@@ -50,6 +50,56 @@ public sealed class SerializationTests
 
     private static readonly Lazy<Assembly> s_assembly = new(() => GeneratorHarness.CompileAndLoad("Loose", Source, "P2P014"));
 
+    // A [MessagePackObject] type with nothing to serialize: its generated formatter once crashed the generator (CS8785).
+    private const string EmptySource = """
+        using System.Threading.Tasks;
+        using MessagePack;
+        using P2PLocal.Rpc;
+
+        namespace Hollow;
+
+        [MessagePackObject]
+        public sealed class Nothing
+        {
+            [IgnoreMember]
+            public int Local { get; set; }
+        }
+
+        [P2PService]
+        public partial class Echo
+        {
+            public Nothing Back(Nothing nothing, int count) => new() { Local = count + (nothing is null ? 100 : 0) };
+        }
+
+        public static class Driver
+        {
+            public static Task Serve(Node node)
+            {
+                node.Register(new Echo());
+                return Task.CompletedTask;
+            }
+
+            public static Task<int> Back(Node node) => Task.Run(() => node.Peers.Get<IEcho>("bob").Back(new Nothing { Local = 7 }, 3).Local);
+        }
+        """;
+
+    [Fact]
+    public async Task A_MessagePackObject_type_without_members_travels_as_an_empty_array_both_ways()
+    {
+        var hollow = GeneratorHarness.CompileAndLoad("Hollow", EmptySource);
+        var port = TestNetwork.FreeUdpPort();
+        await using var bob = await TestNetwork.StartAsync("bob", port);
+        await GeneratorHarness.CallAsync(hollow, "Hollow.Driver", "Serve", bob);
+        await using var alice = await TestNetwork.StartAsync("alice", port);
+        await alice.Peers.WaitForAsync("bob").Within();
+
+        // The kwarg arrives as a new object (its ignored member not sent), and the result comes back the same way.
+        Assert.Equal(0, await GeneratorHarness.CallAsync(hollow, "Hollow.Driver", "Back", alice));
+        // On the wire it is an empty array: a dynamic caller sending one is understood.
+        var answer = await alice.RequestAsync("bob", "Back", new Dictionary<string, object?> { ["nothing"] = Array.Empty<object>(), ["count"] = 1 }).Within();
+        Assert.Equal(Array.Empty<object>(), answer);
+    }
+
     [Fact]
     public async Task Unserializable_kwargs_and_results_fail_as_P2PExceptions_that_name_the_type_and_the_member()
     {
