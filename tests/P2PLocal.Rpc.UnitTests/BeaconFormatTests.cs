@@ -273,8 +273,13 @@ public class DiscoveryPublicSurfaceTests
         Assert.Equal(new BeaconRoute("lo", IPAddress.Loopback, new IPEndPoint(IPAddress.Parse("127.255.255.255"), 47900)), route);
         Assert.Single(DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 1));
         Assert.Single(DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 65535));
-        Assert.Throws<ArgumentOutOfRangeException>(() => DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => DiscoveryDiagnostics.GetBeaconRoutes(DiscoveryScope.Loopback, 65536));
+        // Refused up front, naming the argument, in either scope (not by an IPEndPoint made later, or not at all when no
+        // interface can broadcast).
+        foreach (var scope in new[] { DiscoveryScope.Loopback, DiscoveryScope.Lan })
+        {
+            foreach (var port in new[] { 0, 65536 })
+                Assert.Equal("discoveryPort", Assert.Throws<ArgumentOutOfRangeException>(() => DiscoveryDiagnostics.GetBeaconRoutes(scope, port)).ParamName);
+        }
     }
 
     [Fact]

@@ -178,6 +178,53 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_lone_hello_is_answered_once_not_again_when_the_spacing_ends()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var (_, service) = await CreateAsync(time: time);
+        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
+    public async Task A_delayed_answer_restarts_the_spacing_and_lets_a_later_hello_be_answered_in_its_turn()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var (_, service) = await CreateAsync(time: time);
+        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind); // at once, at 0 ms
+        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource);
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind); // the delayed answer, at 20 ms
+
+        // 10 ms after the delayed answer (30 ms after the first): still inside the spacing it started, so not at once...
+        time.Advance(TimeSpan.FromMilliseconds(10));
+        service.Handle(Alive("n3", "127.0.0.1:6003", instance: "n3", kind: "hello"), s_loopbackSource);
+        Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
+        // ...but answered one spacing after it came: the delayed answer made room for another one to be scheduled.
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+    }
+
+    [Fact]
+    public async Task An_answer_still_waiting_for_the_spacing_is_dropped_when_the_service_stops()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var (_, service) = await CreateAsync(time: time);
+        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource); // waits for the spacing
+
+        await service.DisposeAsync();
+        Assert.Equal(BeaconKind.Bye, (await ExpectBeaconAsync()).Kind);
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300))); // no alive beacon after the goodbye
+    }
+
+    [Fact]
     public async Task An_alive_beacon_is_not_answered()
     {
         var (_, service) = await CreateAsync();
