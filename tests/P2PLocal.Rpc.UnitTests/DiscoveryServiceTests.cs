@@ -70,6 +70,20 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     private async Task<Beacon> ExpectBeaconAsync() =>
         await NextBeaconAsync(Patience.Limit) ?? throw new PatienceExceededException(Patience.Limit, "no beacon arrived.");
 
+    /// <summary>A hello from node n<paramref name="n"/> (its service on port 6000 + n).</summary>
+    private static void Hello(DiscoveryService service, int n) =>
+        service.Handle(Alive("n" + n, "127.0.0.1:" + (6000 + n), instance: "n" + n, kind: "hello"), s_loopbackSource);
+
+    /// <summary>A service on a fake clock that has just answered a first hello (from n1) at once.</summary>
+    private async Task<(FakeTimeProvider Time, DiscoveryService Service)> AnsweredFirstHelloAsync()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
+        var (_, service) = await CreateAsync(time: time);
+        Hello(service, 1);
+        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        return (time, service);
+    }
+
     [Fact]
     public async Task A_beacon_of_a_peer_on_loopback_is_taken_in()
     {
@@ -139,7 +153,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     public async Task A_hello_is_answered_at_once_and_a_burst_of_hellos_once_more_after_the_spacing()
     {
         var (_, service) = await CreateAsync();
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Hello(service, 1);
         var answer = await ExpectBeaconAsync();
         Assert.Equal((BeaconKind.Alive, "me", "me-instance", new IPEndPoint(IPAddress.Loopback, 5000)), (answer.Kind, answer.Name, answer.InstanceId, answer.EndPoint));
         Assert.Equal(TimeSpan.FromSeconds(2), answer.Interval);
@@ -159,20 +173,17 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     [Fact]
     public async Task The_answer_spacing_follows_the_node_clock()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
-        var (_, service) = await CreateAsync(time: time);
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
-        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        var (time, service) = await AnsweredFirstHelloAsync();
 
         // Inside the 20 ms spacing of the node's clock, which stands still: the answer waits however long real time runs.
-        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource);
+        Hello(service, 2);
         Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
         time.Advance(TimeSpan.FromMilliseconds(20));
         Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
 
         // A full spacing later on the node's clock, a hello is answered at once again.
         time.Advance(TimeSpan.FromMilliseconds(20));
-        service.Handle(Alive("n3", "127.0.0.1:6003", instance: "n3", kind: "hello"), s_loopbackSource);
+        Hello(service, 3);
         Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
         Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(100)));
     }
@@ -180,10 +191,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     [Fact]
     public async Task A_lone_hello_is_answered_once_not_again_when_the_spacing_ends()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
-        var (_, service) = await CreateAsync(time: time);
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
-        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
+        var (time, service) = await AnsweredFirstHelloAsync();
         time.Advance(TimeSpan.FromMilliseconds(20));
         time.Advance(TimeSpan.FromMilliseconds(20));
         Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
@@ -192,17 +200,14 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     [Fact]
     public async Task A_delayed_answer_restarts_the_spacing_and_lets_a_later_hello_be_answered_in_its_turn()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
-        var (_, service) = await CreateAsync(time: time);
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
-        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind); // at once, at 0 ms
-        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource);
+        var (time, service) = await AnsweredFirstHelloAsync(); // at once, at 0 ms
+        Hello(service, 2);
         time.Advance(TimeSpan.FromMilliseconds(20));
         Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind); // the delayed answer, at 20 ms
 
         // 10 ms after the delayed answer (30 ms after the first): still inside the spacing it started, so not at once...
         time.Advance(TimeSpan.FromMilliseconds(10));
-        service.Handle(Alive("n3", "127.0.0.1:6003", instance: "n3", kind: "hello"), s_loopbackSource);
+        Hello(service, 3);
         Assert.Null(await NextBeaconAsync(TimeSpan.FromMilliseconds(300)));
         // ...but answered one spacing after it came: the delayed answer made room for another one to be scheduled.
         time.Advance(TimeSpan.FromMilliseconds(20));
@@ -212,11 +217,8 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
     [Fact]
     public async Task An_answer_still_waiting_for_the_spacing_is_dropped_when_the_service_stops()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000));
-        var (_, service) = await CreateAsync(time: time);
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
-        Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
-        service.Handle(Alive("n2", "127.0.0.1:6002", instance: "n2", kind: "hello"), s_loopbackSource); // waits for the spacing
+        var (time, service) = await AnsweredFirstHelloAsync();
+        Hello(service, 2); // waits for the spacing
 
         await service.DisposeAsync();
         Assert.Equal(BeaconKind.Bye, (await ExpectBeaconAsync()).Kind);
@@ -345,7 +347,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
         service.Handle(Alive("me", "127.0.0.1:5000", instance: "me-instance"), s_loopbackSource); // our own: not counted
         service.Handle(Alive("bob", "127.0.0.1:6000"), s_loopbackSource);
         service.Handle(BeaconText("itecnet|old|127.0.0.1:6002"), s_loopbackSource);
-        service.Handle(Alive("n1", "127.0.0.1:6001", instance: "n1", kind: "hello"), s_loopbackSource);
+        Hello(service, 1);
         Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
         service.Send(BeaconKind.Bye);
         Assert.Equal(BeaconKind.Bye, (await ExpectBeaconAsync()).Kind);

@@ -387,36 +387,29 @@ public readonly struct MessagePackFormat : IPipelinedFormat
 
     public static int MaxGreetBody(string name) => RequestOverhead + 5 + Encoding.UTF8.GetMaxByteCount(name.Length);
 
-    public static int WriteGreet(Memory<byte> body, int id, string name)
-    {
-        var target = MemoryWriter.Over(body);
-        var writer = new MessagePackWriter(target);
-        WriteRequestHead(ref writer, id, s_greet, s_name);
-        writer.Write(name);
-        writer.Flush();
-        return target.Written;
-    }
+    public static int WriteGreet(Memory<byte> body, int id, string name) => WriteRequest(body, id, s_greet, s_name, name, null);
 
     public static int MaxEchoBody(byte[] payload) => RequestOverhead + payload.Length;
 
-    public static int WriteEcho(Memory<byte> body, int id, byte[] payload)
+    public static int WriteEcho(Memory<byte> body, int id, byte[] payload) => WriteRequest(body, id, s_echo, s_payload, null, payload);
+
+    /// <summary>Writes <c>[0, id, function, {key: value}]</c>, the value a string or, when <paramref name="raw"/> is given, those bytes.</summary>
+    private static int WriteRequest(Memory<byte> body, int id, byte[] function, byte[] key, string? text, byte[]? raw)
     {
         var target = MemoryWriter.Over(body);
         var writer = new MessagePackWriter(target);
-        WriteRequestHead(ref writer, id, s_echo, s_payload);
-        writer.WriteRaw(payload);
-        writer.Flush();
-        return target.Written;
-    }
-
-    private static void WriteRequestHead(ref MessagePackWriter writer, int id, byte[] function, byte[] key)
-    {
         writer.WriteArrayHeader(4);
         writer.Write((byte)0);
         writer.Write((uint)id);
         writer.WriteString(function);
         writer.WriteMapHeader(1);
         writer.WriteString(key);
+        if (raw is null)
+            writer.Write(text);
+        else
+            writer.WriteRaw(raw);
+        writer.Flush();
+        return target.Written;
     }
 
     public static int Answer(ReadOnlyMemory<byte> request, Memory<byte> reply)
