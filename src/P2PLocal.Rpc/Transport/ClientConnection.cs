@@ -299,9 +299,10 @@ internal sealed partial class ClientConnection : FramedConnection
     /// </remarks>
     private FrameBuffer BuildRequest<TState>(uint id, string function, TState state, KwargsWriter<TState> writeKwargs, SemaphoreSlim? admission, int window = 0)
     {
-        var frame = new FrameBuffer();
+        FrameBuffer? frame = null;
         try
         {
+            frame = new FrameBuffer();
             var writer = new MessagePackWriter(frame);
             var traced = RequestExtras.TraceContextFor(PeerHello);
             if (window > 0)
@@ -319,7 +320,7 @@ internal sealed partial class ClientConnection : FramedConnection
         }
         catch (Exception e)
         {
-            frame.Dispose();
+            frame?.Dispose();
             admission?.Release();
             if (e is FrameTooLargeException)
                 throw new FrameTooLargeException($"The request to '{_peerName}'.{function} is too large: {e.Message}", e);
