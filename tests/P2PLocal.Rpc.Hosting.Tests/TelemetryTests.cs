@@ -54,6 +54,8 @@ public class TelemetryTests
         Assert.Equal("traced_call", client.GetTagItem("rpc.method"));
         Assert.Equal("127.0.0.1", client.GetTagItem("server.address"));
         Assert.Equal(bob.ServiceEndPoint.Port, client.GetTagItem("server.port"));
+        Assert.Equal("p2plocal", server.GetTagItem("rpc.system.name"));
+        Assert.Equal("traced_call", server.GetTagItem("rpc.method"));
         Assert.Equal("OK", server.GetTagItem("rpc.response.status_code"));
         Assert.Equal("alice", server.GetTagItem("p2plocal.caller.name"));
     }
