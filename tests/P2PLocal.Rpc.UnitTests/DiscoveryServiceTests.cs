@@ -162,7 +162,7 @@ public sealed class DiscoveryServiceTests : IAsyncDisposable
         // 20 more hellos back to back: answered once now or at the end of the 20 ms window, and then at most once per
         // window, never once per hello (the bound is loose for a loaded machine, where the loop may span windows).
         for (var i = 2; i < 22; i++)
-            service.Handle(Alive("n" + i, "127.0.0.1:" + (6000 + i), instance: "n" + i, kind: "hello"), s_loopbackSource);
+            Hello(service, i);
         Assert.Equal(BeaconKind.Alive, (await ExpectBeaconAsync()).Kind);
         var answers = 1;
         while (await NextBeaconAsync(TimeSpan.FromMilliseconds(300)) is not null)

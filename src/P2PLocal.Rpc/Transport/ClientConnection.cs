@@ -21,7 +21,11 @@ namespace P2PLocal.Rpc.Transport;
 internal sealed partial class ClientConnection : FramedConnection
 {
     private const int MaxPooledCalls = 1024;
-    /// <summary>The longest wait a timer or semaphore takes at once (int.MaxValue ms, about 24.8 days); see <see cref="Waitable"/>.</summary>
+    /// <summary>
+    /// The longest timeout a wait on the clock takes at once on every runtime this library targets (int.MaxValue ms, about
+    /// 24.8 days: <c>Task.WaitAsync</c>'s bound on .NET 8); see <see cref="Waitable"/>. The deadline timer has its own, longer
+    /// bound (<c>s_longestTimerWait</c>).
+    /// </summary>
     private static readonly TimeSpan s_longestWait = TimeSpan.FromMilliseconds(int.MaxValue);
     private readonly object _pendingGate = new();
     private readonly Dictionary<uint, Waiting> _pending = [];

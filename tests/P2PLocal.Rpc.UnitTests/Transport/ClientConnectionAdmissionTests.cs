@@ -49,7 +49,7 @@ public class ClientConnectionAdmissionTests
 
     [Theory]
     [InlineData(-1)] // infinite
-    [InlineData(60)] // above what SemaphoreSlim and Task.WaitAsync wait at once (2^31 - 1 ms on .NET 8, 2^32 - 2 ms)
+    [InlineData(60)] // above what Task.WaitAsync and a system timer wait at once (2^31 - 1 ms on .NET 8, 2^32 - 2 ms)
     public async Task A_call_with_no_timeout_or_one_longer_than_a_timer_can_wait_waits_for_room_until_the_peer_reads(int days)
     {
         var (connection, peer, clock, calls) = await FillAsync();
@@ -68,7 +68,7 @@ public class ClientConnectionAdmissionTests
     [Fact]
     public async Task A_timeout_longer_than_a_timer_can_wait_is_taken_by_a_call_on_the_system_clock()
     {
-        // 60 days: above what SemaphoreSlim (2^31 - 1 ms) and a system timer (2^32 - 2 ms) wait at once.
+        // 60 days: above what Task.WaitAsync (2^31 - 1 ms on .NET 8) and a system timer (2^32 - 2 ms) wait at once.
         var (connection, peer) = await ScriptedPeer.ConnectAsync();
         var call = connection.InvokeAsync("f", 1, ScriptedPeer.WriteX, ScriptedPeer.ReadInt, TimeSpan.FromDays(60), CancellationToken.None).AsTask();
         var request = await peer.ReadAsync(MessageKind.Request);
